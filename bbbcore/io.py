@@ -1,0 +1,472 @@
+"""Load microscopy images, pick channels, normalise intensities.
+
+Every failure is an :class:`~bbbcore.errors.ImageReadError` whose message is
+one line, ``"<file name>: <problem>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+
+from . import config
+from .errors import ImageReadError
+
+Source = Union[str, Path, bytes, BinaryIO]
+
+#: Pixel types accepted; others (bool, complex, 64-bit ints, objects) are refused.
+SUPPORTED_DTYPES = tuple(
+    np.dtype(t) for t in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+)
+
+_RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
+_JUNCTION_NAMES = ("zo-1", "zo1", "zo_1", "junction", "tjp1", "claudin", "occludin", "ve-cad", "cdh5")
+_NUCLEAR_NAMES = ("dapi", "hoechst", "nuclei", "nucleus", "nuclear", "draq5")
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@dataclass
+class LoadedImage:
+    """An image after loading, channel selection and normalisation.
+
+    Attributes
+    ----------
+    name : str
+        File name (no folder), used in tables and messages.
+    image_id : str
+        First 16 hex digits of the SHA-256 of the file's bytes.
+    raw : ndarray
+        The pixels as read, (H, W) or (H, W, C), channels last.
+    junction : ndarray
+        (H, W) float32 junction channel, normalised to [0, 1].
+    nuclei : ndarray or None
+        (H, W) float32 nuclear channel, normalised, when there is one.
+    pixel_size_um : float or None
+        µm per pixel from the file's metadata, when the file says it.
+    channel_names : list of str
+        One name per channel of ``raw``.
+    junction_channel, nuclear_channel : int or None
+        Indices into the channels of ``raw``.
+    """
+
+    name: str
+    image_id: str
+    raw: np.ndarray
+    junction: np.ndarray
+    nuclei: np.ndarray | None
+    pixel_size_um: float | None
+    channel_names: list[str] = field(default_factory=list)
+    junction_channel: int = 0
+    nuclear_channel: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Height and width in pixels."""
+        return self.junction.shape  # type: ignore[return-value]
+
+
+def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        label = name or path.name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageReadError(label, "file not found") from None
+        except IsADirectoryError:
+            raise ImageReadError(label, "is a folder, not an image file") from None
+        except OSError as exc:
+            raise ImageReadError(label, f"cannot be read ({exc.strerror or exc})") from None
+        return data, label
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "<bytes>"
+    data = source.read()
+    label = name or getattr(source, "name", None) or "<upload>"
+    return bytes(data), Path(str(label)).name
+
+
+def read_array(
+    source: Source,
+    *,
+    name: str | None = None,
+    max_projection: bool = False,
+    max_megapixels: float = config.MAX_MEGAPIXELS,
+) -> np.ndarray:
+    """Read the pixels of an image file, channels last.
+
+    A shortcut to :func:`read_image_data` for callers that need no metadata.
+    """
+    return read_image_data(
+        source, name=name, max_projection=max_projection, max_megapixels=max_megapixels
+    )[0]
+
+
+def read_image_data(
+    source: Source,
+    *,
+    name: str | None = None,
+    max_projection: bool = False,
+    max_megapixels: float = config.MAX_MEGAPIXELS,
+) -> tuple[np.ndarray, dict]:
+    """Read an image file into an array (H, W) or (H, W, C) and its metadata.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file
+        The image. Its format is found from its content, not its name.
+    name : str, optional
+        Name used in messages (default: the file name).
+    max_projection : bool
+        Collapse the z-planes (or pages) of a stack by their maximum. When
+        False, a stack raises an error that says so.
+    max_megapixels : float
+        Larger images are refused.
+
+    Returns
+    -------
+    array : ndarray
+    meta : dict
+        ``pixel_size_um`` (float or None), ``channel_names`` (list or None),
+        ``image_id`` (hash of the bytes), ``name``, ``format``.
+    """
+    data, label = _read_bytes(source, name)
+    if len(data) == 0:
+        raise ImageReadError(label, "file is empty (0 bytes)")
+    meta = {
+        "name": label,
+        "image_id": hashlib.sha256(data).hexdigest()[:16],
+        "pixel_size_um": None,
+        "channel_names": None,
+    }
+    if data[:4] in _TIFF_MAGIC:
+        meta["format"] = "TIFF"
+        array = _read_tiff(data, label, meta, max_projection, max_megapixels)
+    else:
+        array = _read_pillow(data, label, meta, max_megapixels)
+    if array.dtype not in SUPPORTED_DTYPES:
+        raise ImageReadError(label, f"unsupported pixel type {array.dtype} (use 8- or 16-bit integers or 32-bit float)")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageReadError(label, f"image has zero size ({array.shape[1]} x {array.shape[0]} px)")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ImageReadError(label, "image contains NaN or infinite values")
+    return array, meta
+
+
+def _check_size(label: str, height: int, width: int, max_megapixels: float) -> None:
+    if height == 0 or width == 0:
+        raise ImageReadError(label, f"image has zero size ({width} x {height} px)")
+    megapixels = height * width / 1e6
+    if megapixels > max_megapixels:
+        raise ImageReadError(
+            label,
+            f"image is too large ({width} x {height} px = {megapixels:.0f} megapixels; the limit is {max_megapixels:g})",
+        )
+
+
+def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(_io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageReadError(label, "not a readable image (expected PNG, JPEG or TIFF)") from None
+    except Exception as exc:  # PIL raises many types for broken headers
+        raise ImageReadError(label, f"not a readable image ({type(exc).__name__})") from None
+    meta["format"] = image.format or "unknown"
+    if image.format not in ("PNG", "JPEG", "MPO", "BMP"):
+        raise ImageReadError(label, f"unsupported format {image.format} (expected PNG, JPEG or TIFF)")
+    width, height = image.size
+    _check_size(label, height, width, max_megapixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except OSError as exc:
+        problem = "file is truncated" if "truncated" in str(exc).lower() else f"image data is corrupt ({exc})"
+        raise ImageReadError(label, problem) from None
+    except Exception as exc:
+        raise ImageReadError(label, f"image data is corrupt ({type(exc).__name__})") from None
+    mode = image.mode
+    if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.uint16)
+    array = np.asarray(image)
+    if array.ndim == 3 and image.mode in ("RGBA", "LA"):
+        array = array[..., :-1]  # alpha is not a stain
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    if array.ndim == 3:
+        meta["channel_names"] = ["red", "green", "blue"][: array.shape[-1]]
+    return array
+
+
+def _read_tiff(data: bytes, label: str, meta: dict, max_projection: bool, max_megapixels: float) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(_io.BytesIO(data)) as tif:
+            if not tif.series:
+                raise ImageReadError(label, "TIFF holds no image")
+            series = tif.series[0]
+            axes = series.axes.upper()
+            shape = series.shape
+            if 0 in shape or not shape:
+                raise ImageReadError(label, "image has zero size (no pixels)")
+            if "Y" not in axes or "X" not in axes:
+                raise ImageReadError(label, f"TIFF has no 2-D image plane (axes {axes})")
+            _check_size(label, shape[axes.index("Y")], shape[axes.index("X")], max_megapixels)
+            array = series.asarray()
+            meta["pixel_size_um"] = _tiff_pixel_size(tif)
+            meta["channel_names"] = _tiff_channel_names(tif)
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        text = str(exc).lower()
+        if isinstance(exc, (EOFError, ValueError, OSError)) and ("eof" in text or "truncat" in text or "read" in text):
+            raise ImageReadError(label, "file is truncated") from None
+        raise ImageReadError(label, f"TIFF could not be read ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    return _tiff_to_yxc(array, axes, label, max_projection)
+
+
+def _tiff_to_yxc(array: np.ndarray, axes: str, label: str, max_projection: bool) -> np.ndarray:
+    """Reorder a TIFF series to (Y, X) or (Y, X, C), projecting stacks if asked."""
+    # Drop singleton axes other than Y and X.
+    keep = [i for i, a in enumerate(axes) if a in "YX" or array.shape[i] > 1]
+    array = array.reshape([array.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    channel_axes = [a for a in axes if a in "CS"]
+    stack_axes = [a for a in axes if a not in "YXCS"]
+    if stack_axes:
+        planes = int(np.prod([array.shape[axes.index(a)] for a in stack_axes]))
+        if not max_projection:
+            raise ImageReadError(
+                label,
+                f"is a stack of {planes} planes (axes {axes}); ask for a maximum projection to analyse it",
+            )
+        for a in stack_axes:
+            array = array.max(axis=axes.index(a))
+            axes = axes.replace(a, "")
+    if len(channel_axes) == 2:  # C and S: fold into one channel axis
+        c, s = axes.index("C"), axes.index("S")
+        array = np.moveaxis(array, [c, s], [-2, -1])
+        array = array.reshape(array.shape[:-2] + (-1,))
+        axes = axes.replace("C", "").replace("S", "") + "C"
+    order = [axes.index("Y"), axes.index("X")] + [i for i, a in enumerate(axes) if a in "CS"]
+    return np.ascontiguousarray(np.transpose(array, order))
+
+
+def _tiff_pixel_size(tif) -> float | None:
+    """µm per pixel from OME-XML or ImageJ metadata; None when absent."""
+    if tif.is_ome and tif.ome_metadata:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            for element in root.iter():
+                if element.tag.endswith("Pixels") and element.get("PhysicalSizeX"):
+                    size = float(element.get("PhysicalSizeX"))
+                    unit = element.get("PhysicalSizeXUnit", "µm")
+                    factor = _UNIT_TO_UM.get(unit.lower())
+                    if factor and size > 0:
+                        return size * factor
+        except (ET.ParseError, ValueError):
+            pass
+    if tif.is_imagej:
+        ij = tif.imagej_metadata or {}
+        unit = str(ij.get("unit", "")).lower().replace("\\u00b5", "µ")
+        factor = _UNIT_TO_UM.get(unit)
+        tag = tif.pages.first.tags.get("XResolution")
+        if factor and tag is not None:
+            numerator, denominator = tag.value
+            if numerator > 0:
+                size = denominator / numerator * factor
+                if size > 0 and size != 1.0 * factor:  # 1 px/unit means "not calibrated"
+                    return size
+    return None
+
+
+_UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "μm": 1.0, "nm": 1e-3, "mm": 1e3}
+
+
+def _tiff_channel_names(tif) -> list[str] | None:
+    if tif.is_ome and tif.ome_metadata:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            names = [e.get("Name") for e in root.iter() if e.tag.endswith("}Channel") or e.tag == "Channel"]
+            if names and all(names):
+                return [str(n) for n in names]
+        except ET.ParseError:
+            pass
+    if tif.is_imagej:
+        labels = (tif.imagej_metadata or {}).get("Labels")
+        if isinstance(labels, (list, tuple)) and labels:
+            return [str(x) for x in labels]
+    return None
+
+
+def select_channel(
+    array: np.ndarray,
+    channel: int | str | None,
+    *,
+    channel_names: list[str] | None = None,
+    name: str = "<image>",
+) -> int:
+    """Index of the junction channel of ``array`` (channels last).
+
+    Gray images have one channel (0). RGB images default to green (ZO-1).
+    Multichannel images default to a channel named like a junction stain, else 0.
+    ``channel`` overrides: an index, a colour name (``"green"``), or a name from
+    the file's metadata (``"ZO-1"``).
+    """
+    n_channels = 1 if array.ndim == 2 else array.shape[-1]
+    names = _names(n_channels, channel_names)
+    if channel is None or channel == "auto":
+        if n_channels == 1:
+            return 0
+        for i, n in enumerate(names):
+            if any(key in n.lower() for key in _JUNCTION_NAMES):
+                return i
+        return config.DEFAULT_RGB_JUNCTION_CHANNEL if n_channels in (3, 4) else 0
+    return _resolve(channel, names, n_channels, name)
+
+
+def select_nuclear_channel(
+    array: np.ndarray,
+    channel: int | str | None = "auto",
+    *,
+    junction_channel: int = 0,
+    channel_names: list[str] | None = None,
+    name: str = "<image>",
+) -> int | None:
+    """Index of the nuclear (DAPI) channel, or None when there is none.
+
+    ``"auto"`` picks a channel named like a nuclear stain, else blue of an RGB
+    image, unless the image is gray stored as RGB (then there is no nuclear
+    channel). ``None`` means: no nuclear channel.
+    """
+    if channel is None or channel == "none":
+        return None
+    n_channels = 1 if array.ndim == 2 else array.shape[-1]
+    names = _names(n_channels, channel_names)
+    if channel != "auto":
+        index = _resolve(channel, names, n_channels, name)
+        return None if index == junction_channel else index
+    if n_channels == 1:
+        return None
+    for i, n in enumerate(names):
+        if any(key in n.lower() for key in _NUCLEAR_NAMES):
+            return i
+    if n_channels in (3, 4):
+        blue = config.DEFAULT_RGB_NUCLEAR_CHANNEL
+        sample = array[::7, ::7]
+        if np.abs(sample[..., blue].astype(np.float32) - sample[..., junction_channel]).mean() < 2.0:
+            return None  # a gray image saved as RGB
+        return blue
+    return None
+
+
+def _names(n_channels: int, channel_names: list[str] | None) -> list[str]:
+    if channel_names and len(channel_names) == n_channels:
+        return list(channel_names)
+    if n_channels in (3, 4):
+        return ["red", "green", "blue", "alpha"][:n_channels]
+    return [f"channel {i}" for i in range(n_channels)]
+
+
+def _resolve(channel: int | str, names: list[str], n_channels: int, name: str) -> int:
+    if isinstance(channel, str) and re.fullmatch(r"\d+", channel.strip()):
+        channel = int(channel)
+    if isinstance(channel, (int, np.integer)):
+        if not 0 <= channel < n_channels:
+            raise ImageReadError(name, f"has {n_channels} channel(s); channel {channel} does not exist")
+        return int(channel)
+    key = str(channel).strip().lower()
+    for i, n in enumerate(names):
+        if n.lower() == key:
+            return i
+    if key in ("gray", "grey") and n_channels == 1:
+        return 0
+    if key in _RGB_NAMES and n_channels in (3, 4):
+        return _RGB_NAMES[key]
+    raise ImageReadError(name, f"has no channel named {channel!r} (channels: {', '.join(names)})")
+
+
+def normalise(channel: np.ndarray, percentiles: tuple[float, float] = config.NORMALISE_PERCENTILES) -> np.ndarray:
+    """Scale intensities so the given percentiles map to 0 and 1 (clipped).
+
+    Linear in the input, so an 8-bit image and the same image stored as
+    16-bit give the same result.
+    """
+    values = np.asarray(channel, dtype=np.float32)
+    sample = values[:: max(1, values.shape[0] // 512), :: max(1, values.shape[1] // 512)]
+    low, high = np.percentile(sample, percentiles)
+    if high <= low:
+        high = low + 1.0 if values.max() <= low else float(values.max())
+    out = (values - np.float32(low)) / np.float32(high - low)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def load_image(
+    source: Source,
+    *,
+    name: str | None = None,
+    channel: int | str | None = None,
+    nuclear_channel: int | str | None = "auto",
+    max_projection: bool = False,
+    max_megapixels: float = config.MAX_MEGAPIXELS,
+) -> LoadedImage:
+    """Load an image, pick its junction (and nuclear) channel and normalise.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file
+    name : str, optional
+        Name used in tables and messages (default: the file name).
+    channel : int or str, optional
+        Junction channel override (index, colour or metadata name).
+    nuclear_channel : int, str or None
+        ``"auto"`` (default), an override, or None for none.
+    max_projection : bool
+        Project z-stacks / multi-page TIFFs by their maximum.
+    max_megapixels : float
+        Size limit.
+
+    Returns
+    -------
+    LoadedImage
+    """
+    raw, meta = read_image_data(source, name=name, max_projection=max_projection, max_megapixels=max_megapixels)
+    label = meta["name"]
+    junction_index = select_channel(raw, channel, channel_names=meta["channel_names"], name=label)
+    nuclear_index = select_nuclear_channel(
+        raw, nuclear_channel, junction_channel=junction_index, channel_names=meta["channel_names"], name=label
+    )
+    plane = raw if raw.ndim == 2 else raw[..., junction_index]
+    nuclei = None if nuclear_index is None else normalise(raw[..., nuclear_index])
+    n_channels = 1 if raw.ndim == 2 else raw.shape[-1]
+    return LoadedImage(
+        name=label,
+        image_id=meta["image_id"],
+        raw=raw,
+        junction=normalise(plane),
+        nuclei=nuclei,
+        pixel_size_um=meta["pixel_size_um"],
+        channel_names=_names(n_channels, meta["channel_names"]) if n_channels > 1 else ["gray"],
+        junction_channel=junction_index,
+        nuclear_channel=nuclear_index,
+    )

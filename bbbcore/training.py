@@ -1,0 +1,308 @@
+"""Training the boundary U-Net on outline (partial) or dense annotations.
+
+The loss is computed only where the truth is known: inside annotated cells and
+on their borders. An unannotated pixel is neither border nor interior.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import segmentation
+
+from .annotations import read_truth_cells
+from .io import load_image, normalise, read_array
+from .unet import BoundaryModel, ModelCard, build_unet, resize, resize_to
+
+
+@dataclass
+class TrainingImage:
+    """One training image at the network's working scale.
+
+    Attributes
+    ----------
+    name : str
+    image : (H, W) float32, normalised junction channel
+    border : (H, W) float32 in [0, 1], the border target
+    known : (H, W) float32 in [0, 1], where the loss counts
+    """
+
+    name: str
+    image: np.ndarray
+    border: np.ndarray
+    known: np.ndarray
+
+
+def targets_from_cells(cells: np.ndarray, *, border_width: int = 3, known_margin: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Border target and known-truth mask from a labels image of truth cells.
+
+    The border is every pixel on a cell's edge (between two cells or between a
+    cell and the unknown), thickened to about ``border_width`` px; the known
+    mask is the cells grown by ``known_margin`` px so that their outer border
+    counts too.
+    """
+    edge = segmentation.find_boundaries(cells, connectivity=1, mode="inner", background=0)
+    if border_width > 1:
+        edge = ndi.binary_dilation(edge, iterations=max(1, (border_width - 1) // 2))
+    known = ndi.binary_dilation(cells > 0, iterations=known_margin) if known_margin else cells > 0
+    return edge & known, known
+
+
+def bbb_training_image(image_path: str | Path, outline_path: str | Path, *, scale: float) -> TrainingImage:
+    """A BBB image and its outline annotation, as targets at ``scale``."""
+    image = load_image(image_path)
+    cells = read_truth_cells(outline_path)
+    border, known = targets_from_cells(cells)
+    return TrainingImage(
+        name=image.name,
+        image=resize(image.junction, scale),
+        border=resize(border.astype(np.float32), scale),
+        known=np.clip(resize(known.astype(np.float32), scale) * 1.0, 0, 1),
+    )
+
+
+def dense_training_image(image_path: str | Path, label_path: str | Path, *, scale: float) -> TrainingImage:
+    """A densely labelled image (ISBI 2012 style: 0 = membrane, 255 = cell)."""
+    image = normalise(np.asarray(read_array(image_path), dtype=np.float32))
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    label = read_array(label_path)
+    if label.ndim == 3:
+        label = label[..., 0]
+    border = (label == 0).astype(np.float32)
+    return TrainingImage(
+        name=Path(image_path).name,
+        image=resize(image, scale),
+        border=resize(border, scale),
+        known=np.ones(resize(border, scale).shape, np.float32),
+    )
+
+
+def bbb_dataset(folder: str | Path, *, scale: float, annotator: str = "annotator_a", names: list[str] | None = None) -> list[TrainingImage]:
+    """Training images from a folder of ``<stem>.png`` + ``<stem>.outline[.annotator].png``."""
+    folder = Path(folder)
+    items = []
+    for image_path in sorted(folder.glob("*.png")):
+        if ".outline" in image_path.name:
+            continue
+        stem = image_path.stem
+        if names and stem not in names:
+            continue
+        candidates = [folder / f"{stem}.outline.{annotator}.png", folder / f"{stem}.outline.png"]
+        candidates += sorted(folder.glob(f"{stem}.outline*.png"))
+        outline = next((c for c in candidates if c.exists()), None)
+        if outline is None:
+            continue
+        items.append(bbb_training_image(image_path, outline, scale=scale))
+    if not items:
+        raise FileNotFoundError(f"{folder}: no image with an outline annotation found")
+    return items
+
+
+def isbi_dataset(folder: str | Path, *, scale: float = 1.0, slices: list[str] | None = None) -> list[TrainingImage]:
+    """Training images from the ISBI 2012 layout ``image/NN.png`` + ``label/NN.png``."""
+    folder = Path(folder)
+    items = []
+    for image_path in sorted((folder / "image").glob("*.png")):
+        if slices and image_path.stem not in slices:
+            continue
+        items.append(dense_training_image(image_path, folder / "label" / image_path.name, scale=scale))
+    if not items:
+        raise FileNotFoundError(f"{folder}: no image/NN.png with label/NN.png found")
+    return items
+
+
+class PatchSampler:
+    """Random augmented patches from training images, reproducible from a seed.
+
+    Augmentations: flips, 90-degree rotations, a small random affine warp
+    (rotation, scale 0.8-1.25, shear), gamma, contrast/brightness, Gaussian
+    noise and blur.
+    """
+
+    def __init__(self, images: list[TrainingImage], *, patch: int = 128, seed: int = 0, min_known: float = 0.25):
+        self.images = images
+        self.patch = patch
+        self.rng = np.random.default_rng(seed)
+        self.min_known = min_known
+        sizes = np.array([im.known.sum() for im in images], dtype=float)
+        self.p_image = sizes / sizes.sum()
+
+    def state(self) -> dict:
+        """RNG state, for resuming."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch of (image, border, known), each (batch, patch, patch, 1)."""
+        xs, ys, ws = [], [], []
+        while len(xs) < batch:
+            im = self.images[self.rng.choice(len(self.images), p=self.p_image)]
+            x, y, w = self._one(im)
+            if w.mean() < self.min_known:
+                continue
+            xs.append(x)
+            ys.append(y)
+            ws.append(w)
+        stack = lambda a: np.stack(a)[..., None].astype(np.float32)  # noqa: E731
+        return stack(xs), stack(ys), stack(ws)
+
+    def _one(self, im: TrainingImage):
+        rng, p = self.rng, self.patch
+        # Crop a window large enough for any rotation/scale, then warp to p x p.
+        big = int(np.ceil(p * 1.25 * 1.5)) + 2
+        h, w = im.image.shape
+        pad = max(0, big - min(h, w))
+        arrays = [im.image, im.border, im.known]
+        if pad:
+            arrays = [np.pad(a, pad, mode="reflect" if i == 0 else "constant") for i, a in enumerate(arrays)]
+            h, w = arrays[0].shape
+        y0 = rng.integers(0, h - big + 1)
+        x0 = rng.integers(0, w - big + 1)
+        crops = [a[y0 : y0 + big, x0 : x0 + big] for a in arrays]
+        angle = rng.uniform(-np.pi, np.pi)
+        zoom = np.exp(rng.uniform(np.log(0.8), np.log(1.25)))
+        shear = rng.uniform(-0.1, 0.1)
+        c, s = np.cos(angle), np.sin(angle)
+        matrix = np.array([[c, -s], [s, c]]) @ np.array([[1, shear], [0, 1]]) / zoom
+        centre_out = (p - 1) / 2
+        centre_in = (big - 1) / 2
+        offset = centre_in - matrix @ np.array([centre_out, centre_out])
+        warped = [
+            ndi.affine_transform(a, matrix, offset=offset, output_shape=(p, p), order=1, mode="reflect")
+            for a in crops
+        ]
+        x, y, known = warped
+        if rng.random() < 0.5:
+            x, y, known = x[:, ::-1], y[:, ::-1], known[:, ::-1]
+        k = rng.integers(4)
+        x, y, known = np.rot90(x, k), np.rot90(y, k), np.rot90(known, k)
+        # Intensity: gamma, contrast/brightness, blur, noise.
+        x = np.clip(x, 0, 1) ** np.exp(rng.uniform(np.log(0.6), np.log(1.6)))
+        x = x * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1)
+        if rng.random() < 0.3:
+            x = ndi.gaussian_filter(x, rng.uniform(0.3, 1.0))
+        x = x + rng.normal(0, rng.uniform(0, 0.06), x.shape)
+        return x.astype(np.float32), (y > 0.5).astype(np.float32), (known > 0.5).astype(np.float32)
+
+
+def _loss_fn(border_weight: float):
+    import tensorflow as tf
+
+    def loss(y_true, y_pred, known):
+        eps = 1e-6
+        y_pred = tf.clip_by_value(y_pred, eps, 1 - eps)
+        bce = -(border_weight * y_true * tf.math.log(y_pred) + (1 - y_true) * tf.math.log(1 - y_pred))
+        bce = tf.reduce_sum(bce * known) / (tf.reduce_sum(known) + eps)
+        inter = tf.reduce_sum(y_true * y_pred * known)
+        dice = 1 - (2 * inter + 1) / (tf.reduce_sum((y_true + y_pred) * known) + 1)
+        return bce + dice
+
+    return loss
+
+
+def train(
+    images: list[TrainingImage],
+    *,
+    out: str | Path,
+    card: ModelCard,
+    steps: int = 2000,
+    batch: int = 8,
+    patch: int = 128,
+    learning_rate: float = 2e-3,
+    border_weight: float = 3.0,
+    seed: int = 0,
+    steps_per_epoch: int = 100,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    log=print,
+) -> BoundaryModel:
+    """Train a boundary U-Net and save it (``.keras`` + card) to ``out``.
+
+    Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same run.
+    Loss = weighted binary cross-entropy + soft Dice, both masked to the known
+    truth. Adam with cosine decay. Logged once per epoch of ``steps_per_epoch``.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    out = Path(out)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out.with_suffix(".ckpt")
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    state_path = checkpoint_dir / "state.json"
+    weights_path = checkpoint_dir / "model.keras"
+    sampler = PatchSampler(images, patch=patch, seed=seed)
+    model = build_unet(depth=card.depth, base_width=card.base_width, name=card.name)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    optimizer = keras.optimizers.Adam(schedule)
+    start_step, history = 0, []
+    if state_path.exists() and weights_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("steps") == steps and state.get("seed") == seed:
+            model = keras.saving.load_model(weights_path, compile=False)
+            optimizer = keras.optimizers.Adam(schedule)
+            optimizer.build(model.trainable_variables)
+            for var, value in zip(optimizer.variables, np.load(checkpoint_dir / "optimizer.npz").values()):
+                var.assign(value)
+            sampler.set_state(state["rng"])
+            start_step, history = state["step"], state["history"]
+            log(f"resuming from step {start_step} ({checkpoint_dir})")
+    loss_fn = _loss_fn(border_weight)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, w):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            loss = loss_fn(y, pred, w)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, initial=start_step, desc="training", unit="step")
+    started = time.perf_counter()
+    losses = []
+    for step in range(start_step, steps):
+        x, y, w = sampler.sample(batch)
+        losses.append(float(train_step(x, y, w)))
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if (step + 1) % steps_per_epoch == 0 or step + 1 == steps:
+            epoch_loss = float(np.mean(losses))
+            losses = []
+            history.append({"step": step + 1, "loss": round(epoch_loss, 5)})
+            log(f"epoch {len(history)}: step {step + 1}/{steps} loss {epoch_loss:.4f}")
+            model.save(weights_path)
+            np.savez(checkpoint_dir / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+            state_path.write_text(
+                json.dumps({"step": step + 1, "steps": steps, "seed": seed, "rng": sampler.state(), "history": history})
+            )
+    if bar:
+        bar.close()
+    card.training = {
+        **card.training,
+        "images": [im.name for im in images],
+        "steps": steps,
+        "batch": batch,
+        "patch_px_at_working_scale": patch,
+        "learning_rate": learning_rate,
+        "border_weight": border_weight,
+        "seed": seed,
+        "loss_history": history,
+        "seconds_this_run": round(time.perf_counter() - started, 1),
+    }
+    boundary_model = BoundaryModel(model, card)
+    boundary_model.save(out)
+    return boundary_model

@@ -1,0 +1,317 @@
+"""The boundary U-Net: builder, model card, loading, tiled prediction.
+
+TensorFlow is imported only inside the functions that build, load or run a
+network, so ``import bbbcore`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .errors import ModelCardError
+
+CARD_SUFFIX = ".card.json"
+
+
+@dataclass
+class ModelCard:
+    """What a model expects and what it reached; stored as JSON beside the weights.
+
+    Unknown keys are rejected when a card is read, so a typo cannot pass silently.
+    """
+
+    name: str
+    version: str
+    depth: int = 4
+    base_width: int = 8
+    #: Factor by which images at ``pixel_size_um`` are resized before the network.
+    input_scale: float = 0.5
+    #: Which channel the network reads (after channel selection): the junction stain.
+    input_channel: str = "junction"
+    #: µm per pixel of the images it was trained on (at their own scale).
+    pixel_size_um: float = 0.617
+    #: Images whose pixel size differs by more than this factor are refused.
+    max_rescale: float = 4.0
+    normalise_percentiles: tuple[float, float] = (1.0, 99.8)
+    #: Watershed settings tuned with this model (see bbbcore.instances).
+    thresholds: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    #: Faster runtime exports beside the .keras file, by runtime name.
+    exports: dict = field(default_factory=dict)
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "card") -> "ModelCard":
+        """Build a card from a dict, rejecting unknown keys."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelCardError(f"{source}: unknown key(s) in model card: {', '.join(unknown)}")
+        missing = [k for k in ("name", "version") if k not in data]
+        if missing:
+            raise ModelCardError(f"{source}: model card lacks {', '.join(missing)}")
+        data = dict(data)
+        if "normalise_percentiles" in data:
+            data["normalise_percentiles"] = tuple(data["normalise_percentiles"])
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON."""
+        out = asdict(self)
+        out["normalise_percentiles"] = list(self.normalise_percentiles)
+        return out
+
+    def working_scale(self, pixel_size_um: float | None) -> float:
+        """Resize factor that brings an image of ``pixel_size_um`` to the network's grid."""
+        if pixel_size_um is None:
+            return self.input_scale
+        return self.input_scale * pixel_size_um / self.pixel_size_um
+
+    def check_image(self, junction: np.ndarray, pixel_size_um: float | None, *, name: str = "<image>") -> None:
+        """Raise ModelCardError when the image does not fit this model."""
+        if junction.ndim != 2:
+            raise ModelCardError(
+                f"{name}: model {self.name} reads one {self.input_channel} channel; "
+                f"got an array of shape {junction.shape} after channel selection"
+            )
+        if pixel_size_um is not None:
+            ratio = pixel_size_um / self.pixel_size_um
+            if not (1 / self.max_rescale <= ratio <= self.max_rescale):
+                raise ModelCardError(
+                    f"{name}: pixel size {pixel_size_um:g} µm/px is too far from the "
+                    f"{self.pixel_size_um:g} µm/px model {self.name} was trained at"
+                )
+        scale = self.working_scale(pixel_size_um)
+        if min(junction.shape) * scale < 16:
+            raise ModelCardError(f"{name}: image of {junction.shape[1]} x {junction.shape[0]} px is too small to segment")
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card file that belongs to a ``.keras`` file."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name.removesuffix(".keras") + CARD_SUFFIX)
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    """Read the JSON card beside a model file."""
+    path = card_path(model_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelCardError(f"{path.name}: model card not found beside {Path(model_path).name}") from None
+    except json.JSONDecodeError as exc:
+        raise ModelCardError(f"{path.name}: model card is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return ModelCard.from_dict(data, source=path.name)
+
+
+def write_card(model_path: str | Path, card: ModelCard) -> Path:
+    """Write the card beside a model file."""
+    path = card_path(model_path)
+    path.write_text(json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def build_unet(*, depth: int = 4, base_width: int = 8, in_channels: int = 1, name: str = "bbb_unet"):
+    """Build a Keras 3 functional U-Net that outputs a boundary probability.
+
+    Two 3x3 conv + batch-norm + ReLU per level, max-pooling down, 2x upsampling
+    + 2x2 conv up, skip concatenation, a 1x1 sigmoid head. Input height and
+    width must be multiples of ``2**depth``.
+    """
+    import keras
+    from keras import layers
+
+    def block(x, width):
+        for _ in range(2):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        return x
+
+    inputs = keras.Input((None, None, in_channels), name="junction")
+    x = inputs
+    skips = []
+    for level in range(depth):
+        x = block(x, base_width * 2**level)
+        skips.append(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = block(x, base_width * 2**depth)
+    for level in reversed(range(depth)):
+        x = layers.UpSampling2D(2)(x)
+        x = layers.Conv2D(base_width * 2**level, 2, padding="same", activation="relu")(x)
+        x = layers.Concatenate()([x, skips[level]])
+        x = block(x, base_width * 2**level)
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="boundary")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class BoundaryModel:
+    """A loaded U-Net and its card; predicts boundary probability for an image.
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+    card : ModelCard
+    """
+
+    def __init__(self, keras_model, card: ModelCard):
+        import tensorflow as tf
+
+        self.keras_model = keras_model
+        self.card = card
+        self._forward = tf.function(
+            lambda x: keras_model(x, training=False),
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BoundaryModel":
+        """Load a ``.keras`` file and its card."""
+        path = Path(path)
+        if not path.exists():
+            raise ModelCardError(f"{path.name}: model file not found ({path})")
+        card = read_card(path)
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:
+            raise ModelCardError(f"{path.name}: not a loadable Keras model ({type(exc).__name__})") from None
+        return cls(model, card)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the network as ``.keras`` and its card beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.keras_model.save(path)
+        write_card(path, self.card)
+        return path
+
+    def predict_tiles(self, image: np.ndarray, *, tile: int = 1024, context: int = 96) -> np.ndarray:
+        """Boundary probability of an image already at the network's scale.
+
+        Overlapping tiles with ``context`` px of surrounding image on every side
+        (reflected at the image edge) and linear blending in the overlap, so any
+        size runs in bounded memory and the result does not depend on ``tile``.
+        """
+        return predict_tiled(self._run, image, multiple=2**self.card.depth, tile=tile, context=context)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._forward(batch))
+
+    def boundary_probability(
+        self, junction: np.ndarray, pixel_size_um: float | None = None, *, name: str = "<image>", tile: int = 1024
+    ) -> np.ndarray:
+        """Boundary probability at the image's own size.
+
+        The image is resized to the model's working scale (its card's pixel size
+        times ``input_scale``), predicted by tiles, and the map resized back.
+        """
+        self.card.check_image(junction, pixel_size_um, name=name)
+        scale = self.card.working_scale(pixel_size_um)
+        small = resize(junction, scale)
+        probability = self.predict_tiles(small, tile=tile)
+        return resize_to(probability, junction.shape)
+
+
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resize a 2-D float image by ``scale`` (area-averaging when shrinking)."""
+    if abs(scale - 1.0) < 1e-6:
+        return image.astype(np.float32, copy=False)
+    shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+    return resize_to(image, shape, antialias=scale < 1)
+
+
+def resize_to(image: np.ndarray, shape: tuple[int, int], *, antialias: bool = False) -> np.ndarray:
+    """Resize a 2-D float image to ``shape`` with linear interpolation."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape == tuple(shape):
+        return image
+    fy, fx = shape[0] / image.shape[0], shape[1] / image.shape[1]
+    if antialias and (fy < 1 or fx < 1):
+        if abs(1 / fy - round(1 / fy)) < 1e-6 and abs(1 / fx - round(1 / fx)) < 1e-6:
+            # Exact integer shrink: block mean, the cleanest anti-aliasing.
+            by, bx = round(1 / fy), round(1 / fx)
+            h, w = shape[0] * by, shape[1] * bx
+            padded = np.pad(image, ((0, max(0, h - image.shape[0])), (0, max(0, w - image.shape[1]))), mode="edge")
+            return padded[:h, :w].reshape(shape[0], by, shape[1], bx).mean(axis=(1, 3))
+        image = ndi.gaussian_filter(image, (max(0, (1 / fy - 1) / 2), max(0, (1 / fx - 1) / 2)))
+    # Pixel-centre aligned coordinates (as skimage.transform.resize does).
+    rows = (np.arange(shape[0], dtype=np.float32) + 0.5) / fy - 0.5
+    cols = (np.arange(shape[1], dtype=np.float32) + 0.5) / fx - 0.5
+    rows = np.clip(rows, 0, image.shape[0] - 1)
+    cols = np.clip(cols, 0, image.shape[1] - 1)
+    r0 = np.floor(rows).astype(int)
+    c0 = np.floor(cols).astype(int)
+    r1 = np.minimum(r0 + 1, image.shape[0] - 1)
+    c1 = np.minimum(c0 + 1, image.shape[1] - 1)
+    wr = (rows - r0)[:, None]
+    wc = (cols - c0)[None, :]
+    top = image[r0][:, c0] * (1 - wc) + image[r0][:, c1] * wc
+    bottom = image[r1][:, c0] * (1 - wc) + image[r1][:, c1] * wc
+    return (top * (1 - wr) + bottom * wr).astype(np.float32)
+
+
+def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 1024, context: int = 96) -> np.ndarray:
+    """Apply ``run`` (batch (1, H, W, 1) -> same shape) by overlapping tiles.
+
+    Each tile's core is surrounded by ``context`` px of image (reflected past
+    the image edge) that is predicted but discarded, and neighbouring cores
+    overlap by ``context`` px blended with linear ramps.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    height, width = image.shape
+    tile = max(multiple, int(tile))
+    overlap = min(context, tile // 2)
+    stride = max(1, tile - overlap)
+    padded = np.pad(image, context + tile, mode="symmetric")
+    off = context + tile  # where the image starts in ``padded``
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        n = math.ceil((length - tile) / stride) + 1
+        return [min(i * stride, length - tile) for i in range(n)]
+
+    total = np.zeros((height, width), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    for y in starts(height):
+        for x in starts(width):
+            core_h, core_w = min(tile, height - y), min(tile, width - x)
+            in_h = _round_up(core_h + 2 * context, multiple)
+            in_w = _round_up(core_w + 2 * context, multiple)
+            y0, x0 = off + y - context, off + x - context
+            window = padded[y0 : y0 + in_h, x0 : x0 + in_w]
+            out = run(window[None, :, :, None])[0, :, :, 0]
+            core = out[context : context + core_h, context : context + core_w]
+            ramp = _ramp(core_h, overlap, y > 0, y + core_h < height)[:, None] * _ramp(
+                core_w, overlap, x > 0, x + core_w < width
+            )[None, :]
+            total[y : y + core_h, x : x + core_w] += core * ramp
+            weight[y : y + core_h, x : x + core_w] += ramp
+    return total / weight
+
+
+def _ramp(length: int, overlap: int, left: bool, right: bool) -> np.ndarray:
+    """1-D blending weight: rises over ``overlap`` px on sides that overlap a neighbour."""
+    w = np.ones(length, np.float32)
+    if overlap > 0:
+        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        n = min(overlap, length)
+        if left:
+            w[:n] = np.minimum(w[:n], ramp[:n])
+        if right:
+            w[-n:] = np.minimum(w[-n:], ramp[:n][::-1])
+    return w
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)

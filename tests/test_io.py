@@ -1,0 +1,176 @@
+"""bbbcore.io: formats, channels, normalisation, metadata and every bad input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from bbbcore.errors import ImageReadError
+from bbbcore.io import load_image, normalise, read_image_data
+
+
+def png_bytes(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", **kwargs)
+    return buffer.getvalue()
+
+
+def tiff_bytes(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def gray8():
+    rng = np.random.default_rng(0)
+    return (rng.random((64, 80)) * 200 + 20).astype(np.uint8)
+
+
+def test_8_and_16_bit_give_the_same_normalised_image(gray8):
+    a = load_image(png_bytes(gray8), name="a.png")
+    b = load_image(png_bytes(gray8.astype(np.uint16) * 257), name="b.png")
+    c = load_image(tiff_bytes(gray8.astype(np.uint16) * 257), name="c.tif")
+    assert a.junction.dtype == np.float32 and a.junction.shape == (64, 80)
+    np.testing.assert_allclose(a.junction, b.junction, atol=1e-5)
+    np.testing.assert_allclose(a.junction, c.junction, atol=1e-5)
+    assert 0.0 <= a.junction.min() and a.junction.max() <= 1.0
+
+
+def test_rgb_picks_green_junctions_and_blue_nuclei(gray8):
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    rgb[..., 1] = gray8
+    rgb[..., 2] = 255 - gray8
+    image = load_image(png_bytes(rgb), name="rgb.png")
+    assert image.junction_channel == 1 and image.nuclear_channel == 2
+    np.testing.assert_allclose(image.junction, normalise(gray8))
+    np.testing.assert_allclose(image.nuclei, normalise(255 - gray8))
+    by_name = load_image(png_bytes(rgb), name="rgb.png", channel="blue", nuclear_channel=None)
+    assert by_name.junction_channel == 2 and by_name.nuclei is None
+    by_index = load_image(png_bytes(rgb), name="rgb.png", channel=0)
+    assert by_index.junction_channel == 0
+
+
+def test_gray_stored_as_rgb_has_no_nuclear_channel(gray8):
+    rgb = np.repeat(gray8[..., None], 3, axis=-1)
+    image = load_image(png_bytes(rgb), name="grayrgb.png")
+    assert image.junction_channel == 1 and image.nuclear_channel is None
+
+
+def test_multichannel_tiff_by_metadata_name_and_pixel_size():
+    rng = np.random.default_rng(1)
+    stack = (rng.random((2, 50, 60)) * 4000).astype(np.uint16)  # C, Y, X
+    data = tiff_bytes(
+        stack, imagej=True, resolution=(1 / 0.31, 1 / 0.31),
+        metadata={"axes": "CYX", "unit": "um", "Labels": ["DAPI", "ZO-1"]},
+    )
+    image = load_image(data, name="two.tif")
+    assert image.channel_names == ["DAPI", "ZO-1"]
+    assert image.junction_channel == 1 and image.nuclear_channel == 0
+    assert image.pixel_size_um == pytest.approx(0.31, rel=1e-4)
+    override = load_image(data, name="two.tif", channel="DAPI", nuclear_channel=None)
+    assert override.junction_channel == 0
+
+
+def test_ome_tiff_pixel_size():
+    array = np.zeros((40, 50), np.uint16)
+    array[10:20, 10:20] = 1000
+    data = tiff_bytes(array, ome=True, metadata={"PhysicalSizeX": 0.155, "PhysicalSizeXUnit": "µm"})
+    assert load_image(data, name="x.ome.tif").pixel_size_um == pytest.approx(0.155)
+
+
+def test_png_has_no_pixel_size(gray8):
+    assert load_image(png_bytes(gray8), name="a.png").pixel_size_um is None
+
+
+def test_zstack_needs_projection_then_gives_maximum():
+    rng = np.random.default_rng(2)
+    stack = (rng.random((5, 30, 40)) * 255).astype(np.uint8)
+    data = tiff_bytes(stack, imagej=True, metadata={"axes": "ZYX"})
+    with pytest.raises(ImageReadError, match=r"^z\.tif: is a stack of 5 planes.*maximum projection"):
+        load_image(data, name="z.tif")
+    raw, _ = read_image_data(data, name="z.tif", max_projection=True)
+    np.testing.assert_array_equal(raw, stack.max(axis=0))
+
+
+def test_jpeg_loads(gray8):
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([gray8] * 3, -1)).save(buffer, format="JPEG")
+    assert load_image(buffer.getvalue(), name="a.jpg").shape == (64, 80)
+
+
+def test_file_path_and_image_id(tmp_path, gray8):
+    path = tmp_path / "cells.png"
+    path.write_bytes(png_bytes(gray8))
+    image = load_image(path)
+    assert image.name == "cells.png"
+    assert image.image_id == load_image(path.read_bytes(), name="other.png").image_id
+    assert len(image.image_id) == 16
+
+
+# --- every bad input kind gets its one-line message naming the file ------------
+
+
+def test_empty_file():
+    with pytest.raises(ImageReadError, match=r"^empty\.png: file is empty \(0 bytes\)$"):
+        load_image(b"", name="empty.png")
+
+
+def test_not_an_image():
+    with pytest.raises(ImageReadError, match=r"^notes\.png: not a readable image"):
+        load_image(b"hello, this is a text file renamed to png\n" * 10, name="notes.png")
+
+
+def test_truncated_png(gray8):
+    data = png_bytes(gray8)
+    with pytest.raises(ImageReadError, match=r"^cut\.png: (file is truncated|image data is corrupt)"):
+        load_image(data[: len(data) // 2], name="cut.png")
+
+
+def test_truncated_tiff(gray8):
+    data = tiff_bytes(np.tile(gray8, (4, 4)))
+    with pytest.raises(ImageReadError, match=r"^cut\.tif: "):
+        load_image(data[: len(data) // 3], name="cut.tif")
+
+
+def test_zero_sized_tiff():
+    data = tiff_bytes(np.zeros((0, 10), np.uint8))
+    with pytest.raises(ImageReadError, match=r"^zero\.tif: .*(zero size|no image)"):
+        load_image(data, name="zero.tif")
+
+
+def test_too_many_megapixels():
+    # A PNG header that claims 10,000 x 6,000 px is refused before decoding.
+    big = np.zeros((6000, 10000), np.uint8)
+    data = png_bytes(big, compress_level=9)
+    with pytest.raises(ImageReadError, match=r"^big\.png: image is too large \(10000 x 6000 px = 60 megapixels"):
+        load_image(data, name="big.png")
+
+
+def test_unsupported_dtype():
+    data = tiff_bytes(np.zeros((20, 20), np.complex64))
+    with pytest.raises(ImageReadError, match=r"^c\.tif: unsupported pixel type complex64"):
+        load_image(data, name="c.tif")
+
+
+def test_missing_channel_is_named(gray8):
+    with pytest.raises(ImageReadError, match=r"^a\.png: has 1 channel\(s\); channel 2 does not exist$"):
+        load_image(png_bytes(gray8), name="a.png", channel=2)
+    with pytest.raises(ImageReadError, match=r"has no channel named 'ZO-1'"):
+        load_image(png_bytes(gray8), name="a.png", channel="ZO-1")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match=r"^nothere\.png: file not found$"):
+        load_image(tmp_path / "nothere.png")
+
+
+def test_messages_are_one_line(gray8):
+    for data in (b"", b"garbage", png_bytes(gray8)[:100]):
+        with pytest.raises(ImageReadError) as info:
+            load_image(data, name="x.png")
+        assert "\n" not in str(info.value)
