@@ -15,8 +15,9 @@ rules below hold everywhere:
 5. Specks are dropped: regions smaller than ``min_area`` px (at 10x a BBB
    cell is 5,800 px or more; the slivers and specks of the shared annotations
    are all below 2,600 px).
-6. The outline pixels (and dropped slivers) are given to the nearest kept cell
-   within ``outline_reach`` px, so annotated neighbours touch, as model cells do.
+6. The outline pixels, dropped slivers, and unknown pixels lying within
+   ``outline_reach`` px of two different cells are given to the nearest kept
+   cell, so annotated neighbours touch, as model cells do.
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ def outline_to_cells(
         sizes = np.bincount(regions.ravel())
         sliver = (sizes <= max_area_fraction * n_pixels) & ~keep
         sliver[0] = False
-        claimable = drawn | sliver[regions]
+        # Unknown pixels squeezed between two different cells (an open sliver
+        # between neighbours' double line) are claimed too.
+        size = 2 * outline_reach + 1
+        high = ndi.maximum_filter(grown, size=size)
+        low = ndi.minimum_filter(np.where(grown > 0, grown, np.iinfo(grown.dtype).max), size=size)
+        between = (grown > 0) & (high != low) & (low != np.iinfo(grown.dtype).max)
+        claimable = drawn | sliver[regions] | between
         cells = np.where((cells == 0) & claimable, grown, cells)
     return cells.astype(np.int32)
 

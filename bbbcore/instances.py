@@ -12,8 +12,10 @@ DEFAULT_SETTINGS = {
     "threshold": 0.5,
     "smoothing_sigma": 1.5,
     "marker_erosion": 4.0,
+    "marker_h": 4.0,
     "min_marker_area": 150,
     "min_cell_area": 1200,
+    "distance_threshold": 0.5,
 }
 
 
@@ -28,7 +30,7 @@ def scaled_settings(settings: dict | None, pixel_scale: float = 1.0) -> dict:
     if unknown:
         raise ValueError(f"unknown watershed setting(s): {', '.join(sorted(unknown))}")
     out = dict(merged)
-    for key in ("smoothing_sigma", "marker_erosion"):
+    for key in ("smoothing_sigma", "marker_erosion", "marker_h"):
         out[key] = merged[key] * pixel_scale
     for key in ("min_marker_area", "min_cell_area"):
         out[key] = merged[key] * pixel_scale**2
@@ -41,26 +43,45 @@ def cell_markers(
     threshold: float,
     marker_erosion: float,
     min_marker_area: float,
+    marker_h: float = 0.0,
     nuclei: np.ndarray | None = None,
+    cell_distance: np.ndarray | None = None,
+    distance_threshold: float = 0.5,
 ) -> np.ndarray:
-    """Seeds: border-free basins, or nuclei inside them when given.
+    """Seeds: the cores of border-free basins, or nuclei inside them when given.
 
-    Basins are the pixels below ``threshold`` eroded by ``marker_erosion`` px
-    (so a small gap in a border does not join two cells), minus specks smaller
-    than ``min_marker_area``.
+    Basins are the pixels below ``threshold``. Their distance to the nearest
+    border is smoothed, and every regional maximum that stands ``marker_h`` px
+    above its surroundings seeds one cell, so a cell whose predicted border has
+    a gap still gets its own seed (a neck in the basin is a dip in the
+    distance). Seeds are cut to pixels farther than ``marker_erosion`` px from a
+    border; specks smaller than ``min_marker_area`` are dropped.
     """
     interior = boundary_probability < threshold
-    if marker_erosion > 0:
-        interior = ndi.distance_transform_edt(interior) > marker_erosion
+    distance = ndi.distance_transform_edt(interior)
+    core = distance > marker_erosion
+    if marker_h > 0:
+        smooth = ndi.gaussian_filter(distance, max(1.0, marker_h / 2))
+        peaks = morphology.h_maxima(smooth, marker_h).astype(bool)
+        # Each peak grows back to its own part of the core (by a watershed on
+        # the distance), so seeds keep a cell-like size.
+        peak_labels = measure.label(peaks & core, connectivity=2)
+        interior = segmentation.watershed(-smooth, peak_labels, mask=core) > 0
+        interior &= ~segmentation.find_boundaries(segmentation.watershed(-smooth, peak_labels, mask=core), mode="inner")
+    else:
+        interior = core
     interior = morphology.remove_small_objects(interior, max_size=max(0, int(min_marker_area) - 1))
+    return _with_nuclei(measure.label(interior, connectivity=1), interior, nuclei, min_marker_area)
+
+
+def _with_nuclei(basins, interior, nuclei, min_marker_area):
     if nuclei is None:
-        return measure.label(interior, connectivity=1).astype(np.int32)
+        return basins.astype(np.int32)
     # One seed per nucleus, kept only inside a basin; basins with no nucleus
     # keep their own seed, so a cell whose nucleus is dim is not lost.
     blobs = nuclei > filters.threshold_otsu(nuclei)
     blobs = morphology.remove_small_objects(blobs & interior, max_size=max(0, int(min_marker_area) - 1))
     seeds = measure.label(blobs, connectivity=1)
-    basins = measure.label(interior, connectivity=1)
     seeded = np.unique(basins[seeds > 0])
     orphan = np.isin(basins, seeded[seeded > 0], invert=True) & (basins > 0)
     orphans = measure.label(orphan, connectivity=1)
@@ -72,12 +93,15 @@ def cells_from_boundary(
     boundary_probability: np.ndarray,
     *,
     nuclei: np.ndarray | None = None,
+    cell_distance: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
     threshold: float = DEFAULT_SETTINGS["threshold"],
     smoothing_sigma: float = DEFAULT_SETTINGS["smoothing_sigma"],
     marker_erosion: float = DEFAULT_SETTINGS["marker_erosion"],
+    marker_h: float = DEFAULT_SETTINGS["marker_h"],
     min_marker_area: float = DEFAULT_SETTINGS["min_marker_area"],
     min_cell_area: float = DEFAULT_SETTINGS["min_cell_area"],
+    distance_threshold: float = DEFAULT_SETTINGS["distance_threshold"],
 ) -> np.ndarray:
     """Turn a boundary probability map into a labels image, one id per cell.
 
@@ -86,10 +110,13 @@ def cells_from_boundary(
     boundary_probability : (H, W) float array in [0, 1]
     nuclei : (H, W) float array, optional
         Normalised nuclear channel; when given, nuclei seed the watershed.
+    cell_distance : (H, W) float array, optional
+        Predicted distance to the border (1 at cell centres); when given, its
+        cores seed the watershed and it shapes the flooding landscape.
     exclude : (H, W) bool array, optional
         Pixels that are no cell (a burned-in scale bar): cells lying mostly
         inside are removed and these pixels stay 0.
-    threshold, smoothing_sigma, marker_erosion, min_marker_area, min_cell_area
+    threshold, smoothing_sigma, marker_erosion, marker_h, min_marker_area, min_cell_area, distance_threshold
         See :data:`DEFAULT_SETTINGS` (pixels).
 
     Returns
@@ -102,9 +129,17 @@ def cells_from_boundary(
     if probability.ndim != 2:
         raise ValueError(f"boundary_probability must be 2-D, got shape {probability.shape}")
     elevation = ndi.gaussian_filter(probability, smoothing_sigma) if smoothing_sigma > 0 else probability
+    distance = None
+    if cell_distance is not None:
+        distance = ndi.gaussian_filter(np.asarray(cell_distance, np.float32), smoothing_sigma)
     markers = cell_markers(
-        elevation, threshold=threshold, marker_erosion=marker_erosion, min_marker_area=min_marker_area, nuclei=nuclei
+        elevation, threshold=threshold, marker_erosion=marker_erosion, marker_h=marker_h,
+        min_marker_area=min_marker_area, nuclei=nuclei, cell_distance=distance,
+        distance_threshold=distance_threshold,
     )
+    if distance is not None:
+        # Flood from the centres outwards; borders still form the ridges.
+        elevation = 0.5 * elevation + 0.5 * (1.0 - distance)
     if exclude is not None:
         markers[exclude] = 0
     labels = segmentation.watershed(elevation, markers)

@@ -22,6 +22,7 @@ class Segmentation:
     ----------
     image : LoadedImage
     boundary_probability : (H, W) float32
+    cell_distance : (H, W) float32 or None, predicted distance to the border
     labels : (H, W) int32, one id per cell
     cells : DataFrame, one row per cell
     pixel_size_um : float or None, the pixel size used
@@ -30,6 +31,7 @@ class Segmentation:
 
     image: LoadedImage
     boundary_probability: np.ndarray
+    cell_distance: np.ndarray | None
     labels: np.ndarray
     cells: pd.DataFrame
     pixel_size_um: float | None
@@ -66,13 +68,14 @@ def segment_image(
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
     timings = {}
     started = time.perf_counter()
-    probability = model.boundary_probability(image.junction, size, name=image.name)
+    maps = model.predict_maps(image.junction, size, name=image.name)
     timings["inference_s"] = time.perf_counter() - started
     started = time.perf_counter()
     pixel_scale = 1.0 if size is None else model.card.pixel_size_um / size
     chosen = scaled_settings({**model.card.thresholds, **(settings or {})}, pixel_scale)
     labels = cells_from_boundary(
-        probability,
+        maps["boundary"],
+        cell_distance=maps.get("distance"),
         nuclei=image.nuclei if use_nuclei else None,
         exclude=burned_in_mask(image.raw),
         **chosen,
@@ -83,7 +86,7 @@ def segment_image(
         labels, image=image.name, image_id=image.image_id, pixel_size_um=size, condition=condition, dose=dose
     )
     timings["measure_s"] = time.perf_counter() - started
-    return Segmentation(image, probability, labels, table, size, timings)
+    return Segmentation(image, maps["boundary"], maps.get("distance"), labels, table, size, timings)
 
 
 def write_labels_tiff(path: str | Path, labels: np.ndarray, *, pixel_size_um: float | None = None) -> Path:

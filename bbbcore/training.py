@@ -29,13 +29,26 @@ class TrainingImage:
     name : str
     image : (H, W) float32, normalised junction channel
     border : (H, W) float32 in [0, 1], the border target
+    distance : (H, W) float32 in [0, 1], distance to the cell's border
+        divided by the cell's largest (1 at its centre, 0 on its border)
     known : (H, W) float32 in [0, 1], where the loss counts
     """
 
     name: str
     image: np.ndarray
     border: np.ndarray
+    distance: np.ndarray
     known: np.ndarray
+
+
+def distance_target(cells: np.ndarray) -> np.ndarray:
+    """Per cell, the distance to its border scaled by the cell's maximum."""
+    inner = (cells > 0) & ~segmentation.find_boundaries(cells, connectivity=1, mode="inner", background=0)
+    distance = ndi.distance_transform_edt(inner).astype(np.float32)
+    peak = ndi.maximum(distance, cells, index=np.arange(cells.max() + 1))
+    peak = np.asarray(peak, dtype=np.float32)
+    peak[peak == 0] = 1
+    return distance / peak[cells]
 
 
 def targets_from_cells(cells: np.ndarray, *, border_width: int = 3, known_margin: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -57,12 +70,19 @@ def bbb_training_image(image_path: str | Path, outline_path: str | Path, *, scal
     """A BBB image and its outline annotation, as targets at ``scale``."""
     image = load_image(image_path)
     cells = read_truth_cells(outline_path)
-    border, known = targets_from_cells(cells)
+    return _training_image(image.name, image.junction, cells, scale=scale)
+
+
+def _training_image(name: str, junction: np.ndarray, cells: np.ndarray, *, scale: float, dense: bool = False):
+    border, known = targets_from_cells(cells, known_margin=0 if dense else 3)
+    if dense:
+        known = np.ones_like(known)
     return TrainingImage(
-        name=image.name,
-        image=resize(image.junction, scale),
+        name=name,
+        image=resize(junction, scale),
         border=resize(border.astype(np.float32), scale),
-        known=np.clip(resize(known.astype(np.float32), scale) * 1.0, 0, 1),
+        distance=resize(distance_target(cells), scale),
+        known=resize(known.astype(np.float32), scale),
     )
 
 
@@ -74,13 +94,12 @@ def dense_training_image(image_path: str | Path, label_path: str | Path, *, scal
     label = read_array(label_path)
     if label.ndim == 3:
         label = label[..., 0]
-    border = (label == 0).astype(np.float32)
-    return TrainingImage(
-        name=Path(image_path).name,
-        image=resize(image, scale),
-        border=resize(border, scale),
-        known=np.ones(resize(border, scale).shape, np.float32),
-    )
+    from skimage import measure
+
+    # Cells are the 4-connected interiors; membrane pixels join the nearest cell.
+    cells = measure.label(label > 0, connectivity=1)
+    cells = segmentation.expand_labels(cells, distance=3)
+    return _training_image(Path(image_path).name, image, cells, scale=scale, dense=True)
 
 
 def bbb_dataset(folder: str | Path, *, scale: float, annotator: str = "annotator_a", names: list[str] | None = None) -> list[TrainingImage]:
@@ -141,7 +160,7 @@ class PatchSampler:
         self.rng.bit_generator.state = state
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A batch of (image, border, known), each (batch, patch, patch, 1)."""
+        """A batch of image (B, P, P, 1), targets (B, P, P, 2: border, distance), known (B, P, P, 1)."""
         xs, ys, ws = [], [], []
         while len(xs) < batch:
             im = self.images[self.rng.choice(len(self.images), p=self.p_image)]
@@ -152,7 +171,7 @@ class PatchSampler:
             ys.append(y)
             ws.append(w)
         stack = lambda a: np.stack(a)[..., None].astype(np.float32)  # noqa: E731
-        return stack(xs), stack(ys), stack(ws)
+        return stack(xs), np.stack(ys).astype(np.float32), stack(ws)
 
     def _one(self, im: TrainingImage):
         rng, p = self.rng, self.patch
@@ -160,7 +179,7 @@ class PatchSampler:
         big = int(np.ceil(p * 1.25 * 1.5)) + 2
         h, w = im.image.shape
         pad = max(0, big - min(h, w))
-        arrays = [im.image, im.border, im.known]
+        arrays = [im.image, im.border, im.distance, im.known]
         if pad:
             arrays = [np.pad(a, pad, mode="reflect" if i == 0 else "constant") for i, a in enumerate(arrays)]
             h, w = arrays[0].shape
@@ -179,7 +198,8 @@ class PatchSampler:
             ndi.affine_transform(a, matrix, offset=offset, output_shape=(p, p), order=1, mode="reflect")
             for a in crops
         ]
-        x, y, known = warped
+        x, border, distance, known = warped
+        y = np.stack([(border > 0.5).astype(np.float32), np.clip(distance, 0, 1)], axis=-1)
         if rng.random() < 0.5:
             x, y, known = x[:, ::-1], y[:, ::-1], known[:, ::-1]
         k = rng.integers(4)
@@ -190,7 +210,7 @@ class PatchSampler:
         if rng.random() < 0.3:
             x = ndi.gaussian_filter(x, rng.uniform(0.3, 1.0))
         x = x + rng.normal(0, rng.uniform(0, 0.06), x.shape)
-        return x.astype(np.float32), (y > 0.5).astype(np.float32), (known > 0.5).astype(np.float32)
+        return x.astype(np.float32), y, (known > 0.5).astype(np.float32)
 
 
 def _loss_fn(border_weight: float):
@@ -198,12 +218,19 @@ def _loss_fn(border_weight: float):
 
     def loss(y_true, y_pred, known):
         eps = 1e-6
-        y_pred = tf.clip_by_value(y_pred, eps, 1 - eps)
-        bce = -(border_weight * y_true * tf.math.log(y_pred) + (1 - y_true) * tf.math.log(1 - y_pred))
-        bce = tf.reduce_sum(bce * known) / (tf.reduce_sum(known) + eps)
-        inter = tf.reduce_sum(y_true * y_pred * known)
-        dice = 1 - (2 * inter + 1) / (tf.reduce_sum((y_true + y_pred) * known) + 1)
-        return bce + dice
+        border_true, border_pred = y_true[..., :1], tf.clip_by_value(y_pred[..., :1], eps, 1 - eps)
+        bce = -(border_weight * border_true * tf.math.log(border_pred) + (1 - border_true) * tf.math.log(1 - border_pred))
+        n_known = tf.reduce_sum(known) + eps
+        bce = tf.reduce_sum(bce * known) / n_known
+        inter = tf.reduce_sum(border_true * border_pred * known)
+        dice = 1 - (2 * inter + 1) / (tf.reduce_sum((border_true + border_pred) * known) + 1)
+        total = bce + dice
+        if y_pred.shape[-1] > 1:
+            # Distance to the border: mean squared error on known pixels, scaled
+            # so that it weighs about as much as the border terms.
+            mse = tf.reduce_sum(tf.square(y_true[..., 1:2] - y_pred[..., 1:2]) * known) / n_known
+            total = total + 10.0 * mse
+        return total
 
     return loss
 
@@ -240,7 +267,7 @@ def train(
     state_path = checkpoint_dir / "state.json"
     weights_path = checkpoint_dir / "model.keras"
     sampler = PatchSampler(images, patch=patch, seed=seed)
-    model = build_unet(depth=card.depth, base_width=card.base_width, name=card.name)
+    model = build_unet(depth=card.depth, base_width=card.base_width, n_outputs=len(card.outputs), name=card.name)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
     optimizer = keras.optimizers.Adam(schedule)
     start_step, history = 0, []

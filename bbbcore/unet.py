@@ -39,6 +39,9 @@ class ModelCard:
     #: Images whose pixel size differs by more than this factor are refused.
     max_rescale: float = 4.0
     normalise_percentiles: tuple[float, float] = (1.0, 99.8)
+    #: Output maps, in channel order: "boundary" probability and, optionally,
+    #: "distance" (distance to the cell's border, 1 at its centre, 0 on it).
+    outputs: tuple[str, ...] = ("boundary", "distance")
     #: Watershed settings tuned with this model (see bbbcore.instances).
     thresholds: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
@@ -58,14 +61,16 @@ class ModelCard:
         if missing:
             raise ModelCardError(f"{source}: model card lacks {', '.join(missing)}")
         data = dict(data)
-        if "normalise_percentiles" in data:
-            data["normalise_percentiles"] = tuple(data["normalise_percentiles"])
+        for key in ("normalise_percentiles", "outputs"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def to_dict(self) -> dict:
         """Plain dict for JSON."""
         out = asdict(self)
         out["normalise_percentiles"] = list(self.normalise_percentiles)
+        out["outputs"] = list(self.outputs)
         return out
 
     def working_scale(self, pixel_size_um: float | None) -> float:
@@ -118,12 +123,15 @@ def write_card(model_path: str | Path, card: ModelCard) -> Path:
     return path
 
 
-def build_unet(*, depth: int = 4, base_width: int = 8, in_channels: int = 1, name: str = "bbb_unet"):
-    """Build a Keras 3 functional U-Net that outputs a boundary probability.
+def build_unet(
+    *, depth: int = 4, base_width: int = 8, in_channels: int = 1, n_outputs: int = 2, name: str = "bbb_unet"
+):
+    """Build a Keras 3 functional U-Net with ``n_outputs`` sigmoid maps.
 
     Two 3x3 conv + batch-norm + ReLU per level, max-pooling down, 2x upsampling
-    + 2x2 conv up, skip concatenation, a 1x1 sigmoid head. Input height and
-    width must be multiples of ``2**depth``.
+    + 2x2 conv up, skip concatenation, a 1x1 sigmoid head (channel 0: boundary
+    probability; channel 1: normalised distance to the border). Input height
+    and width must be multiples of ``2**depth``.
     """
     import keras
     from keras import layers
@@ -148,7 +156,7 @@ def build_unet(*, depth: int = 4, base_width: int = 8, in_channels: int = 1, nam
         x = layers.Conv2D(base_width * 2**level, 2, padding="same", activation="relu")(x)
         x = layers.Concatenate()([x, skips[level]])
         x = block(x, base_width * 2**level)
-    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="boundary")(x)
+    outputs = layers.Conv2D(n_outputs, 1, activation="sigmoid", name="maps")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -205,21 +213,26 @@ class BoundaryModel:
         return predict_tiled(self._run, image, multiple=2**self.card.depth, tile=tile, context=context)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._forward(batch))
+        return self._forward(batch).numpy()
+
+    def predict_maps(
+        self, junction: np.ndarray, pixel_size_um: float | None = None, *, name: str = "<image>", tile: int = 1024
+    ) -> dict[str, np.ndarray]:
+        """Output maps (by name, see ``card.outputs``) at the image's own size.
+
+        The image is resized to the model's working scale (its card's pixel size
+        times ``input_scale``), predicted by tiles, and the maps resized back.
+        """
+        self.card.check_image(junction, pixel_size_um, name=name)
+        scale = self.card.working_scale(pixel_size_um)
+        maps = self.predict_tiles(resize(junction, scale), tile=tile)
+        return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}
 
     def boundary_probability(
         self, junction: np.ndarray, pixel_size_um: float | None = None, *, name: str = "<image>", tile: int = 1024
     ) -> np.ndarray:
-        """Boundary probability at the image's own size.
-
-        The image is resized to the model's working scale (its card's pixel size
-        times ``input_scale``), predicted by tiles, and the map resized back.
-        """
-        self.card.check_image(junction, pixel_size_um, name=name)
-        scale = self.card.working_scale(pixel_size_um)
-        small = resize(junction, scale)
-        probability = self.predict_tiles(small, tile=tile)
-        return resize_to(probability, junction.shape)
+        """Boundary probability at the image's own size (see :meth:`predict_maps`)."""
+        return self.predict_maps(junction, pixel_size_um, name=name, tile=tile)["boundary"]
 
 
 def resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -261,11 +274,11 @@ def resize_to(image: np.ndarray, shape: tuple[int, int], *, antialias: bool = Fa
 
 
 def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 1024, context: int = 96) -> np.ndarray:
-    """Apply ``run`` (batch (1, H, W, 1) -> same shape) by overlapping tiles.
+    """Apply ``run`` (batch (1, H, W, 1) -> (1, H, W, C)) by overlapping tiles.
 
     Each tile's core is surrounded by ``context`` px of image (reflected past
     the image edge) that is predicted but discarded, and neighbouring cores
-    overlap by ``context`` px blended with linear ramps.
+    overlap by ``context`` px blended with linear ramps. Returns (H, W, C).
     """
     image = np.asarray(image, dtype=np.float32)
     height, width = image.shape
@@ -281,8 +294,8 @@ def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 102
         n = math.ceil((length - tile) / stride) + 1
         return [min(i * stride, length - tile) for i in range(n)]
 
-    total = np.zeros((height, width), np.float32)
-    weight = np.zeros((height, width), np.float32)
+    total = None
+    weight = np.zeros((height, width, 1), np.float32)
     for y in starts(height):
         for x in starts(width):
             core_h, core_w = min(tile, height - y), min(tile, width - x)
@@ -290,11 +303,13 @@ def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 102
             in_w = _round_up(core_w + 2 * context, multiple)
             y0, x0 = off + y - context, off + x - context
             window = padded[y0 : y0 + in_h, x0 : x0 + in_w]
-            out = run(window[None, :, :, None])[0, :, :, 0]
+            out = run(window[None, :, :, None])[0]
+            if total is None:
+                total = np.zeros((height, width, out.shape[-1]), np.float32)
             core = out[context : context + core_h, context : context + core_w]
-            ramp = _ramp(core_h, overlap, y > 0, y + core_h < height)[:, None] * _ramp(
+            ramp = _ramp(core_h, overlap, y > 0, y + core_h < height)[:, None, None] * _ramp(
                 core_w, overlap, x > 0, x + core_w < width
-            )[None, :]
+            )[None, :, None]
             total[y : y + core_h, x : x + core_w] += core * ramp
             weight[y : y + core_h, x : x + core_w] += ramp
     return total / weight

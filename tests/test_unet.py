@@ -1,0 +1,90 @@
+"""bbbcore.unet: builder, card, tiled prediction, rescaling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bbbcore.errors import ModelCardError
+from bbbcore.unet import BoundaryModel, ModelCard, build_unet, read_card, resize, resize_to, write_card
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(1)
+    card = ModelCard(name="tiny", version="0", depth=3, base_width=4, input_scale=1.0, pixel_size_um=0.5)
+    net = build_unet(depth=3, base_width=4, n_outputs=2, name="tiny")
+    return BoundaryModel(net, card)
+
+
+def test_builder_shapes():
+    net = build_unet(depth=2, base_width=4, n_outputs=2)
+    out = net(np.zeros((1, 32, 48, 1), np.float32))
+    assert tuple(out.shape) == (1, 32, 48, 2)
+    assert 0.0 <= float(np.min(out)) and float(np.max(out)) <= 1.0
+
+
+def test_tiled_prediction_does_not_depend_on_tile_size(tiny_model):
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(0.3, 0.2, (200, 290)), 0, 1).astype(np.float32)
+    whole = tiny_model.predict_tiles(image, tile=1024, context=64)
+    tiled = tiny_model.predict_tiles(image, tile=48, context=64)
+    odd = tiny_model.predict_tiles(image, tile=100, context=64)
+    assert whole.shape == (200, 290, 2)
+    assert np.ptp(whole[..., 1]) > 0.01  # a map with structure, not a constant
+    assert np.abs(whole - tiled).max() < 1e-3
+    assert np.abs(whole - odd).max() < 1e-3
+
+
+def test_rescales_to_model_scale_and_back(tiny_model):
+    image = np.random.default_rng(1).random((120, 160)).astype(np.float32)
+    maps = tiny_model.predict_maps(image, pixel_size_um=0.25)  # 2x finer than the model's 0.5
+    assert maps["boundary"].shape == (120, 160) and maps["distance"].shape == (120, 160)
+    assert tiny_model.card.working_scale(0.25) == pytest.approx(0.5)
+    assert tiny_model.card.working_scale(None) == pytest.approx(1.0)
+
+
+def test_card_check_refuses_images_that_do_not_fit(tiny_model):
+    with pytest.raises(ModelCardError, match="reads one junction channel"):
+        tiny_model.predict_maps(np.zeros((64, 64, 3), np.float32), name="rgb.png")
+    with pytest.raises(ModelCardError, match=r"far\.png: pixel size 5 µm/px is too far"):
+        tiny_model.predict_maps(np.zeros((64, 64), np.float32), 5.0, name="far.png")
+    with pytest.raises(ModelCardError, match="too small"):
+        tiny_model.predict_maps(np.zeros((8, 8), np.float32), name="small.png")
+
+
+def test_save_load_round_trip(tmp_path, tiny_model):
+    path = tiny_model.save(tmp_path / "tiny.keras")
+    assert (tmp_path / "tiny.card.json").exists()
+    loaded = BoundaryModel.load(path)
+    assert loaded.card == tiny_model.card
+    image = np.random.default_rng(2).random((64, 80)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict_tiles(image), tiny_model.predict_tiles(image), atol=1e-6)
+
+
+def test_card_rejects_unknown_keys_and_bad_json(tmp_path):
+    path = tmp_path / "m.keras"
+    write_card(path, ModelCard(name="m", version="1"))
+    data = json.loads((tmp_path / "m.card.json").read_text())
+    data["treshold"] = 0.5
+    (tmp_path / "m.card.json").write_text(json.dumps(data))
+    with pytest.raises(ModelCardError, match="unknown key.*treshold"):
+        read_card(path)
+    (tmp_path / "m.card.json").write_text("{not json")
+    with pytest.raises(ModelCardError, match="not valid JSON"):
+        read_card(path)
+    with pytest.raises(ModelCardError, match="model file not found"):
+        BoundaryModel.load(tmp_path / "absent.keras")
+
+
+def test_resize_block_mean_and_linear():
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    half = resize(image, 0.5)
+    np.testing.assert_allclose(half, [[2.5, 4.5], [10.5, 12.5]])
+    back = resize_to(half, (4, 4))
+    assert back.shape == (4, 4)
+    assert back.min() >= half.min() and back.max() <= half.max()
