@@ -1,0 +1,92 @@
+"""The command line, end to end, on real images with the shipped model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from bbbcore import config
+from bbbcore.cli import main
+from tests.conftest import ROOT, need
+
+pytestmark = [pytest.mark.shared, pytest.mark.model]
+
+COLUMNS = ["image", "image_id", "cell_id", "area", "perimeter", "aspect_ratio", "extent",
+           "equivalent_diameter", "touches_edge"]
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory, shared_data):
+    need(config.DEFAULT_MODEL.exists(), "shipped model missing")
+    out = tmp_path_factory.mktemp("seg")
+    bad = out / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bbbcore", "segment", str(image), str(bad), "--out", str(out / "result"),
+         "--condition", "control", "--dose", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    return proc, out / "result"
+
+
+def test_segment_writes_labels_and_table(segmented):
+    proc, out = segmented
+    labels = tifffile.imread(out / "bbb_rgb_01.labels.tif")
+    assert labels.shape == (1024, 1344) and labels.dtype == np.uint16
+    table = pd.read_csv(out / "cells.csv")
+    assert list(table.columns[: len(COLUMNS)]) == COLUMNS
+    assert (table["image"] == "bbb_rgb_01.jpg").all()
+    assert set(table["cell_id"]) == set(np.unique(labels)) - {0}
+    assert 30 <= len(table) <= 200  # a 10x field holds roughly 50-100 cells
+    areas = np.bincount(labels.ravel())
+    np.testing.assert_array_equal(table["area"].to_numpy(), areas[table["cell_id"]])
+    assert table["touches_edge"].any() and not table["touches_edge"].all()
+    assert (table["condition"] == "control").all() and (table["dose"] == 0).all()
+    assert (out / "bbb_rgb_01.overlay.png").exists()
+
+
+def test_bad_file_is_named_and_good_files_still_finish(segmented):
+    proc, out = segmented
+    assert proc.returncode == 1
+    assert "broken.png: not a readable image" in proc.stderr
+    assert (out / "cells.csv").exists()
+
+
+def test_scale_bar_is_not_a_cell(segmented):
+    _, out = segmented
+    labels = tifffile.imread(out / "bbb_rgb_01.labels.tif")
+    # The white scale-bar box sits at rows ~990-1012, columns ~1170-1330.
+    assert (labels[995:1008, 1180:1320] == 0).mean() > 0.9
+
+
+def test_evaluate_scores_against_outline(tmp_path, shared_data, capsys):
+    from bbbcore.pipeline import write_labels_tiff
+    from bbbcore.annotations import read_truth_cells
+
+    truth_path = shared_data / "bbb" / "train" / "bbb_02.outline.png"
+    truth = read_truth_cells(truth_path)
+    write_labels_tiff(tmp_path / "t.labels.tif", truth)
+    assert main(["evaluate", str(tmp_path / "t.labels.tif"), "--truth", str(truth_path), "--bootstrap", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "f1@0.5: 1.0" in printed and "n_truth: 23" in printed
+
+
+def test_evaluate_refuses_mismatched_shapes(tmp_path, shared_data, capsys):
+    from bbbcore.pipeline import write_labels_tiff
+
+    write_labels_tiff(tmp_path / "small.labels.tif", np.ones((10, 10), np.int32))
+    code = main(["evaluate", str(tmp_path / "small.labels.tif"), "--truth",
+                 str(shared_data / "bbb" / "train" / "bbb_02.outline.png")])
+    assert code == 2 and "differs from the annotation" in capsys.readouterr().err
+
+
+def test_missing_model_is_a_clear_error(tmp_path, shared_data, capsys):
+    code = main(["segment", str(shared_data / "bbb" / "train" / "bbb_02.png"), "--out", str(tmp_path),
+                 "--model", str(tmp_path / "none.keras")])
+    assert code == 2 and "none.keras: model file not found" in capsys.readouterr().err
