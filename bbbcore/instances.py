@@ -16,6 +16,7 @@ DEFAULT_SETTINGS = {
     "min_marker_area": 150,
     "min_cell_area": 1200,
     "distance_threshold": 0.5,
+    "merge_threshold": 0.3,
 }
 
 
@@ -56,7 +57,15 @@ def cell_markers(
     a gap still gets its own seed (a neck in the basin is a dip in the
     distance). Seeds are cut to pixels farther than ``marker_erosion`` px from a
     border; specks smaller than ``min_marker_area`` are dropped.
+
+    With a predicted ``cell_distance`` map (1 at a cell's centre, 0 on its
+    border), the seeds are instead its regions above ``distance_threshold``:
+    the network has already seen each cell's shape, gaps in borders included.
     """
+    if cell_distance is not None:
+        interior = (cell_distance > distance_threshold) & (boundary_probability < threshold)
+        interior = morphology.remove_small_objects(interior, max_size=max(0, int(min_marker_area) - 1))
+        return _with_nuclei(measure.label(interior, connectivity=1), interior, nuclei, min_marker_area)
     interior = boundary_probability < threshold
     distance = ndi.distance_transform_edt(interior)
     core = distance > marker_erosion
@@ -66,8 +75,8 @@ def cell_markers(
         # Each peak grows back to its own part of the core (by a watershed on
         # the distance), so seeds keep a cell-like size.
         peak_labels = measure.label(peaks & core, connectivity=2)
-        interior = segmentation.watershed(-smooth, peak_labels, mask=core) > 0
-        interior &= ~segmentation.find_boundaries(segmentation.watershed(-smooth, peak_labels, mask=core), mode="inner")
+        grown = segmentation.watershed(-smooth, peak_labels, mask=core)
+        interior = (grown > 0) & ~segmentation.find_boundaries(grown, mode="inner")
     else:
         interior = core
     interior = morphology.remove_small_objects(interior, max_size=max(0, int(min_marker_area) - 1))
@@ -102,6 +111,7 @@ def cells_from_boundary(
     min_marker_area: float = DEFAULT_SETTINGS["min_marker_area"],
     min_cell_area: float = DEFAULT_SETTINGS["min_cell_area"],
     distance_threshold: float = DEFAULT_SETTINGS["distance_threshold"],
+    merge_threshold: float = DEFAULT_SETTINGS["merge_threshold"],
 ) -> np.ndarray:
     """Turn a boundary probability map into a labels image, one id per cell.
 
@@ -116,7 +126,11 @@ def cells_from_boundary(
     exclude : (H, W) bool array, optional
         Pixels that are no cell (a burned-in scale bar): cells lying mostly
         inside are removed and these pixels stay 0.
-    threshold, smoothing_sigma, marker_erosion, marker_h, min_marker_area, min_cell_area, distance_threshold
+    threshold, smoothing_sigma, marker_erosion, marker_h, min_marker_area, min_cell_area, distance_threshold,
+    merge_threshold
+        See :data:`DEFAULT_SETTINGS` (pixels). Two neighbours whose shared
+        border has a mean boundary probability below ``merge_threshold`` are
+        one cell split by a spurious seed, and are merged.
         See :data:`DEFAULT_SETTINGS` (pixels).
 
     Returns
@@ -143,6 +157,9 @@ def cells_from_boundary(
     if exclude is not None:
         markers[exclude] = 0
     labels = segmentation.watershed(elevation, markers)
+    if merge_threshold > 0:
+        labels = merge_weak_borders(labels, probability, merge_threshold)
+        markers = np.where(markers > 0, labels, 0)
     # Cells too small to be real give their seed up; their pixels join neighbours.
     for _ in range(2):
         areas = np.bincount(labels.ravel())
@@ -162,6 +179,62 @@ def cells_from_boundary(
         labels[exclude] = 0
     labels, _, _ = segmentation.relabel_sequential(labels)
     return labels.astype(np.int32)
+
+
+def shared_borders(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of touching labels with the mean of ``values`` along their border.
+
+    Returns
+    -------
+    pairs : (n, 2) int array, smaller id first
+    mean : (n,) float array, mean of ``values`` over the pixels on both sides
+    length : (n,) int array, number of touching pixel pairs
+    """
+    a_parts, b_parts, v_parts = [], [], []
+    for a, b, va, vb in (
+        (labels[:, :-1], labels[:, 1:], values[:, :-1], values[:, 1:]),
+        (labels[:-1, :], labels[1:, :], values[:-1, :], values[1:, :]),
+    ):
+        touching = (a != b) & (a > 0) & (b > 0)
+        a_parts.append(a[touching])
+        b_parts.append(b[touching])
+        v_parts.append((va[touching] + vb[touching]) / 2)
+    first = np.concatenate(a_parts).astype(np.int64)
+    second = np.concatenate(b_parts).astype(np.int64)
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    if low.size == 0:
+        return np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0, np.int64)
+    keys = low * (int(labels.max()) + 1) + high
+    unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=np.concatenate(v_parts))
+    pairs = np.column_stack([unique // (int(labels.max()) + 1), unique % (int(labels.max()) + 1)])
+    return pairs, sums / counts, counts
+
+
+def merge_weak_borders(labels: np.ndarray, boundary_probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Merge neighbouring cells whose shared border shows no boundary.
+
+    A border whose mean ``boundary_probability`` is below ``threshold`` is a
+    line the watershed drew between two seeds of one cell.
+    """
+    pairs, mean, _ = shared_borders(labels, boundary_probability)
+    weak = pairs[mean < threshold]
+    if weak.size == 0:
+        return labels
+    parent = np.arange(int(labels.max()) + 1)
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in weak:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    lookup = np.array([root(i) for i in range(parent.size)])
+    return lookup[labels]
 
 
 def burned_in_mask(raw: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import pandas as pd
 from .features import cells_table
 from .instances import burned_in_mask, cells_from_boundary, scaled_settings
 from .io import LoadedImage
+from .unet import resize_labels, resize_to
 
 
 @dataclass
@@ -61,32 +62,36 @@ def segment_image(
         Seed the watershed from the nuclear channel when the image has one.
     settings : dict, optional
         Watershed settings (see :data:`bbbcore.instances.DEFAULT_SETTINGS`),
-        given at the model's pixel size; they are rescaled to the image's.
+        in pixels at the model's training pixel size; they override the card's
+        and are rescaled to the network's grid.
     condition, dose : optional
         Written into the table.
     """
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
     timings = {}
     started = time.perf_counter()
-    maps = model.predict_maps(image.junction, size, name=image.name)
+    # The watershed runs on the network's grid (4x fewer pixels at 10x) and
+    # its labels are mapped back to the image's own grid.
+    maps = model.predict_maps(image.junction, size, name=image.name, working_scale=True)
     timings["inference_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    pixel_scale = 1.0 if size is None else model.card.pixel_size_um / size
-    chosen = scaled_settings({**model.card.thresholds, **(settings or {})}, pixel_scale)
-    labels = cells_from_boundary(
-        maps["boundary"],
-        cell_distance=maps.get("distance"),
-        nuclei=image.nuclei if use_nuclei else None,
-        exclude=burned_in_mask(image.raw),
-        **chosen,
+    small_shape = maps["boundary"].shape
+    chosen = scaled_settings({**model.card.thresholds, **(settings or {})}, model.card.input_scale)
+    exclude = resize_labels(burned_in_mask(image.raw), small_shape)
+    nuclei = resize_to(image.nuclei, small_shape, antialias=True) if use_nuclei and image.nuclei is not None else None
+    small_labels = cells_from_boundary(
+        maps["boundary"], cell_distance=maps.get("distance"), nuclei=nuclei, exclude=exclude, **chosen
     )
+    labels = resize_labels(small_labels, image.shape)
+    probability = resize_to(maps["boundary"], image.shape)
+    distance = resize_to(maps["distance"], image.shape) if "distance" in maps else None
     timings["postprocess_s"] = time.perf_counter() - started
     started = time.perf_counter()
     table = cells_table(
         labels, image=image.name, image_id=image.image_id, pixel_size_um=size, condition=condition, dose=dose
     )
     timings["measure_s"] = time.perf_counter() - started
-    return Segmentation(image, maps["boundary"], maps.get("distance"), labels, table, size, timings)
+    return Segmentation(image, probability, distance, labels, table, size, timings)
 
 
 def write_labels_tiff(path: str | Path, labels: np.ndarray, *, pixel_size_um: float | None = None) -> Path:

@@ -216,16 +216,25 @@ class BoundaryModel:
         return self._forward(batch).numpy()
 
     def predict_maps(
-        self, junction: np.ndarray, pixel_size_um: float | None = None, *, name: str = "<image>", tile: int = 1024
+        self,
+        junction: np.ndarray,
+        pixel_size_um: float | None = None,
+        *,
+        name: str = "<image>",
+        tile: int = 1024,
+        working_scale: bool = False,
     ) -> dict[str, np.ndarray]:
-        """Output maps (by name, see ``card.outputs``) at the image's own size.
+        """Output maps (by name, see ``card.outputs``).
 
         The image is resized to the model's working scale (its card's pixel size
-        times ``input_scale``), predicted by tiles, and the maps resized back.
+        divided by ``input_scale``) and predicted by tiles; the maps are resized
+        back to the image's own size unless ``working_scale`` is True.
         """
         self.card.check_image(junction, pixel_size_um, name=name)
         scale = self.card.working_scale(pixel_size_um)
         maps = self.predict_tiles(resize(junction, scale), tile=tile)
+        if working_scale:
+            return {key: maps[..., i] for i, key in enumerate(self.card.outputs)}
         return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}
 
     def boundary_probability(
@@ -241,6 +250,13 @@ def resize(image: np.ndarray, scale: float) -> np.ndarray:
         return image.astype(np.float32, copy=False)
     shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
     return resize_to(image, shape, antialias=scale < 1)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a labels image (pixel centres aligned)."""
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(int), labels.shape[0] - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(int), labels.shape[1] - 1)
+    return labels[rows[:, None], cols[None, :]]
 
 
 def resize_to(image: np.ndarray, shape: tuple[int, int], *, antialias: bool = False) -> np.ndarray:

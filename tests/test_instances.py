@@ -92,3 +92,17 @@ def test_settings_scale_with_pixel_size():
     assert finer["min_cell_area"] == 4000 and finer["marker_erosion"] == 8
     with pytest.raises(ValueError, match="unknown watershed setting"):
         scaled_settings({"treshold": 0.2})
+
+
+def test_spurious_split_without_a_border_is_merged():
+    from bbbcore.instances import merge_weak_borders, shared_borders
+
+    labels = np.zeros((40, 60), np.int32)
+    labels[:, :20], labels[:, 20:40], labels[:, 40:] = 1, 2, 3
+    probability = np.zeros((40, 60), np.float32)
+    probability[:, 38:42] = 0.9  # a real border between 2 and 3; none between 1 and 2
+    pairs, mean, length = shared_borders(labels, probability)
+    assert pairs.tolist() == [[1, 2], [2, 3]] and length.tolist() == [40, 40]
+    merged = merge_weak_borders(labels, probability, 0.3)
+    assert len(np.unique(merged)) == 2
+    assert (merged[:, :40] == merged[0, 0]).all() and (merged[:, 40:] != merged[0, 0]).all()
