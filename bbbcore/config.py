@@ -20,13 +20,10 @@ MAX_MEGAPIXELS = 50.0
 #: Percentiles of the robust intensity normalisation.
 NORMALISE_PERCENTILES = (1.0, 99.8)
 
-#: Smallest cell kept by the watershed, in pixels at the model's working scale
-#: is derived from this value given at the image's own scale (10x, 0.62 µm/px).
-MIN_CELL_AREA_PX = 400
-
-#: Cells whose labels touch the image edge are kept but flagged; summaries and
-#: statistics leave them out by default.
-EXCLUDE_EDGE_CELLS = True
+#: Smallest cell kept by the watershed, in pixels at the shipped model's
+#: training pixel size (10x, 0.617 µm/px; about 460 µm²). Rescaled for other
+#: pixel sizes; a model card's ``thresholds`` may override it.
+MIN_CELL_AREA_PX = 1200
 
 #: Junction channel picked from an RGB image (green = ZO-1 in this field).
 DEFAULT_RGB_JUNCTION_CHANNEL = 1

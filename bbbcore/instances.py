@@ -6,6 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, segmentation
 
+from . import config
+
 #: Watershed settings in pixels at the 10x scale of the shipped model
 #: (0.62 µm/px); :func:`scaled_settings` converts them for another pixel size.
 DEFAULT_SETTINGS = {
@@ -14,7 +16,7 @@ DEFAULT_SETTINGS = {
     "marker_erosion": 4.0,
     "marker_h": 4.0,
     "min_marker_area": 150,
-    "min_cell_area": 1200,
+    "min_cell_area": config.MIN_CELL_AREA_PX,
     "distance_threshold": 0.5,
     "merge_threshold": 0.3,
 }
