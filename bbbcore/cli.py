@@ -33,6 +33,7 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args) -> int:
+    from .instances import DEFAULT_SETTINGS
     from .training import bbb_dataset, isbi_dataset, train
     from .unet import ModelCard
 
@@ -49,6 +50,7 @@ def _cmd_train(args) -> int:
         base_width=args.base_width,
         input_scale=args.input_scale,
         pixel_size_um=args.pixel_size,
+        thresholds=dict(DEFAULT_SETTINGS),
         training={"data": source, "data_folder": str(args.data)},
     )
     print(f"training {card.name} on {len(images)} image(s): {', '.join(im.name for im in images)}")

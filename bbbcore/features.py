@@ -11,8 +11,8 @@ Column definitions (pixels unless the name carries a unit):
 ``aspect_ratio``       bounding-box width / height (the original analysis's definition)
 ``extent``             area / bounding-box area
 ``equivalent_diameter`` sqrt(4 area / pi) (px)
-``centroid_y/x``       centre of mass (px)
 ``touches_edge``       the cell reaches the image edge (left out of summaries)
+``centroid_y/x``       centre of mass (px)
 ``*_um``, ``*_um2``    the same in µm / µm², only when a pixel size is known
 =====================  ==============================================================
 """
@@ -71,9 +71,9 @@ def cells_table(
             "aspect_ratio": width / np.maximum(height, 1),
             "extent": area / np.maximum(width * height, 1),
             "equivalent_diameter": props["equivalent_diameter_area"].astype(float),
+            "touches_edge": touches_edge(labels)[props["label"]] if len(props["label"]) else np.zeros(0, bool),
             "centroid_y": props["centroid-0"],
             "centroid_x": props["centroid-1"],
-            "touches_edge": touches_edge(labels)[props["label"]] if len(props["label"]) else np.zeros(0, bool),
         }
     )
     if pixel_size_um is not None:
