@@ -99,14 +99,6 @@ def outline_to_cells(
     return cells.astype(np.int32)
 
 
-def known_mask(cells: np.ndarray, *, margin: int = 0) -> np.ndarray:
-    """Pixels where the truth is known: the truth cells, grown by ``margin``."""
-    known = cells > 0
-    if margin > 0:
-        known = ndi.binary_dilation(known, iterations=margin)
-    return known
-
-
 def read_outline(path: str | Path) -> np.ndarray:
     """Read an outline annotation image (PNG/TIFF) as a boolean array."""
     from .io import read_array

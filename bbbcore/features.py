@@ -25,10 +25,6 @@ from skimage import measure
 
 from .instances import touches_edge
 
-#: The original analysis's five shape columns, in its order.
-ORIGINAL_COLUMNS = ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter"]
-
-
 def cells_table(
     labels: np.ndarray,
     *,

@@ -11,7 +11,8 @@ import pandas as pd
 
 from .features import cells_table
 from .instances import burned_in_mask, cells_from_boundary, scaled_settings
-from .io import LoadedImage
+from . import config
+from .io import LoadedImage, normalise
 from .unet import resize_labels, resize_to
 
 
@@ -72,7 +73,11 @@ def segment_image(
     started = time.perf_counter()
     # The watershed runs on the network's grid (4x fewer pixels at 10x) and
     # its labels are mapped back to the image's own grid.
-    maps = model.predict_maps(image.junction, size, name=image.name, working_scale=True)
+    junction = image.junction
+    if tuple(model.card.normalise_percentiles) != tuple(config.NORMALISE_PERCENTILES):
+        plane = image.raw if image.raw.ndim == 2 else image.raw[..., image.junction_channel]
+        junction = normalise(plane, tuple(model.card.normalise_percentiles))
+    maps = model.predict_maps(junction, size, name=image.name, working_scale=True)
     timings["inference_s"] = time.perf_counter() - started
     started = time.perf_counter()
     small_shape = maps["boundary"].shape
