@@ -19,6 +19,7 @@ DEFAULT_SETTINGS = {
     "min_cell_area": config.MIN_CELL_AREA_PX,
     "distance_threshold": 0.5,
     "merge_threshold": 0.3,
+    "empty_fraction": 0.15,
 }
 
 
@@ -114,6 +115,8 @@ def cells_from_boundary(
     min_cell_area: float = DEFAULT_SETTINGS["min_cell_area"],
     distance_threshold: float = DEFAULT_SETTINGS["distance_threshold"],
     merge_threshold: float = DEFAULT_SETTINGS["merge_threshold"],
+    intensity: np.ndarray | None = None,
+    empty_fraction: float = DEFAULT_SETTINGS["empty_fraction"],
 ) -> np.ndarray:
     """Turn a boundary probability map into a labels image, one id per cell.
 
@@ -128,8 +131,12 @@ def cells_from_boundary(
     exclude : (H, W) bool array, optional
         Pixels that are no cell (a burned-in scale bar): cells lying mostly
         inside are removed and these pixels stay 0.
+    intensity : (H, W) float array, optional
+        The normalised junction channel. A region whose median intensity is
+        below ``empty_fraction`` times the median region's is a gap in the
+        monolayer (black: no cytoplasm, no junction) and becomes 0.
     threshold, smoothing_sigma, marker_erosion, marker_h, min_marker_area, min_cell_area, distance_threshold,
-    merge_threshold
+    merge_threshold, empty_fraction
         See :data:`DEFAULT_SETTINGS` (pixels). Two neighbours whose shared
         border has a mean boundary probability below ``merge_threshold`` are
         one cell split by a spurious seed, and are merged.
@@ -173,6 +180,11 @@ def cells_from_boundary(
         if markers.max() == 0:
             return np.zeros(probability.shape, np.int32)
         labels = segmentation.watershed(elevation, markers)
+    if intensity is not None and empty_fraction > 0 and labels.max() > 0:
+        ids = np.arange(1, labels.max() + 1)
+        medians = np.asarray(ndi.median(intensity, labels, ids))
+        empty = ids[medians < empty_fraction * np.median(medians)]
+        labels[np.isin(labels, empty)] = 0
     if exclude is not None and exclude.any():
         inside = np.bincount(labels[exclude].ravel(), minlength=labels.max() + 1)
         areas = np.bincount(labels.ravel(), minlength=labels.max() + 1)

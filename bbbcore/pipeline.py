@@ -85,7 +85,9 @@ def segment_image(
     exclude = resize_labels(burned_in_mask(image.raw), small_shape)
     nuclei = resize_to(image.nuclei, small_shape, antialias=True) if use_nuclei and image.nuclei is not None else None
     small_labels = cells_from_boundary(
-        maps["boundary"], cell_distance=maps.get("distance"), nuclei=nuclei, exclude=exclude, **chosen
+        maps["boundary"], cell_distance=maps.get("distance"), nuclei=nuclei, exclude=exclude,
+        intensity=resize_to(junction, small_shape, antialias=True),
+        **chosen,
     )
     labels = resize_labels(small_labels, image.shape)
     probability = resize_to(maps["boundary"], image.shape)

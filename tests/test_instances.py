@@ -106,3 +106,13 @@ def test_spurious_split_without_a_border_is_merged():
     merged = merge_weak_borders(labels, probability, 0.3)
     assert len(np.unique(merged)) == 2
     assert (merged[:, :40] == merged[0, 0]).all() and (merged[:, 40:] != merged[0, 0]).all()
+
+
+def test_gap_in_the_monolayer_is_no_cell(synthetic_monolayer):
+    junction = synthetic_monolayer["junction"].copy()
+    truth = synthetic_monolayer["truth"]
+    hole = truth == truth[200, 250]  # one cell is missing: a black gap, no junction, no cytoplasm
+    intensity = np.where(hole, 0.0, np.clip(junction + 0.3, 0, 1))
+    labels = cells_from_boundary(junction, intensity=intensity, **SETTINGS)
+    assert (labels[hole] == 0).mean() > 0.8
+    assert (labels[~hole] > 0).mean() > 0.97
