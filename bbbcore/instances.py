@@ -140,7 +140,6 @@ def cells_from_boundary(
         See :data:`DEFAULT_SETTINGS` (pixels). Two neighbours whose shared
         border has a mean boundary probability below ``merge_threshold`` are
         one cell split by a spurious seed, and are merged.
-        See :data:`DEFAULT_SETTINGS` (pixels).
 
     Returns
     -------
@@ -181,7 +180,7 @@ def cells_from_boundary(
             return np.zeros(probability.shape, np.int32)
         labels = segmentation.watershed(elevation, markers)
     if intensity is not None and empty_fraction > 0 and labels.max() > 0:
-        ids = np.arange(1, labels.max() + 1)
+        ids = np.unique(labels[labels > 0])  # merging leaves gaps in the ids
         medians = np.asarray(ndi.median(intensity, labels, ids))
         empty = ids[medians < empty_fraction * np.median(medians)]
         labels[np.isin(labels, empty)] = 0
