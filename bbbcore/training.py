@@ -17,7 +17,7 @@ from skimage import segmentation
 
 from .annotations import read_truth_cells
 from .io import load_image, normalise, read_array
-from .unet import BoundaryModel, ModelCard, build_unet, resize, resize_to
+from .unet import BoundaryModel, ModelCard, build_unet, resize
 
 
 @dataclass

@@ -237,12 +237,6 @@ class BoundaryModel:
             return {key: maps[..., i] for i, key in enumerate(self.card.outputs)}
         return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}
 
-    def boundary_probability(
-        self, junction: np.ndarray, pixel_size_um: float | None = None, *, name: str = "<image>", tile: int = 1024
-    ) -> np.ndarray:
-        """Boundary probability at the image's own size (see :meth:`predict_maps`)."""
-        return self.predict_maps(junction, pixel_size_um, name=name, tile=tile)["boundary"]
-
 
 def resize(image: np.ndarray, scale: float) -> np.ndarray:
     """Resize a 2-D float image by ``scale`` (area-averaging when shrinking)."""

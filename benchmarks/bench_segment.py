@@ -51,7 +51,7 @@ def main() -> None:
 
     print(f"import tensorflow: {time.perf_counter() - started:.2f} s (once per process, not per image)")
     from bbbcore.pipeline import segment_image
-    from bbbcore.unet import BoundaryModel, resize
+    from bbbcore.unet import BoundaryModel
 
     started = time.perf_counter()
     model = BoundaryModel.load(args.model)
