@@ -22,6 +22,8 @@ rules below hold everywhere:
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from scipy import ndimage as ndi
 from skimage import measure, segmentation
 
 from .errors import AnnotationError
+from .polygons import rasterise_polygons
 
 #: Thresholds of the truth-cell rule (pixels at the annotation's own scale).
 OUTLINE_RULES = {
@@ -118,3 +121,151 @@ def read_truth_cells(path: str | Path, **rules) -> np.ndarray:
     if cells.max() == 0:
         raise AnnotationError(Path(path).name, "no closed cell outline was found")
     return cells
+
+
+# --------------------------------------------------------------------------
+# Hand-drawn polygons (Labelbox exports, GeoJSON) -> labels images
+# --------------------------------------------------------------------------
+
+@dataclass
+class PolygonAnnotation:
+    """The polygons one person drew on one image.
+
+    Attributes
+    ----------
+    image : str
+        The annotated image's file name (``Labeled Data``'s last path part).
+    annotator : str
+        ``Created By``, or "" when the file does not say.
+    polygons : list of (n, 2) float arrays
+        ``x, y`` vertices in pixels (pixel-edge convention of
+        :mod:`bbbcore.polygons`), one per cell, in drawing order.
+    """
+
+    image: str
+    annotator: str
+    polygons: list
+
+    def to_labels(self, shape: tuple[int, int]) -> np.ndarray:
+        """Rasterise: cell ``i`` (1-based, drawing order) -> label ``i``."""
+        return rasterise_polygons(self.polygons, shape)
+
+    def extent(self) -> tuple[int, int]:
+        """The smallest (height, width) that holds every polygon."""
+        if not self.polygons:
+            return (0, 0)
+        top = np.max([p.max(axis=0) for p in self.polygons], axis=0)
+        return int(np.ceil(top[1])), int(np.ceil(top[0]))
+
+
+def read_polygon_annotations(path: str | Path, *, data: bytes | None = None) -> list[PolygonAnnotation]:
+    """Read a Labelbox JSON export or a GeoJSON file of cell polygons.
+
+    Labelbox (the format the original study's parser read): a JSON list of
+    records, each with ``Labeled Data`` (the image's URL or name), ``Label``
+    -> ``Cell`` -> a list of objects whose ``geometry`` is a list of
+    ``{"x": .., "y": ..}`` points, and ``Created By``. Records with an empty
+    ``Label`` (skipped images) give no annotation.
+
+    GeoJSON: a FeatureCollection (or a list of Features, as QuPath exports)
+    of Polygon / MultiPolygon features in pixel coordinates; holes are
+    ignored. The image is the file's stem unless features say ``image``.
+
+    Raises
+    ------
+    AnnotationError
+        One line naming the file, the record and the problem.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        raw = data if data is not None else path.read_bytes()
+    except OSError as exc:
+        raise AnnotationError(name, f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        content = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnnotationError(name, f"not valid JSON ({exc})") from None
+    if isinstance(content, dict) and content.get("type") in ("FeatureCollection", "Feature"):
+        return _read_geojson(content, name)
+    if isinstance(content, list) and content and isinstance(content[0], dict) and content[0].get("type") == "Feature":
+        return _read_geojson({"type": "FeatureCollection", "features": content}, name)
+    if isinstance(content, list):
+        return _read_labelbox(content, name)
+    raise AnnotationError(name, "neither a Labelbox export (a JSON list of records) nor GeoJSON")
+
+
+def _points(geometry, where: str, name: str) -> np.ndarray:
+    """Labelbox ``geometry`` (a list of {x, y}) -> (n, 2) float array."""
+    if not isinstance(geometry, list) or len(geometry) < 3:
+        raise AnnotationError(name, f"{where}: 'geometry' must be a list of at least 3 points")
+    try:
+        points = np.array([[float(p["x"]), float(p["y"])] for p in geometry])
+    except (TypeError, KeyError, ValueError):
+        raise AnnotationError(name, f"{where}: every point needs numeric 'x' and 'y'") from None
+    if not np.all(np.isfinite(points)) or (points < 0).any():
+        raise AnnotationError(name, f"{where}: coordinates must be finite and not negative")
+    return points
+
+
+def _read_labelbox(records: list, name: str) -> list[PolygonAnnotation]:
+    annotations = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise AnnotationError(name, f"record {number}: not a JSON object")
+        image = record.get("Labeled Data") or record.get("External ID")
+        if not image:
+            raise AnnotationError(name, f"record {number}: no 'Labeled Data' (the image)")
+        image = str(image).split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        where = f"record {number} ({image})"
+        label = record.get("Label")
+        if label in (None, "Skip", {}, []):
+            continue
+        if not isinstance(label, dict) or "Cell" not in label:
+            raise AnnotationError(name, f"{where}: 'Label' has no 'Cell' list")
+        objects = label["Cell"]
+        if not isinstance(objects, list):
+            raise AnnotationError(name, f"{where}: 'Label' -> 'Cell' must be a list")
+        polygons = []
+        for index, obj in enumerate(objects, start=1):
+            if not isinstance(obj, dict) or "geometry" not in obj:
+                raise AnnotationError(name, f"{where}: cell {index} has no 'geometry'")
+            polygons.append(_points(obj["geometry"], f"{where}: cell {index}", name))
+        annotations.append(PolygonAnnotation(image, str(record.get("Created By") or ""), polygons))
+    if not annotations:
+        raise AnnotationError(name, "no annotated record (every 'Label' is empty)")
+    return annotations
+
+
+def _read_geojson(content: dict, name: str) -> list[PolygonAnnotation]:
+    features = [content] if content.get("type") == "Feature" else content.get("features")
+    if not isinstance(features, list):
+        raise AnnotationError(name, "a FeatureCollection needs a 'features' list")
+    by_image: dict[str, list] = {}
+    default_image = Path(name).name.rsplit(".", 1)[0]
+    for number, feature in enumerate(features, start=1):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or "coordinates" not in geometry:
+            raise AnnotationError(name, f"feature {number}: no 'geometry' with 'coordinates'")
+        kind = geometry.get("type")
+        if kind == "Polygon":
+            outers = [geometry["coordinates"][0]] if geometry["coordinates"] else []
+        elif kind == "MultiPolygon":
+            outers = [part[0] for part in geometry["coordinates"] if part]
+        else:
+            continue  # points and lines are no cells
+        properties = feature.get("properties") or {}
+        image = str(properties.get("image") or default_image)
+        for outer in outers:
+            try:
+                points = np.asarray(outer, float)[:, :2]
+            except (TypeError, ValueError, IndexError):
+                raise AnnotationError(name, f"feature {number}: coordinates are not [x, y] pairs") from None
+            if len(points) >= 2 and np.allclose(points[0], points[-1]):
+                points = points[:-1]
+            if len(points) < 3 or not np.all(np.isfinite(points)):
+                raise AnnotationError(name, f"feature {number}: a polygon needs at least 3 finite points")
+            by_image.setdefault(image, []).append(points)
+    if not by_image:
+        raise AnnotationError(name, "no Polygon feature")
+    return [PolygonAnnotation(image, "", polygons) for image, polygons in by_image.items()]

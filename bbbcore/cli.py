@@ -1,4 +1,4 @@
-"""Command line: ``python -m bbbcore segment | evaluate | train``."""
+"""Command line: ``python -m bbbcore segment | measure | import-annotations | evaluate | train``."""
 
 from __future__ import annotations
 
@@ -69,60 +69,236 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _add_sample_options(p) -> None:
+    g = p.add_argument_group("conditions (sample sheet > file name; these options override both)")
+    g.add_argument("--sample-sheet", type=Path, default=None,
+                   help="CSV: file, condition, dose, dose_unit, replicate, well")
+    g.add_argument("--name-pattern", default=None,
+                   help="regular expression with named groups (condition, dose, dose_unit, replicate, well) "
+                        "read from file names; default: the study's names, e.g. tat3b_80ng_frame02.tif")
+    g.add_argument("--condition", default=None, help="condition written into every row")
+    g.add_argument("--dose", type=float, default=None, help="dose written into every row")
+    g.add_argument("--dose-unit", default=None, help="unit of --dose (ng, µM, ...)")
+    g.add_argument("--junction-threshold", type=float, default=None,
+                   help="background-subtracted junction intensity from which the junction counts as present "
+                        "(default: 1.5 x each cell's cytoplasm)")
+
+
+def _samples(args, names: list[str]):
+    """The sample sheet of the run: the file's rows, else the names, then the overrides."""
+    from .metadata import DEFAULT_NAME_PATTERN, read_sample_sheet, sample_sheet_for
+
+    sheet = read_sample_sheet(args.sample_sheet) if args.sample_sheet else None
+    overrides = {"condition": args.condition, "dose": args.dose, "dose_unit": args.dose_unit}
+    return sample_sheet_for(names, sheet=sheet, pattern=args.name_pattern or DEFAULT_NAME_PATTERN,
+                            overrides=overrides)
+
+
+def _unique_stem(name: str, used: set[str], image_id: str = "") -> str:
+    """The output stem of a file: its name without extension, kept apart from earlier ones."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = stem[:-7] if stem.endswith(".labels") else stem
+    if stem in used:
+        stem = f"{stem}-{image_id[:8] or len(used)}"
+    used.add(stem)
+    return stem
+
+
+def _write_tables(out: Path, tables: list, records: list, samples) -> None:
+    import pandas as pd
+
+    from .export import write_csv
+    from .features import summary_table
+    from .metadata import write_sample_sheet
+
+    if not tables:
+        return
+    cells = pd.concat(tables, ignore_index=True)
+    write_csv(cells, out / "cells.csv")
+    summary = summary_table(cells, images=records)
+    write_csv(summary, out / "summary.csv")
+    write_sample_sheet(samples, out / "samples.csv")
+    print(f"wrote {len(cells)} cells of {len(summary)} image(s) to {out / 'cells.csv'} and {out / 'summary.csv'}")
+
+
 def _add_segment(sub) -> None:
-    p = sub.add_parser("segment", help="segment images: labels TIFF + cells.csv (+ overlay PNG) per image")
+    p = sub.add_parser("segment", help="segment images: cells.csv, summary.csv, and per image labels TIFF, "
+                                       "ImageJ ROI zip, GeoJSON and overlay PNG")
     p.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or TIFF files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", type=Path, default=config.DEFAULT_MODEL, help="a .keras model with its card")
     p.add_argument("--channel", default=None, help="junction channel: index, colour (green) or name (ZO-1)")
     p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
-                   help="µm per pixel (default: from the file, else the model's)")
-    p.add_argument("--condition", default=None, help="condition written into every row")
-    p.add_argument("--dose", type=float, default=None, help="dose written into every row")
+                   help="µm per pixel (default: from the file; without one, no µm columns and the image "
+                        "is taken to be at the model's scale)")
     p.add_argument("--nuclei-seeds", action="store_true", help="seed cells from the nuclear (DAPI) channel")
     p.add_argument("--max-projection", action="store_true", help="project z-stacks / multi-page TIFFs")
+    _add_sample_options(p)
 
 
 def _cmd_segment(args) -> int:
-    import pandas as pd
-    from PIL import Image
-
+    from .export import image_outputs, write_files
+    from .features import image_record
     from .io import load_image
-    from .overlay import overlay_outlines
-    from .pipeline import segment_image, write_labels_tiff
+    from .metadata import sample_of
+    from .pipeline import segment_image
     from .unet import BoundaryModel
 
+    samples = _samples(args, [path.name for path in args.images])
     model = BoundaryModel.load(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
-    tables, failed = [], []
+    tables, records, failed, used = [], [], [], set()
     for path in args.images:
         try:
             image = load_image(path, channel=args.channel, max_projection=args.max_projection)
             result = segment_image(
                 image, model, pixel_size_um=args.pixel_size, use_nuclei=args.nuclei_seeds,
-                condition=args.condition, dose=args.dose,
+                sample=sample_of(samples, path.name), junction_threshold=args.junction_threshold,
             )
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(path.name)
             continue
-        stem = path.name.rsplit(".", 1)[0]
-        write_labels_tiff(args.out / f"{stem}.labels.tif", result.labels, pixel_size_um=result.pixel_size_um)
-        Image.fromarray(overlay_outlines(image.junction, result.labels)).save(args.out / f"{stem}.overlay.png")
+        stem = _unique_stem(path.name, used, image.image_id)
+        write_files(args.out, image_outputs(
+            stem, result.labels, cells=result.cells, junction=image.junction, pixel_size_um=result.pixel_size_um,
+        ))
         tables.append(result.cells)
+        records.append(image_record(result.labels, image=image.name, image_id=image.image_id,
+                                    pixel_size_um=result.pixel_size_um))
         t = result.timings
         print(
             f"{path.name}: {len(result.cells)} cells "
             f"({int(result.cells['touches_edge'].sum())} at the edge), "
             f"{t['inference_s'] + t['postprocess_s'] + t['measure_s']:.2f} s"
         )
-    if tables:
-        table = pd.concat(tables, ignore_index=True)
-        table.to_csv(args.out / "cells.csv", index=False, encoding="utf-8")
-        print(f"wrote {len(table)} rows to {args.out / 'cells.csv'}")
+    _write_tables(args.out, tables, records, samples)
     if failed:
         print(f"error: {len(failed)} file(s) could not be segmented: {', '.join(failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _add_measure(sub) -> None:
+    p = sub.add_parser("measure", help="measure existing labels images (corrected in Fiji, or another tool's "
+                                       "masks) into cells.csv and summary.csv")
+    p.add_argument("labels", nargs="+", type=Path, help="labels TIFFs (0 = no cell, one id per cell)")
+    p.add_argument("--image", nargs="*", type=Path, default=[],
+                   help="the matching images, in the same order (adds junction and nuclei columns)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--channel", default=None, help="junction channel of the images")
+    p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
+                   help="µm per pixel (default: from the image file, else none)")
+    _add_sample_options(p)
+
+
+def _cmd_measure(args) -> int:
+    from .errors import ImageReadError
+    from .export import image_outputs, read_labels_tiff, write_files
+    from .features import image_record
+    from .io import load_image
+    from .metadata import sample_of
+    from .pipeline import measure_labels
+
+    if args.image and len(args.image) != len(args.labels):
+        print(f"error: {len(args.labels)} labels file(s) but {len(args.image)} image(s): give one image per "
+              "labels file, in the same order, or none", file=sys.stderr)
+        return 2
+    images = args.image or [None] * len(args.labels)
+    names = [(image.name if image else path.name) for path, image in zip(args.labels, images)]
+    samples = _samples(args, names)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables, records, failed, used = [], [], [], set()
+    for path, image_path, name in zip(args.labels, images, names):
+        try:
+            try:
+                labels = read_labels_tiff(path)
+            except (OSError, ValueError) as exc:
+                raise ImageReadError(path.name, f"not a readable labels TIFF ({exc})") from None
+            image = load_image(image_path, channel=args.channel) if image_path else None
+            cells = measure_labels(labels, image=image, name=name, pixel_size_um=args.pixel_size,
+                                   sample=sample_of(samples, name), junction_threshold=args.junction_threshold)
+        except BBBError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed.append(path.name)
+            continue
+        size = cells["pixel_size_um"].iloc[0] if len(cells) else args.pixel_size
+        size = None if size is None or size != size else float(size)
+        stem = _unique_stem(name, used, image.image_id if image else "")
+        write_files(args.out, image_outputs(stem, labels, cells=cells, pixel_size_um=size,
+                                            junction=image.junction if image else None))
+        tables.append(cells)
+        records.append(image_record(labels, image=name, image_id=image.image_id if image else "",
+                                    pixel_size_um=size))
+        print(f"{path.name}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
+    _write_tables(args.out, tables, records, samples)
+    if failed:
+        print(f"error: {len(failed)} file(s) could not be measured: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_import(sub) -> None:
+    p = sub.add_parser("import-annotations", help="hand-drawn polygons (Labelbox JSON, GeoJSON) -> labels TIFFs "
+                                                  "+ the same cells.csv and summary.csv as segment")
+    p.add_argument("file", type=Path, help="Labelbox JSON export or GeoJSON file")
+    p.add_argument("--image", nargs="*", type=Path, default=[],
+                   help="the annotated images (matched by file name): their size, junction and nuclei columns")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--channel", default=None, help="junction channel of the images")
+    p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM, help="µm per pixel")
+    _add_sample_options(p)
+
+
+def _cmd_import(args) -> int:
+    import re
+
+    from .annotations import read_polygon_annotations
+    from .export import image_outputs, write_files
+    from .features import image_record
+    from .io import load_image
+    from .metadata import sample_of
+    from .pipeline import measure_labels
+
+    annotations = read_polygon_annotations(args.file)
+    by_name = {path.name.lower(): path for path in args.image}
+    by_name.update({path.name.rsplit(".", 1)[0].lower(): path for path in args.image})
+    samples = _samples(args, sorted({a.image for a in annotations}))
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables, records, used, loaded = [], [], set(), {}
+    repeated = {a.image for a in annotations if sum(b.image == a.image for b in annotations) > 1}
+    for annotation in annotations:
+        key = annotation.image.lower()
+        path = by_name.get(key, by_name.get(key.rsplit(".", 1)[0]))
+        image = None
+        if path is not None:
+            image = loaded.get(path) or load_image(path, channel=args.channel)
+            loaded[path] = image
+            shape = image.shape
+        else:
+            shape = annotation.extent()
+            print(f"note: {annotation.image}: image not given (--image); the labels are "
+                  f"{shape[1]}x{shape[0]} px, the polygons' extent, and junction columns are left out")
+        labels = annotation.to_labels(shape)
+        cells = measure_labels(labels, image=image, name=annotation.image, pixel_size_um=args.pixel_size,
+                               sample=sample_of(samples, annotation.image),
+                               junction_threshold=args.junction_threshold)
+        cells["annotator"] = annotation.annotator
+        name = annotation.image
+        if annotation.image in repeated:
+            person = re.sub(r"[^A-Za-z0-9]+", "_", annotation.annotator.split("@")[0]).strip("_") or "annotation"
+            name = f"{name.rsplit('.', 1)[0]}.{person}.x"
+        stem = _unique_stem(name, used)
+        size = cells["pixel_size_um"].iloc[0] if len(cells) else None
+        size = None if size is None or size != size else float(size)
+        write_files(args.out, image_outputs(stem, labels, cells=cells, pixel_size_um=size,
+                                            junction=image.junction if image else None))
+        tables.append(cells)
+        records.append(image_record(labels, image=annotation.image, image_id=cells["image_id"].iloc[0]
+                                    if len(cells) else "", pixel_size_um=size))
+        print(f"{annotation.image} ({annotation.annotator or 'unknown annotator'}): "
+              f"{len(annotation.polygons)} polygons -> {len(cells)} cells, {stem}.labels.tif")
+    _write_tables(args.out, tables, records, samples)
     return 0
 
 
@@ -163,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bbbcore", description="BBB endothelial cell segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_segment(sub)
+    _add_measure(sub)
+    _add_import(sub)
     _add_evaluate(sub)
     _add_train(sub)
     return parser
@@ -172,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"segment": _cmd_segment, "evaluate": _cmd_evaluate, "train": _cmd_train}[args.command](args)
+        commands = {
+            "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
+            "evaluate": _cmd_evaluate, "train": _cmd_train,
+        }
+        return commands[args.command](args)
     except BBBError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

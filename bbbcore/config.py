@@ -29,3 +29,32 @@ MIN_CELL_AREA_PX = 1200
 DEFAULT_RGB_JUNCTION_CHANNEL = 1
 #: Nuclear channel picked from an RGB image (blue = DAPI).
 DEFAULT_RGB_NUCLEAR_CHANNEL = 2
+
+#: Cells reaching the image edge are left out of summaries and statistics
+#: (they stay in the labels image and the cells table, flagged).
+EXCLUDE_EDGE_CELLS = True
+
+#: Two cells are neighbours when they touch along at least this many pixel
+#: pairs (4-connected); a single corner contact is not a shared border.
+NEIGHBOUR_MIN_CONTACT_PX = 3
+
+#: Width of a cell's junction band, measured inward from its outline. In µm
+#: when the pixel size is known, else the pixel fallback (3 px at 10x).
+JUNCTION_BAND_UM = 1.8
+JUNCTION_BAND_PX = 3
+
+#: Background of the junction channel: this percentile of the whole plane.
+JUNCTION_BACKGROUND_PERCENTILE = 5.0
+
+#: Junction signal is present on a cell's outline where it reaches this
+#: multiple of the cell's cytoplasm level (background subtracted).
+JUNCTION_PRESENT_RATIO = 1.5
+
+#: A stretch of junction shorter than this along the outline is "punctate",
+#: longer is "continuous" (JAnaP-like classes). µm, or px when unknown.
+JUNCTION_CONTINUOUS_MIN_UM = 3.0
+JUNCTION_CONTINUOUS_MIN_PX = 5
+
+#: Nuclei smaller than this (µm², or px when unknown) are noise, not nuclei.
+MIN_NUCLEUS_AREA_UM2 = 20.0
+MIN_NUCLEUS_AREA_PX = 50

@@ -1,83 +1,512 @@
-"""Per-cell measurements: one row per cell, tidy.
+"""Per-cell measurements (one row per cell) and per-image summaries.
 
-Column definitions (pixels unless the name carries a unit):
-
-=====================  ==============================================================
-``image``              file name
-``image_id``           first 16 hex digits of the SHA-256 of the file's bytes
-``cell_id``            the cell's value in the labels image
-``area``               pixel count (px²)
-``perimeter``          scikit-image ``perimeter`` (4-connected contour length, px)
-``aspect_ratio``       bounding-box width / height (the original analysis's definition)
-``extent``             area / bounding-box area
-``equivalent_diameter`` sqrt(4 area / pi) (px)
-``touches_edge``       the cell reaches the image edge (left out of summaries)
-``centroid_y/x``       centre of mass (px)
-``*_um``, ``*_um2``    the same in µm / µm², only when a pixel size is known
-=====================  ==============================================================
+Every column is defined once, in :data:`COLUMNS` (name -> unit, definition);
+``docs/columns.md`` is that table, and a test keeps the two in step. Plain
+names are in pixels; with a pixel size, physical columns are added beside
+them with the unit in the name (``area_um2``, ``perimeter_um``, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
-from skimage import measure
+from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, QhullError
+from skimage import filters, measure, segmentation
 
-from .instances import touches_edge
+from . import config
+from .instances import shared_borders, touches_edge
+
+#: Sample-sheet fields carried into every row (see :mod:`bbbcore.metadata`).
+SAMPLE_FIELDS = ("condition", "dose", "dose_unit", "replicate", "well")
+
+#: name -> (unit, definition). The order is the column order of the tables.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "image": ("", "file name of the image"),
+    "image_id": ("", "first 16 hex digits of the SHA-256 of the file's bytes (two files with one name stay apart)"),
+    "cell_id": ("", "the cell's value in the labels image (`<stem>.labels.tif`)"),
+    "area": ("px²", "number of pixels of the cell"),
+    "perimeter": ("px", "length of the cell's outline (scikit-image `perimeter`, 4-connected contour)"),
+    "aspect_ratio": ("", "bounding-box width / bounding-box height (the original analysis's definition)"),
+    "extent": ("", "area / bounding-box area"),
+    "equivalent_diameter": ("px", "diameter of the disc with the cell's area: sqrt(4 area / pi)"),
+    "touches_edge": ("", "the cell reaches the image edge: kept in the table, left out of summaries and statistics"),
+    "major_axis_length": ("px", "major axis of the ellipse with the cell's second moments"),
+    "minor_axis_length": ("px", "minor axis of that ellipse"),
+    "elongation": ("", "major_axis_length / minor_axis_length (1 for a disc)"),
+    "eccentricity": ("", "eccentricity of that ellipse (0 for a disc, towards 1 when elongated)"),
+    "orientation_deg": ("°", "angle of the major axis from the image's x axis, counter-clockwise as displayed, 0-180 (ImageJ's Angle)"),
+    "solidity": ("", "area / area of the convex hull of the cell's pixel corners (1 for convex cells; ImageJ's Solidity)"),
+    "circularity": ("", "4 pi area / perimeter² (about 0.93 for a pixelated disc with this perimeter; lower for irregular cells)"),
+    "feret_diameter_max": ("px", "largest caliper width: the longest distance between two pixel corners of the cell (ImageJ's Feret)"),
+    "feret_diameter_min": ("px", "smallest caliper width of the cell's convex hull (ImageJ's MinFeret; rotating calipers)"),
+    "centroid_x": ("px", "column of the centre of mass (0 = left edge's first pixel)"),
+    "centroid_y": ("px", "row of the centre of mass (0 = top)"),
+    "n_neighbours": ("", f"cells sharing a border with this one (touching along >= {config.NEIGHBOUR_MIN_CONTACT_PX} pixel pairs)"),
+    "junction_border_mean": ("intensity", "mean junction-channel intensity in the cell's border band, background subtracted (raw units of the file)"),
+    "junction_border_integrated": ("intensity·px²", "sum of the background-subtracted junction intensity over the border band"),
+    "junction_interior_mean": ("intensity", "mean background-subtracted junction intensity of the cell interior (the cell minus its border band)"),
+    "junction_border_to_cytoplasm": ("", "junction_border_mean / the cytoplasm level: the median of the interior, nuclei left out when a nuclear channel exists (empty when the cytoplasm is at background)"),
+    "junction_continuity": ("", "fraction of the outline where the junction signal is present (rule below); 1 = closed junction"),
+    "junction_continuous_fraction": ("", "fraction of the outline in present stretches at least the continuous length long"),
+    "junction_punctate_fraction": ("", "fraction of the outline in shorter present stretches (dots)"),
+    "junction_absent_fraction": ("", "fraction of the outline with no junction signal (1 - junction_continuity)"),
+    "nuclei_count": ("", "nuclei whose centre lies in the cell (only with a nuclear channel)"),
+    "area_um2": ("µm²", "area x pixel size²"),
+    "perimeter_um": ("µm", "perimeter x pixel size"),
+    "equivalent_diameter_um": ("µm", "equivalent_diameter x pixel size"),
+    "major_axis_length_um": ("µm", "major_axis_length x pixel size"),
+    "minor_axis_length_um": ("µm", "minor_axis_length x pixel size"),
+    "feret_diameter_max_um": ("µm", "feret_diameter_max x pixel size"),
+    "feret_diameter_min_um": ("µm", "feret_diameter_min x pixel size"),
+    "centroid_x_um": ("µm", "centroid_x x pixel size"),
+    "centroid_y_um": ("µm", "centroid_y x pixel size"),
+    "pixel_size_um": ("µm/px", "pixel size used for the physical columns (empty when unknown)"),
+    "condition": ("", "condition of the image (sample sheet, file name or the user)"),
+    "dose": ("", "dose of the treatment, a number (unit in dose_unit)"),
+    "dose_unit": ("", "unit of the dose (ng, µM, ...)"),
+    "replicate": ("", "biological replicate the image belongs to"),
+    "well": ("", "well or dish the image was taken in"),
+    "annotator": ("", "who drew the cells (imported hand annotations only)"),
+}
+
+#: Pixel columns that get a ``_um`` twin with a pixel size (``area`` gets ``area_um2``).
+LENGTH_COLUMNS = (
+    "perimeter", "equivalent_diameter", "major_axis_length", "minor_axis_length",
+    "feret_diameter_max", "feret_diameter_min", "centroid_x", "centroid_y",
+)
+
+#: Columns that identify a row rather than measure it (no summary statistics).
+ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "pixel_size_um", *SAMPLE_FIELDS, "annotator")
+
+#: Per-image summary columns (before the ``<feature>_mean`` / ``_median`` ones).
+SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
+    "n_cells": ("", "cells measured in the image (edge cells left out by default)"),
+    "n_edge_excluded": ("", "cells touching the image edge, left out of the summary"),
+    "cells_per_mm2": ("1/mm²", "(cells not at the edge + half the edge cells) / field of view area; empty without a pixel size"),
+    "cell_coverage": ("", "fraction of the field of view covered by cells (gaps and burned-in text are not)"),
+    "<feature>_mean": ("as the feature", "mean of the feature over the image's counted cells"),
+    "<feature>_median": ("as the feature", "median of the feature over the image's counted cells"),
+}
+
 
 def cells_table(
     labels: np.ndarray,
     *,
+    junction: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
     image: str = "",
     image_id: str = "",
     pixel_size_um: float | None = None,
-    condition: str | None = None,
-    dose: float | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Measure every cell of a labels image.
 
     Parameters
     ----------
     labels : (H, W) int array, 0 = no cell
+    junction : (H, W) array, optional
+        The junction channel in the file's own intensity units (not
+        normalised); adds the ``junction_*`` columns.
+    nuclei : (H, W) array, optional
+        The nuclear channel (any scale); adds ``nuclei_count``.
     image, image_id : str
         Written into every row.
     pixel_size_um : float, optional
-        Adds ``area_um2``, ``perimeter_um`` and ``equivalent_diameter_um``.
-    condition, dose : optional
-        Written into every row when given.
+        Adds the physical columns (``area_um2``, ``perimeter_um``, ...).
+    sample : mapping, optional
+        ``condition``, ``dose``, ``dose_unit``, ``replicate``, ``well`` of
+        the image (missing keys stay empty).
+    junction_threshold : float, optional
+        Background-subtracted intensity from which junction signal is
+        present; default: relative to each cell's cytoplasm (see
+        :func:`junction_features`).
 
     Returns
     -------
-    DataFrame, one row per cell, ordered by ``cell_id``.
+    DataFrame, one row per cell, ordered by ``cell_id``, columns in
+    :data:`COLUMNS` order.
     """
     labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
+    labels = labels.astype(np.int32, copy=False)
+    outline = segmentation.find_boundaries(labels, mode="inner")
+    table = shape_features(labels, outline=outline)
+    ids = table["cell_id"].to_numpy()
+    nuclei_found = nuclei_mask(nuclei, pixel_size_um=pixel_size_um) if nuclei is not None else None
+    if junction is not None:
+        junction_table = junction_features(
+            labels, junction, ids=ids, pixel_size_um=pixel_size_um, threshold=junction_threshold,
+            exclude=nuclei_found, outline=outline,
+        )
+        table = pd.concat([table, junction_table], axis=1)
+    if nuclei_found is not None:
+        table["nuclei_count"] = count_nuclei(labels, nuclei_found, ids=ids)
+    table.insert(0, "image", image)
+    table.insert(1, "image_id", image_id)
+    if pixel_size_um is not None:
+        size = float(pixel_size_um)
+        table["area_um2"] = table["area"] * size**2
+        for column in LENGTH_COLUMNS:
+            table[f"{column}_um"] = table[column] * size
+    table["pixel_size_um"] = float(pixel_size_um) if pixel_size_um is not None else np.nan
+    sample = dict(sample or {})
+    for field in SAMPLE_FIELDS:
+        value = sample.get(field)
+        table[field] = np.nan if value is None or (isinstance(value, float) and np.isnan(value)) else value
+    table["dose"] = pd.to_numeric(table["dose"], errors="coerce")
+    return table[[c for c in COLUMNS if c in table.columns]]
+
+
+def shape_features(labels: np.ndarray, *, outline: np.ndarray | None = None) -> pd.DataFrame:
+    """Shape columns of every cell (``cell_id`` .. ``n_neighbours``), from regionprops.
+
+    ``outline`` is ``find_boundaries(labels, mode="inner")`` when already computed.
+    """
     props = measure.regionprops_table(
-        labels, properties=("label", "area", "perimeter", "bbox", "centroid", "equivalent_diameter_area")
+        labels,
+        properties=(
+            "label", "area", "perimeter", "bbox", "centroid", "equivalent_diameter_area",
+            "axis_major_length", "axis_minor_length", "eccentricity", "orientation",
+        ),
     )
+    ids = props["label"].astype(np.int64)
     height = props["bbox-2"] - props["bbox-0"]
     width = props["bbox-3"] - props["bbox-1"]
     area = props["area"].astype(float)
-    table = pd.DataFrame(
+    perimeter = props["perimeter"].astype(float)
+    major = props["axis_major_length"].astype(float)
+    minor = props["axis_minor_length"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elongation = np.where(minor > 0, major / minor, np.nan)
+        circularity = np.where(perimeter > 0, 4 * np.pi * area / perimeter**2, np.nan)
+    # skimage: angle between the row axis and the major axis; ImageJ: from
+    # the x axis, counter-clockwise on screen, in [0, 180).
+    orientation = np.mod(90.0 + np.degrees(props["orientation"]), 180.0)
+    edge = touches_edge(labels)[ids] if ids.size else np.zeros(0, bool)
+    hull_area, feret_max, feret_min = convex_hull_features(labels, ids, outline=outline)
+    return pd.DataFrame(
         {
-            "image": image,
-            "image_id": image_id,
-            "cell_id": props["label"].astype(np.int64),
+            "cell_id": ids,
             "area": area,
-            "perimeter": props["perimeter"].astype(float),
+            "perimeter": perimeter,
             "aspect_ratio": width / np.maximum(height, 1),
             "extent": area / np.maximum(width * height, 1),
             "equivalent_diameter": props["equivalent_diameter_area"].astype(float),
-            "touches_edge": touches_edge(labels)[props["label"]] if len(props["label"]) else np.zeros(0, bool),
-            "centroid_y": props["centroid-0"],
-            "centroid_x": props["centroid-1"],
+            "touches_edge": edge.astype(bool),
+            "major_axis_length": major,
+            "minor_axis_length": minor,
+            "elongation": elongation,
+            "eccentricity": props["eccentricity"].astype(float),
+            "orientation_deg": orientation,
+            "solidity": np.minimum(area / hull_area, 1.0),
+            "circularity": circularity,
+            "feret_diameter_max": feret_max,
+            "feret_diameter_min": feret_min,
+            "centroid_x": props["centroid-1"].astype(float),
+            "centroid_y": props["centroid-0"].astype(float),
+            "n_neighbours": neighbour_counts(labels, ids),
         }
     )
-    if pixel_size_um is not None:
-        table["area_um2"] = table["area"] * pixel_size_um**2
-        table["perimeter_um"] = table["perimeter"] * pixel_size_um
-        table["equivalent_diameter_um"] = table["equivalent_diameter"] * pixel_size_um
-    if condition is not None:
-        table["condition"] = condition
-    if dose is not None:
-        table["dose"] = dose
-    return table
+
+
+def convex_hull_features(
+    labels: np.ndarray, ids: np.ndarray, *, outline: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convex hull area and largest and smallest caliper width of each cell.
+
+    As ImageJ measures them: on the convex hull of the corners of the cell's
+    outline pixels (scipy's Qhull). scikit-image's ``solidity`` and
+    ``feret_diameter_max`` rasterise a hull image per cell, which is several
+    times slower and differs by under a pixel; it has no minimum Feret.
+    The smallest width comes from rotating calipers: one caliper lies flush
+    with a hull edge.
+
+    Returns
+    -------
+    hull_area (px²), feret_max (px), feret_min (px): arrays aligned with ``ids``.
+    """
+    n = len(ids)
+    hull_area, feret_max, feret_min = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    if n == 0:
+        return hull_area, feret_max, feret_min
+    outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline.copy()
+    # The hull needs the pixels on the image frame too (no neighbour there).
+    outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = True
+    rows, cols = np.nonzero(outline & (labels > 0))
+    owner = labels[rows, cols]
+    order = np.argsort(owner, kind="stable")
+    rows, cols, owner = rows[order], cols[order], owner[order]
+    starts = np.searchsorted(owner, ids, side="left")
+    stops = np.searchsorted(owner, ids, side="right")
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    for index, (start, stop) in enumerate(zip(starts, stops)):
+        pixels = np.column_stack([cols[start:stop], rows[start:stop]]).astype(float)
+        points = (pixels[:, None, :] + corners[None]).reshape(-1, 2)
+        try:
+            hull = ConvexHull(points)
+        except (QhullError, ValueError):  # fewer than 3 distinct corners in a plane
+            continue
+        vertices = points[hull.vertices]
+        hull_area[index] = hull.volume  # in 2-D Qhull's "volume" is the area
+        distances = np.linalg.norm(vertices[:, None, :] - vertices[None, :, :], axis=-1)
+        feret_max[index] = distances.max()
+        edges = np.roll(vertices, -1, axis=0) - vertices
+        normals = np.column_stack([-edges[:, 1], edges[:, 0]]) / np.linalg.norm(edges, axis=1)[:, None]
+        projections = vertices @ normals.T
+        feret_min[index] = (projections.max(axis=0) - projections.min(axis=0)).min()
+    return hull_area, feret_max, feret_min
+
+
+def neighbour_counts(
+    labels: np.ndarray, ids: np.ndarray, *, min_contact_px: int = config.NEIGHBOUR_MIN_CONTACT_PX
+) -> np.ndarray:
+    """Number of cells each cell shares a border with."""
+    pairs, _, length = shared_borders(labels, np.zeros(labels.shape, np.float32))
+    pairs = pairs[length >= min_contact_px]
+    counts = np.bincount(pairs.ravel(), minlength=int(labels.max()) + 1)
+    return counts[ids].astype(np.int64)
+
+
+def junction_band_px(pixel_size_um: float | None) -> int:
+    """Width of the junction band in pixels for a pixel size (config defaults)."""
+    if pixel_size_um:
+        return max(1, int(round(config.JUNCTION_BAND_UM / pixel_size_um)))
+    return config.JUNCTION_BAND_PX
+
+
+def junction_features(
+    labels: np.ndarray,
+    junction: np.ndarray,
+    *,
+    ids: np.ndarray | None = None,
+    pixel_size_um: float | None = None,
+    threshold: float | None = None,
+    band_px: int | None = None,
+    exclude: np.ndarray | None = None,
+    outline: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Junction intensity and continuity of each cell.
+
+    ``outline`` is ``find_boundaries(labels, mode="inner")`` when already computed.
+
+    Rules (defaults in :mod:`bbbcore.config`):
+
+    * background = the ``JUNCTION_BACKGROUND_PERCENTILE`` (5th) percentile of
+      the junction plane, subtracted from every pixel;
+    * border band = the cell's pixels less than ``band_px`` from its outline
+      along rows and columns (1.8 µm, 3 px at 10x); interior = the rest;
+    * cytoplasm level = the median of the interior (nuclei left out when
+      ``exclude`` marks them): robust to a bright nucleus in a gray image;
+    * the outline = the cell's pixels next to another label (or to no cell);
+      those on the image frame are left out (no junction is expected there);
+    * junction signal is present at an outline pixel when the maximum of the
+      smoothed (Gaussian sigma 1 px), background-subtracted plane within
+      ``band_px`` of it reaches ``JUNCTION_PRESENT_RATIO`` (1.5) x the cell's
+      cytoplasm level, or ``threshold`` when one is given (one value for all
+      cells and images: use it to compare images taken alike);
+    * continuity = present outline pixels / outline pixels; present stretches
+      (8-connected along the outline) of at least ``JUNCTION_CONTINUOUS_MIN_UM``
+      (3 µm; 5 px when the pixel size is unknown) are continuous, shorter ones
+      punctate, the rest absent (JAnaP's classes, by length).
+    """
+    labels = np.asarray(labels)
+    ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
+    plane = np.asarray(junction, np.float32)
+    if plane.shape != labels.shape:
+        raise ValueError(f"junction plane {plane.shape} and labels {labels.shape} differ in shape")
+    band_px = junction_band_px(pixel_size_um) if band_px is None else int(band_px)
+    background = float(np.percentile(plane, config.JUNCTION_BACKGROUND_PERCENTILE))
+    corrected = plane - background
+    flat = labels.ravel()
+    size = int(labels.max()) + 1
+    ones = np.ones(flat.size)
+
+    def per_cell(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+        where = where.ravel()
+        return np.bincount(flat[where], weights=values.ravel()[where], minlength=size)[ids]
+
+    outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline
+    outline = outline & (labels > 0)
+    # The band: pixels less than band_px from an outline pixel along rows and
+    # columns (a square window: cheap, separable), within cells.
+    band = ndi.maximum_filter(outline.view(np.uint8), size=2 * band_px - 1).astype(bool) & (labels > 0)
+    interior = (labels > 0) & ~band
+    band_sum = per_cell(corrected, band)
+    band_n = per_cell(ones, band)
+    interior_sum = per_cell(corrected, interior)
+    interior_n = per_cell(ones, interior)
+    cytoplasm_pixels = interior if exclude is None else interior & ~np.asarray(exclude, bool)
+    # The median of every other row and column: as good a level, 4x cheaper.
+    sampled = np.where(cytoplasm_pixels, labels, 0)[::2, ::2]
+    cytoplasm = np.full(len(ids), np.nan)
+    found = np.isin(ids, np.unique(sampled[sampled > 0])) if ids.size else np.zeros(0, bool)
+    if found.any():
+        cytoplasm[found] = ndi.median(corrected[::2, ::2], sampled, ids[found])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        border_mean = np.where(band_n > 0, band_sum / band_n, np.nan)
+        interior_mean = np.where(interior_n > 0, interior_sum / interior_n, np.nan)
+        # A cytoplasm at background makes the ratio meaningless, not infinite.
+        floor = 0.02 * max(float(np.percentile(corrected, 99)), 1e-6)
+        ratio = np.where(cytoplasm > floor, border_mean / cytoplasm, np.nan)
+
+    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0), size=2 * band_px + 1)
+    if threshold is None:
+        cell_threshold = np.zeros(size)
+        cell_threshold[ids] = config.JUNCTION_PRESENT_RATIO * np.maximum(np.nan_to_num(cytoplasm, nan=floor), floor)
+        limit = cell_threshold[labels]
+    else:
+        limit = float(threshold)
+    outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = False
+    present = outline & (signal >= limit)
+    outline_n = per_cell(ones, outline)
+    present_n = per_cell(ones, present)
+    # Present stretches: 8-connected runs of one cell's present outline pixels
+    # (skimage's label keeps pixels of different cells apart).
+    stretches = measure.label(np.where(present, labels, 0), connectivity=2)
+    stretch_size = np.bincount(stretches.ravel())
+    stretch_cell = np.zeros(stretch_size.size, np.int64)
+    stretch_cell[stretches[present]] = labels[present]
+    min_length = (
+        config.JUNCTION_CONTINUOUS_MIN_UM / pixel_size_um if pixel_size_um else config.JUNCTION_CONTINUOUS_MIN_PX
+    )
+    long_enough = stretch_size >= min_length
+    long_enough[0] = False
+    continuous_n = np.bincount(stretch_cell[long_enough], weights=stretch_size[long_enough], minlength=size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        continuity = np.where(outline_n > 0, present_n / outline_n, np.nan)
+        continuous = np.where(outline_n > 0, continuous_n[ids] / outline_n, np.nan)
+    return pd.DataFrame(
+        {
+            "junction_border_mean": border_mean,
+            "junction_border_integrated": band_sum,
+            "junction_interior_mean": interior_mean,
+            "junction_border_to_cytoplasm": ratio,
+            "junction_continuity": continuity,
+            "junction_continuous_fraction": continuous,
+            "junction_punctate_fraction": continuity - continuous,
+            "junction_absent_fraction": 1.0 - continuity,
+        }
+    )
+
+
+def nuclei_mask(nuclei: np.ndarray, *, pixel_size_um: float | None = None) -> np.ndarray:
+    """Nuclei: Otsu's threshold of the smoothed nuclear channel, specks dropped."""
+    plane = ndi.gaussian_filter(np.asarray(nuclei, np.float32), 1.0)
+    if np.ptp(plane) == 0:
+        return np.zeros(plane.shape, bool)
+    mask = plane > filters.threshold_otsu(plane)
+    min_area = config.MIN_NUCLEUS_AREA_UM2 / pixel_size_um**2 if pixel_size_um else config.MIN_NUCLEUS_AREA_PX
+    found, _ = ndi.label(mask)
+    sizes = np.bincount(found.ravel())
+    sizes[0] = 0
+    return (sizes >= min_area)[found]
+
+
+def count_nuclei(labels: np.ndarray, mask: np.ndarray, *, ids: np.ndarray | None = None) -> np.ndarray:
+    """Number of nuclei (connected parts of ``mask``) whose centre lies in each cell.
+
+    Touching nuclei count as one.
+    """
+    labels = np.asarray(labels)
+    ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
+    counts = np.zeros(int(labels.max()) + 1, np.int64)
+    found, n = ndi.label(mask)
+    if n:
+        rows, cols = np.nonzero(found)
+        which = found[rows, cols]
+        size = np.bincount(which, minlength=n + 1)[1:]
+        rows = np.round(np.bincount(which, weights=rows, minlength=n + 1)[1:] / size).astype(int)
+        cols = np.round(np.bincount(which, weights=cols, minlength=n + 1)[1:] / size).astype(int)
+        owners = labels[rows, cols]
+        counts += np.bincount(owners[owners > 0], minlength=counts.size)
+    return counts[ids]
+
+
+def image_record(
+    labels: np.ndarray, *, image: str = "", image_id: str = "", pixel_size_um: float | None = None
+) -> dict:
+    """What a summary needs to know about one image beyond its cells."""
+    labels = np.asarray(labels)
+    return {
+        "image": image,
+        "image_id": image_id,
+        "height": int(labels.shape[0]),
+        "width": int(labels.shape[1]),
+        "pixel_size_um": pixel_size_um,
+        "cell_coverage": float((labels > 0).mean()),
+    }
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The numeric measurement columns of a cells table (no ids, no sample fields)."""
+    return [
+        c for c in table.columns
+        if c not in ID_COLUMNS and not c.startswith("centroid") and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+    ]
+
+
+def summary_table(
+    cells: pd.DataFrame,
+    *,
+    images: list[dict] | pd.DataFrame | None = None,
+    exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
+) -> pd.DataFrame:
+    """One row per image: counts, density and the mean and median of every feature.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        A cells table (one or many images).
+    images : list of dict or DataFrame, optional
+        :func:`image_record` of each image; adds ``cells_per_mm2`` and
+        ``cell_coverage`` and keeps images that have no cells at all.
+    exclude_edge : bool
+        Leave cells touching the image edge out (they are counted in
+        ``n_edge_excluded``).
+    """
+    records = pd.DataFrame(images if images is not None else [])
+    keys = ["image", "image_id"] + (["annotator"] if "annotator" in cells.columns else [])
+    features = feature_columns(cells)
+    sample = [c for c in SAMPLE_FIELDS if c in cells.columns]
+    rows = []
+    groups = dict(tuple(cells.groupby(keys, sort=False, dropna=False))) if len(cells) else {}
+    order = list(groups)
+    if len(records):
+        order += [k for k in zip(records["image"], records["image_id"]) if k not in groups and len(keys) == 2]
+    for key in order:
+        group = groups.get(key, cells.iloc[0:0])
+        edge = group["touches_edge"].astype(bool) if "touches_edge" in group else pd.Series(False, index=group.index)
+        counted = group[~edge] if exclude_edge else group
+        row = dict(zip(keys, key))
+        for field in sample:
+            values = group[field].dropna().unique()
+            row[field] = values[0] if len(values) else np.nan
+        size = group["pixel_size_um"].dropna().unique() if "pixel_size_um" in group else []
+        row["pixel_size_um"] = float(size[0]) if len(size) else np.nan
+        row["n_cells"] = int(len(counted))
+        row["n_edge_excluded"] = int(edge.sum()) if exclude_edge else 0
+        row["cells_per_mm2"] = np.nan
+        row["cell_coverage"] = np.nan
+        if len(records):
+            match = records[(records["image"] == key[0]) & (records["image_id"] == key[1])]
+            if len(match):
+                record = match.iloc[0]
+                row["cell_coverage"] = record["cell_coverage"]
+                size_um = record.get("pixel_size_um")
+                if size_um is not None and not pd.isna(size_um):
+                    row["pixel_size_um"] = float(size_um)
+                if not np.isnan(row["pixel_size_um"]):
+                    field_mm2 = record["height"] * record["width"] * (row["pixel_size_um"] / 1000.0) ** 2
+                    row["cells_per_mm2"] = ((~edge).sum() + 0.5 * edge.sum()) / field_mm2
+        for feature in features:
+            values = counted[feature]
+            row[f"{feature}_mean"] = float(values.mean()) if values.notna().any() else np.nan
+            row[f"{feature}_median"] = float(values.median()) if values.notna().any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -294,3 +294,37 @@ def touches_edge(labels: np.ndarray) -> np.ndarray:
     flags[np.unique(edge)] = True
     flags[0] = False
     return flags
+
+
+def tidy_labels(labels: np.ndarray) -> np.ndarray:
+    """One connected piece per cell.
+
+    A cell's smaller detached pieces (a few pixels left by resizing or by the
+    watershed around a thin neck) go to the neighbour they touch most, or to
+    no cell when they touch none. Ids are kept.
+    """
+    labels = np.array(labels, copy=True)
+    height, width = labels.shape
+    for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        pieces, n = ndi.label(labels[box] == cell_id)
+        if n < 2:
+            continue
+        keep = np.argmax(np.bincount(pieces.ravel())[1:]) + 1
+        # One pixel of margin so a piece sees its neighbours outside the box.
+        rows = slice(max(box[0].start - 1, 0), min(box[0].stop + 1, height))
+        cols = slice(max(box[1].start - 1, 0), min(box[1].stop + 1, width))
+        window = labels[rows, cols]
+        offset = (box[0].start - rows.start, box[1].start - cols.start)
+        for piece in range(1, n + 1):
+            if piece == keep:
+                continue
+            mask = np.zeros(window.shape, bool)
+            inner = pieces == piece
+            mask[offset[0]:offset[0] + inner.shape[0], offset[1]:offset[1] + inner.shape[1]] = inner
+            ring = ndi.binary_dilation(mask) & ~mask
+            around = window[ring]
+            around = around[(around != cell_id) & (around > 0)]
+            window[mask] = np.bincount(around).argmax() if around.size else 0
+    return labels

@@ -72,6 +72,18 @@ class LoadedImage:
         """Height and width in pixels."""
         return self.junction.shape  # type: ignore[return-value]
 
+    @property
+    def junction_raw(self) -> np.ndarray:
+        """(H, W) junction channel in the file's own units (for intensity measurements)."""
+        return self.raw if self.raw.ndim == 2 else self.raw[..., self.junction_channel]
+
+    @property
+    def nuclei_raw(self) -> np.ndarray | None:
+        """(H, W) nuclear channel in the file's own units, when there is one."""
+        if self.nuclear_channel is None or self.raw.ndim == 2:
+            return None
+        return self.raw[..., self.nuclear_channel]
+
 
 def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, (str, Path)):

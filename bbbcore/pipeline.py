@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
 from .features import cells_table
-from .instances import burned_in_mask, cells_from_boundary, scaled_settings
+from .instances import burned_in_mask, cells_from_boundary, scaled_settings, tidy_labels
 from . import config
 from .io import LoadedImage, normalise
 from .unet import resize_labels, resize_to
@@ -47,8 +49,8 @@ def segment_image(
     pixel_size_um: float | None = None,
     use_nuclei: bool = False,
     settings: dict | None = None,
-    condition: str | None = None,
-    dose: float | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
 ) -> Segmentation:
     """Segment one loaded image with a :class:`~bbbcore.unet.BoundaryModel`.
 
@@ -65,8 +67,11 @@ def segment_image(
         Watershed settings (see :data:`bbbcore.instances.DEFAULT_SETTINGS`),
         in pixels at the model's training pixel size; they override the card's
         and are rescaled to the network's grid.
-    condition, dose : optional
-        Written into the table.
+    sample : mapping, optional
+        ``condition``, ``dose``, ``dose_unit``, ``replicate``, ``well``,
+        written into the table.
+    junction_threshold : float, optional
+        See :func:`bbbcore.features.cells_table`.
     """
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
     timings = {}
@@ -89,41 +94,64 @@ def segment_image(
         intensity=resize_to(junction, small_shape, antialias=True),
         **chosen,
     )
-    labels = resize_labels(small_labels, image.shape)
+    labels = tidy_labels(resize_labels(small_labels, image.shape))
     probability = resize_to(maps["boundary"], image.shape)
     distance = resize_to(maps["distance"], image.shape) if "distance" in maps else None
     timings["postprocess_s"] = time.perf_counter() - started
     started = time.perf_counter()
     table = cells_table(
-        labels, image=image.name, image_id=image.image_id, pixel_size_um=size, condition=condition, dose=dose
+        labels, junction=image.junction_raw, nuclei=image.nuclei_raw, image=image.name,
+        image_id=image.image_id, pixel_size_um=size, sample=sample, junction_threshold=junction_threshold,
     )
     timings["measure_s"] = time.perf_counter() - started
     return Segmentation(image, probability, distance, labels, table, size, timings)
 
 
-def write_labels_tiff(path: str | Path, labels: np.ndarray, *, pixel_size_um: float | None = None) -> Path:
-    """Write a labels image Fiji opens with the right values.
+def measure_labels(
+    labels: np.ndarray,
+    *,
+    image: LoadedImage | None = None,
+    name: str = "",
+    image_id: str = "",
+    pixel_size_um: float | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
+) -> pd.DataFrame:
+    """Measure an existing labels image (corrected in Fiji, or another tool's).
 
-    16-bit when the ids fit, else 32-bit float (exact up to 2**24 ids);
-    ImageJ metadata carry the pixel size in µm when known.
+    Parameters
+    ----------
+    labels : (H, W) int array
+    image : LoadedImage, optional
+        The image the labels belong to: adds the junction and nuclei columns,
+        and gives the table its ``image`` and ``image_id``.
+    name, image_id : str
+        Used when no image is given (the labels file's name).
+    pixel_size_um, sample, junction_threshold
+        As for :func:`segment_image`; the pixel size defaults to the image's.
+
+    Raises
+    ------
+    ImageReadError
+        The labels and the image differ in height and width.
     """
-    import tifffile
+    from .errors import ImageReadError
 
-    path = Path(path)
-    if labels.max() < 2**16:
-        data = labels.astype(np.uint16)
-    else:
-        data = labels.astype(np.float32)
-    kwargs = {}
-    if pixel_size_um:
-        kwargs = {"resolution": (1 / pixel_size_um, 1 / pixel_size_um), "metadata": {"unit": "um"}}
-    tifffile.imwrite(path, data, imagej=True, compression="zlib", **kwargs)
-    return path
-
-
-def read_labels_tiff(path: str | Path) -> np.ndarray:
-    """Read a labels TIFF (as written by :func:`write_labels_tiff` or Fiji)."""
-    import tifffile
-
-    data = tifffile.imread(path)
-    return np.asarray(np.squeeze(data)).astype(np.int32)
+    labels = np.asarray(labels)
+    if image is not None and labels.shape != image.shape:
+        raise ImageReadError(
+            name or image.name,
+            f"labels are {labels.shape[1]}x{labels.shape[0]} px but {image.name} is "
+            f"{image.shape[1]}x{image.shape[0]} px",
+        )
+    size = pixel_size_um if pixel_size_um is not None else (image.pixel_size_um if image is not None else None)
+    return cells_table(
+        labels,
+        junction=image.junction_raw if image is not None else None,
+        nuclei=image.nuclei_raw if image is not None else None,
+        image=image.name if image is not None else name,
+        image_id=image.image_id if image is not None else image_id,
+        pixel_size_um=size,
+        sample=sample,
+        junction_threshold=junction_threshold,
+    )

@@ -1,0 +1,233 @@
+"""Which condition, dose and replicate each image belongs to.
+
+The primary source is a **sample sheet**: a CSV with one row per image file
+and the columns ``file, condition, dose, dose_unit, replicate, well`` (only
+``file`` is required; ``image``, ``filename`` or ``file_name`` are accepted
+for it). Without a sheet, fields are parsed from the file name by a regular
+expression with named groups (``condition``, ``dose``, ``dose_unit``,
+``replicate``, ``well``); the default, :data:`DEFAULT_NAME_PATTERN`, reads
+names like the original study's::
+
+    tat3b_80ng_frame02.tif   -> condition tat3b, dose 80, dose_unit ng
+    control_frame01.tif      -> condition control (no dose)
+    Tat-2.5uM_rep3_04.png    -> condition Tat, dose 2.5, dose_unit µM, replicate 3
+
+A name the pattern does not match keeps empty fields; no image is dropped.
+Explicit values (the user, the CLI's ``--condition``) override both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BBBError
+
+#: Columns of a sample sheet, in order.
+SHEET_COLUMNS = ("file", "condition", "dose", "dose_unit", "replicate", "well")
+
+#: Other spellings accepted for a sheet's columns (lower case).
+_ALIASES = {
+    "image": "file", "filename": "file", "file_name": "file", "file name": "file", "name": "file",
+    "treatment": "condition", "group": "condition",
+    "concentration": "dose", "unit": "dose_unit", "dose unit": "dose_unit",
+    "rep": "replicate", "biological_replicate": "replicate",
+}
+
+#: Units recognised in file names, spelled as written in tables.
+_UNITS = {
+    "pg": "pg", "ng": "ng", "ug": "µg", "µg": "µg", "mg": "mg",
+    "pm": "pM", "nm": "nM", "um": "µM", "µm": "µM", "mm": "mM",
+    "ngml": "ng/ml", "ugml": "µg/ml", "µgml": "µg/ml", "pct": "%", "%": "%",
+}
+
+#: The default file-name pattern: the first token is the condition, an
+#: optional next token ``<number><unit>`` the dose, and ``rep<N>`` anywhere
+#: later the replicate. Tokens are separated by ``_``, ``-``, space or ``.``.
+DEFAULT_NAME_PATTERN = (
+    r"^(?P<condition>[A-Za-z][A-Za-z0-9]*)"
+    r"(?:[_\-\s.]+(?P<dose>\d+(?:[.,]\d+)?)\s*(?P<dose_unit>ngml|ugml|µgml|pg|ng|ug|µg|mg|pm|nm|um|µm|mm|pct|%)"
+    r"(?![A-Za-z]))?"
+    r"(?:.*?[_\-\s.](?:rep|replicate|r)(?P<replicate>\d+)(?![0-9]))?"
+)
+
+
+class SampleSheetError(BBBError):
+    """A sample sheet that cannot be read."""
+
+
+def parse_file_name(name: str, pattern: str = DEFAULT_NAME_PATTERN) -> dict:
+    """Sample fields from one file name.
+
+    Parameters
+    ----------
+    name : str
+        A file name or path; the folder and the extension are ignored.
+    pattern : str
+        A regular expression (searched case-insensitively in the file's stem)
+        whose named groups are sample fields.
+
+    Returns
+    -------
+    dict with every field of :data:`SHEET_COLUMNS` but ``file``; fields the
+    pattern does not give are None, ``dose`` is a float.
+    """
+    stem = Path(str(name)).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    if stem.endswith((".ome", ".labels")):
+        stem = stem.rsplit(".", 1)[0]
+    fields = {key: None for key in SHEET_COLUMNS[1:]}
+    try:
+        match = re.search(pattern, stem, flags=re.IGNORECASE)
+    except re.error as exc:
+        raise SampleSheetError(f"file-name pattern {pattern!r}: not a valid regular expression ({exc})") from None
+    if match is None:
+        return fields
+    for key, value in match.groupdict().items():
+        if key in fields and value not in (None, ""):
+            fields[key] = value
+    if fields["dose"] is not None:
+        fields["dose"] = float(str(fields["dose"]).replace(",", "."))
+    if fields["dose_unit"] is not None:
+        fields["dose_unit"] = _UNITS.get(fields["dose_unit"].lower(), fields["dose_unit"])
+    return fields
+
+
+def empty_sheet(files: Iterable[str] = ()) -> pd.DataFrame:
+    """A sample sheet with the given files and empty fields."""
+    files = list(files)
+    sheet = pd.DataFrame({"file": pd.Series(files, dtype=object)})
+    for column in SHEET_COLUMNS[1:]:
+        sheet[column] = np.nan if column == "dose" else None
+    sheet["dose"] = sheet["dose"].astype(float)
+    return sheet[list(SHEET_COLUMNS)]
+
+
+def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:
+    """Read a sample sheet CSV (comma, semicolon or tab separated; UTF-8, BOM allowed).
+
+    Raises
+    ------
+    SampleSheetError
+        One line naming the file and the problem: unreadable, no ``file``
+        column, a dose that is not a number, a file listed twice.
+    """
+    label = name or (Path(source).name if isinstance(source, (str, Path)) else "sample sheet")
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as exc:
+        raise SampleSheetError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise SampleSheetError(f"{label}: the file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    try:
+        sheet = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        raise SampleSheetError(f"{label}: not a readable CSV ({exc})") from None
+    sheet.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in sheet.columns]
+    if "file" not in sheet.columns:
+        raise SampleSheetError(
+            f"{label}: missing column 'file' (the image file name); columns found: {', '.join(sheet.columns)}"
+        )
+    sheet = sheet[[c for c in sheet.columns if c in SHEET_COLUMNS]].copy()
+    for column in SHEET_COLUMNS:
+        if column not in sheet.columns:
+            sheet[column] = ""
+    sheet = sheet.apply(lambda column: column.str.strip())
+    sheet = sheet[sheet["file"] != ""]
+    doses = sheet["dose"].str.replace(",", ".", regex=False)
+    numeric = pd.to_numeric(doses.where(doses != ""), errors="coerce")
+    bad = (doses != "") & numeric.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SampleSheetError(
+            f"{label}: row {row + 2}: dose {sheet['dose'].iloc[row]!r} is not a number (put the unit in dose_unit)"
+        )
+    sheet["dose"] = numeric.astype(float)
+    duplicated = sheet["file"].str.lower().duplicated()
+    if duplicated.any():
+        raise SampleSheetError(f"{label}: file {sheet['file'][duplicated].iloc[0]!r} is listed twice")
+    for column in ("condition", "dose_unit", "replicate", "well"):
+        sheet[column] = sheet[column].replace("", None).astype(object)
+    return sheet[list(SHEET_COLUMNS)].reset_index(drop=True)
+
+
+def write_sample_sheet(sheet: pd.DataFrame, path: str | Path) -> Path:
+    """Write a sample sheet CSV (the columns of :data:`SHEET_COLUMNS`, safe for spreadsheets)."""
+    from .export import write_csv
+
+    columns = [c for c in SHEET_COLUMNS if c in sheet.columns]
+    return write_csv(sheet[columns], path)
+
+
+def sample_sheet_for(
+    files: Iterable[str],
+    *,
+    sheet: pd.DataFrame | None = None,
+    pattern: str | None = DEFAULT_NAME_PATTERN,
+    overrides: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """The sample fields of each file: from the sheet, else the file name.
+
+    Parameters
+    ----------
+    files : iterable of str
+        File names (paths are reduced to their names).
+    sheet : DataFrame, optional
+        A sample sheet (:func:`read_sample_sheet`). A file matches a row by
+        its name, case-insensitively, with or without the extension.
+    pattern : str or None
+        File-name pattern for files not in the sheet; None: no parsing.
+    overrides : mapping, optional
+        Fields set for every file (for example ``{"condition": "control"}``).
+
+    Returns
+    -------
+    DataFrame with :data:`SHEET_COLUMNS` plus ``source`` ("sheet", "file name"
+    or "" when nothing was found), one row per file, in order.
+    """
+    index: dict[str, pd.Series] = {}
+    if sheet is not None:
+        for _, row in sheet.iterrows():
+            key = str(row["file"]).strip().lower()
+            index[key] = row
+            index.setdefault(key.rsplit(".", 1)[0], row)
+    rows = []
+    for file in files:
+        name = Path(str(file)).name
+        key = name.lower()
+        found = index.get(key, index.get(key.rsplit(".", 1)[0]))
+        if found is not None:
+            fields = {c: found.get(c) for c in SHEET_COLUMNS[1:]}
+            source = "sheet"
+        else:
+            fields = parse_file_name(name, pattern) if pattern else {c: None for c in SHEET_COLUMNS[1:]}
+            source = "file name" if any(v is not None for v in fields.values()) else ""
+        for key_, value in (overrides or {}).items():
+            if value is not None and key_ in fields:
+                fields[key_] = value
+        rows.append({"file": name, **fields, "source": source})
+    result = pd.DataFrame(rows, columns=[*SHEET_COLUMNS, "source"])
+    result["dose"] = pd.to_numeric(result["dose"], errors="coerce").astype(float)
+    for column in ("condition", "dose_unit", "replicate", "well"):
+        result[column] = result[column].astype(object).where(result[column].notna(), None)
+        result[column] = result[column].map(lambda v: None if v is None or v == "" else str(v))
+    return result
+
+
+def sample_of(sheet: pd.DataFrame, file: str) -> dict:
+    """The sample fields of one file from :func:`sample_sheet_for`'s result."""
+    rows = sheet[sheet["file"] == Path(str(file)).name]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
+    return {c: (None if pd.isna(row[c]) else row[c]) for c in SHEET_COLUMNS[1:]}
