@@ -46,6 +46,11 @@ JUNCTION_BAND_PX = 3
 #: Background of the junction channel: this percentile of the whole plane.
 JUNCTION_BACKGROUND_PERCENTILE = 5.0
 
+#: How far from an outline pixel the junction's ridge is looked for (the
+#: outline may lie a pixel or two off it). µm, or px when unknown.
+JUNCTION_REACH_UM = 1.2
+JUNCTION_REACH_PX = 2
+
 #: Junction signal is present on a cell's outline where it reaches this
 #: multiple of the cell's cytoplasm level (background subtracted).
 JUNCTION_PRESENT_RATIO = 1.5

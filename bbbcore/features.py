@@ -272,11 +272,16 @@ def neighbour_counts(
     return counts[ids].astype(np.int64)
 
 
+def _scaled_px(microns: float, fallback_px: int, pixel_size_um: float | None) -> int:
+    """A length given in µm, in whole pixels (at least 1); ``fallback_px`` without a pixel size."""
+    if pixel_size_um:
+        return max(1, int(round(microns / pixel_size_um)))
+    return fallback_px
+
+
 def junction_band_px(pixel_size_um: float | None) -> int:
     """Width of the junction band in pixels for a pixel size (config defaults)."""
-    if pixel_size_um:
-        return max(1, int(round(config.JUNCTION_BAND_UM / pixel_size_um)))
-    return config.JUNCTION_BAND_PX
+    return _scaled_px(config.JUNCTION_BAND_UM, config.JUNCTION_BAND_PX, pixel_size_um)
 
 
 def junction_features(
@@ -306,13 +311,15 @@ def junction_features(
       those on the image frame are left out (no junction is expected there);
     * junction signal is present at an outline pixel when the maximum of the
       smoothed (Gaussian sigma 1 px), background-subtracted plane within
-      ``band_px`` of it reaches ``JUNCTION_PRESENT_RATIO`` (1.5) x the cell's
+      ``JUNCTION_REACH_UM`` (1.2 µm, 2 px at 10x: the outline may lie a pixel
+      or two off the junction's ridge) of it reaches ``JUNCTION_PRESENT_RATIO`` (1.5) x the cell's
       cytoplasm level, or ``threshold`` when one is given (one value for all
       cells and images: use it to compare images taken alike);
     * continuity = present outline pixels / outline pixels; present stretches
       (8-connected along the outline) of at least ``JUNCTION_CONTINUOUS_MIN_UM``
-      (3 µm; 5 px when the pixel size is unknown) are continuous, shorter ones
-      punctate, the rest absent (JAnaP's classes, by length).
+      (3 µm; 5 px when the pixel size is unknown), not counting the reach
+      + 1 px by which the smoothing and the reach widen it at both ends, are continuous, shorter ones punctate, the rest absent (JAnaP's
+      classes, by length). Gaps shorter than twice the reach are bridged.
     """
     labels = np.asarray(labels)
     ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
@@ -354,7 +361,8 @@ def junction_features(
         floor = 0.02 * max(float(np.percentile(corrected, 99)), 1e-6)
         ratio = np.where(cytoplasm > floor, border_mean / cytoplasm, np.nan)
 
-    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0), size=2 * band_px + 1)
+    reach = _scaled_px(config.JUNCTION_REACH_UM, config.JUNCTION_REACH_PX, pixel_size_um)
+    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0), size=2 * reach + 1)
     if threshold is None:
         cell_threshold = np.zeros(size)
         cell_threshold[ids] = config.JUNCTION_PRESENT_RATIO * np.maximum(np.nan_to_num(cytoplasm, nan=floor), floor)
@@ -374,7 +382,9 @@ def junction_features(
     min_length = (
         config.JUNCTION_CONTINUOUS_MIN_UM / pixel_size_um if pixel_size_um else config.JUNCTION_CONTINUOUS_MIN_PX
     )
-    long_enough = stretch_size >= min_length
+    # The reach and the smoothing widen each stretch by about reach + 1 px at
+    # both ends; a stretch's own length is what is left.
+    long_enough = stretch_size - 2 * (reach + 1) >= min_length
     long_enough[0] = False
     continuous_n = np.bincount(stretch_cell[long_enough], weights=stretch_size[long_enough], minlength=size)
     with np.errstate(divide="ignore", invalid="ignore"):
