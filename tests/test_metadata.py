@@ -1,0 +1,99 @@
+"""Conditions from sample sheets and file names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bbbcore.metadata import (
+    SampleSheetError, empty_sheet, parse_file_name, read_sample_sheet, sample_of, sample_sheet_for,
+    write_sample_sheet,
+)
+
+
+@pytest.mark.parametrize("name, condition, dose, unit, replicate", [
+    ("tat3b_80ng_frame02.tif", "tat3b", 80.0, "ng", None),
+    ("control_frame01.tif", "control", None, None, None),
+    ("Tat-2.5uM_rep3_04.png", "Tat", 2.5, "µM", "3"),
+    ("/data/run 1/tat 40ng r2.jpg", "tat", 40.0, "ng", "2"),
+    ("vehicle.ome.tif", "vehicle", None, None, None),
+])
+def test_file_names_like_the_study(name, condition, dose, unit, replicate):
+    fields = parse_file_name(name)
+    assert fields["condition"] == condition
+    assert fields["dose"] == dose
+    assert fields["dose_unit"] == unit
+    assert fields["replicate"] == replicate
+
+
+def test_an_unparseable_name_gives_empty_fields():
+    fields = parse_file_name("0001.tif")
+    assert all(value is None for value in fields.values())
+
+
+def test_the_pattern_is_configurable():
+    pattern = r"^(?P<well>[A-H]\d{2})_(?P<condition>[a-z]+)_(?P<dose>\d+)"
+    fields = parse_file_name("B04_tat_80_field3.tif", pattern)
+    assert (fields["well"], fields["condition"], fields["dose"]) == ("B04", "tat", 80.0)
+
+
+def test_a_broken_pattern_is_a_clear_error():
+    with pytest.raises(SampleSheetError, match="not a valid regular expression"):
+        parse_file_name("a.tif", "(?P<condition>")
+
+
+def test_sheet_read_with_excel_habits(tmp_path):
+    # Excel writes a BOM, European Excel a semicolon, and people name columns their way.
+    path = tmp_path / "plate 1.csv"
+    path.write_bytes("\ufeffFile name;Treatment;Dose;Unit;Replicate\n"
+                     "a.tif;control;0;ng;1\nb.tif;tat;80;ng;1\nc.tif;tat; ;;2\n".encode("utf-8"))
+    sheet = read_sample_sheet(path)
+    assert list(sheet.columns) == ["file", "condition", "dose", "dose_unit", "replicate", "well"]
+    assert sheet["file"].tolist() == ["a.tif", "b.tif", "c.tif"]
+    assert sheet["dose"].tolist()[:2] == [0.0, 80.0] and np.isnan(sheet["dose"].iloc[2])
+    assert sheet["replicate"].tolist() == ["1", "1", "2"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "plate.csv: the file is empty"),
+    (b"condition,dose\ncontrol,0\n", "plate.csv: missing column 'file'"),
+    (b"file,dose\na.tif,eighty\n", "plate.csv: row 2: dose 'eighty' is not a number"),
+    (b"file,dose\na.tif,1\nA.TIF,2\n", "plate.csv: file 'A.TIF' is listed twice"),
+])
+def test_bad_sheets_say_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "plate.csv"
+    path.write_bytes(content)
+    with pytest.raises(SampleSheetError) as info:
+        read_sample_sheet(path)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_sheet_round_trip(tmp_path):
+    sheet = sample_sheet_for(["tat_80ng_1.tif", "control_1.tif"])
+    sheet.loc[1, "well"] = "=cmd|' /C calc'!A0"  # a formula must not survive into a spreadsheet
+    path = write_sample_sheet(sheet, tmp_path / "s.csv")
+    back = read_sample_sheet(path)
+    assert back["condition"].tolist() == ["tat", "control"]
+    assert back["dose"].iloc[0] == 80.0
+    assert back["well"].iloc[1].startswith("'=")
+
+
+def test_sheet_first_then_names_and_nothing_dropped():
+    sheet = empty_sheet(["tat_80ng_01.tif"])
+    sheet.loc[0, ["condition", "dose", "dose_unit"]] = ["Tat (batch 3)", 40.0, "ng"]
+    result = sample_sheet_for(["TAT_80NG_01.TIF", "control_02.tif", "0003.tif"], sheet=sheet)
+    assert result["file"].tolist() == ["TAT_80NG_01.TIF", "control_02.tif", "0003.tif"]
+    assert result["source"].tolist() == ["sheet", "file name", ""]
+    assert result.loc[0, "condition"] == "Tat (batch 3)" and result.loc[0, "dose"] == 40.0
+    assert result.loc[1, "condition"] == "control" and np.isnan(result.loc[1, "dose"])
+    assert pd.isna(result.loc[2, "condition"])
+
+
+def test_overrides_win_and_sample_of_reads_one_file():
+    result = sample_sheet_for(["tat_80ng_01.tif"], overrides={"condition": "control", "dose": 0.0})
+    assert sample_of(result, "tat_80ng_01.tif") == {
+        "condition": "control", "dose": 0.0, "dose_unit": "ng", "replicate": None, "well": None,
+    }
+    assert sample_of(result, "other.tif") == {}
