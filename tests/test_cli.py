@@ -29,7 +29,7 @@ def segmented(tmp_path_factory, shared_data):
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
     proc = subprocess.run(
         [sys.executable, "-m", "bbbcore", "segment", str(image), str(bad), "--out", str(out / "result"),
-         "--condition", "control", "--dose", "0"],
+         "--condition", "control", "--dose", "0", "--pixel-size", "0.62"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     return proc, out / "result"
@@ -49,6 +49,27 @@ def test_segment_writes_labels_and_table(segmented):
     assert table["touches_edge"].any() and not table["touches_edge"].all()
     assert (table["condition"] == "control").all() and (table["dose"] == 0).all()
     assert (out / "bbb_rgb_01.overlay.png").exists()
+    assert table["area_um2"].to_numpy() == pytest.approx(table["area"].to_numpy() * 0.62**2)
+
+
+def test_segment_writes_summary_rois_and_geojson(segmented):
+    import json
+
+    import roifile
+
+    _, out = segmented
+    labels = tifffile.imread(out / "bbb_rgb_01.labels.tif")
+    rois = roifile.roiread(out / "bbb_rgb_01.rois.zip")
+    assert sorted(int(roi.name) for roi in rois) == sorted(set(np.unique(labels)) - {0})
+    assert all(roi.coordinates().shape[0] >= 3 for roi in rois)
+    features = json.loads((out / "bbb_rgb_01.geojson").read_text())["features"]
+    assert len(features) == len(rois)
+    summary = pd.read_csv(out / "summary.csv")
+    table = pd.read_csv(out / "cells.csv")
+    assert summary["n_cells"].iloc[0] == (~table["touches_edge"]).sum()
+    assert summary["cells_per_mm2"].iloc[0] > 0
+    samples = pd.read_csv(out / "samples.csv")
+    assert samples["condition"].tolist() == ["control", "control"]
 
 
 def test_bad_file_is_named_and_good_files_still_finish(segmented):
