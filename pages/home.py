@@ -1,4 +1,4 @@
-"""Home page: what the tool does today and what is coming."""
+"""About: what the tool does, the model it runs, and the command line."""
 
 import streamlit as st
 
@@ -8,19 +8,25 @@ from bbbcore.unet import read_card
 
 st.title("BBB cell analyser")
 st.write(
-    "Segments Blood-Brain-Barrier endothelial monolayers stained for ZO-1 into one object per cell, "
-    "and measures every cell."
+    "Segments Blood-Brain-Barrier endothelial monolayers stained for the tight-junction protein ZO-1 into "
+    "one object per cell, and measures every cell: shape in pixels and µm, the state of its junctions, "
+    "its condition and dose."
 )
-st.subheader("Available now")
+st.subheader("How to use it")
 st.markdown(
-    "- Command line: `python -m bbbcore segment IMAGE ... --out DIR` writes a labels TIFF, an overlay PNG "
-    "and `cells.csv` (area, perimeter, aspect ratio, extent, equivalent diameter, edge flag) per image.\n"
-    "- `python -m bbbcore evaluate` scores a labels image against a hand-drawn outline annotation."
+    "1. **Upload & analyse**: drop your images (or load the sample data), set each image's condition and "
+    "dose in the table (or upload a sample sheet), press *Analyse*.\n"
+    "2. **Segmentation**: check the cells drawn over each image; hover a cell to see its numbers.\n"
+    "3. **Cells**: filter, sort and download the table (CSV) and every file (labels TIFF for Fiji, ROI zip, "
+    "GeoJSON for QuPath).\n"
+    "4. **Plots** and **Compare conditions**: distributions per condition, with each image's mean.\n\n"
+    "Column definitions and units: `docs/columns.md` in the project folder."
 )
-st.subheader("Coming to this dashboard")
+st.subheader("Command line")
 st.markdown(
-    "Upload images in the browser, see the segmentation over the image, browse and download the per-cell "
-    "table, interactive plots, anomalous cells, and treated-versus-control comparisons."
+    "`python -m bbbcore segment IMAGE ... --out DIR` writes the same tables and files as this dashboard; "
+    "`measure` measures labels corrected in Fiji; `import-annotations` reads hand-drawn polygons "
+    "(Labelbox, GeoJSON); `evaluate` scores a labels image against an outline annotation."
 )
 try:
     card = read_card(config.DEFAULT_MODEL)
@@ -28,6 +34,7 @@ except ModelCardError as exc:
     st.warning(f"No default model: {exc}")
 else:
     st.subheader("Shipped model")
-    st.write(f"**{card.name}** version {card.version}: trained at {card.pixel_size_um:g} µm/px on {card.training.get('data', 'unknown data')}.")
+    st.write(f"**{card.name}** version {card.version}: trained at {card.pixel_size_um:g} µm/px on "
+             f"{card.training.get('data', 'unknown data')}.")
     if card.metrics:
         st.json(card.metrics, expanded=False)

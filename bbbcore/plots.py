@@ -1,0 +1,140 @@
+"""Interactive figures (plotly) of cells tables: the original analysis's descriptive set.
+
+Every function takes a cells table and returns a ``plotly.graph_objects.Figure``;
+nothing here draws on screen, so the figures are tested as data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from .compare import NO_CONDITION, group_labels, image_means
+
+#: Colours of conditions (colour-blind safe, Okabe-Ito order).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+#: Plotly's toolbar: PNG download at print resolution, no logo.
+CHART_CONFIG = {
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "scale": 3, "filename": "bbb_plot"},
+}
+
+
+def _with_group(cells: pd.DataFrame, by_dose: bool = False) -> pd.DataFrame:
+    return cells.assign(group=group_labels(cells, by_dose=by_dose))
+
+
+def _colours(groups) -> dict:
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(dict.fromkeys(groups))}
+
+
+def histogram(cells: pd.DataFrame, feature: str, *, bins: int = 40) -> go.Figure:
+    """Histogram of a feature, one overlaid colour per condition."""
+    table = _with_group(cells)
+    figure = px.histogram(table, x=feature, color="group", nbins=bins, barmode="overlay", opacity=0.6,
+                          color_discrete_map=_colours(table["group"]), labels={"group": "condition"})
+    return figure.update_layout(bargap=0.02)
+
+
+def distribution(cells: pd.DataFrame, feature: str, *, kind: str = "box", by_dose: bool = False) -> go.Figure:
+    """Box, violin or strip plot of a feature per condition (or condition and dose)."""
+    table = _with_group(cells, by_dose)
+    colours = _colours(table["group"])
+    common = dict(x="group", y=feature, color="group", color_discrete_map=colours,
+                  labels={"group": "condition"}, hover_data=["image", "cell_id"])
+    if kind == "box":
+        figure = px.box(table, points="outliers", **common)
+    elif kind == "violin":
+        figure = px.violin(table, box=True, points=False, **common)
+    elif kind == "strip":
+        figure = px.strip(table, **common)
+    else:
+        raise ValueError(f"kind must be box, violin or strip, not {kind!r}")
+    return figure.update_layout(showlegend=False)
+
+
+def scatter(cells: pd.DataFrame, x: str, y: str) -> go.Figure:
+    """Scatter of two features, coloured by condition; hover names the cell."""
+    table = _with_group(cells)
+    return px.scatter(table, x=x, y=y, color="group", color_discrete_map=_colours(table["group"]),
+                      opacity=0.7, hover_data=["image", "cell_id"], labels={"group": "condition"})
+
+
+def scatter_matrix(cells: pd.DataFrame, features: list[str]) -> go.Figure:
+    """Pairwise scatter plots of chosen features, coloured by condition."""
+    table = _with_group(cells)
+    figure = px.scatter_matrix(table, dimensions=features, color="group",
+                               color_discrete_map=_colours(table["group"]), opacity=0.6,
+                               labels={"group": "condition"})
+    figure.update_traces(diagonal_visible=False, marker={"size": 4})
+    return figure.update_layout(height=max(500, 160 * len(features)))
+
+
+def correlation_heatmap(cells: pd.DataFrame, features: list[str], *, method: str = "spearman") -> go.Figure:
+    """Correlation matrix of features (Spearman by default: robust to skew)."""
+    matrix = cells[features].corr(method=method)
+    figure = px.imshow(matrix, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f",
+                       aspect="auto", labels={"color": f"{method} r"})
+    return figure.update_layout(height=max(450, 40 * len(features) + 150))
+
+
+def compare_conditions(
+    cells: pd.DataFrame,
+    feature: str,
+    *,
+    by_dose: bool = False,
+    exclude_edge: bool = True,
+    order: list[str] | None = None,
+) -> go.Figure:
+    """Cell-level distribution per group (violins) with each image's mean as a large point.
+
+    The points, not the violins, are the units to compare: cells of one image
+    are not independent.
+    """
+    table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
+    table = _with_group(table, by_dose)
+    per_image = image_means(cells, feature, by_dose=by_dose, exclude_edge=exclude_edge)
+    groups = list(dict.fromkeys(order or [])) + [g for g in dict.fromkeys(table["group"]) if g not in (order or [])]
+    colours = _colours(groups)
+    figure = go.Figure()
+    for group in groups:
+        values = table.loc[table["group"] == group, feature]
+        figure.add_trace(go.Violin(
+            x=[group] * len(values), y=values, name=group, legendgroup=group, line_color=colours[group],
+            opacity=0.45, points=False, spanmode="hard", showlegend=False, hoverinfo="skip",
+        ))
+        images = per_image[per_image["group"] == group]
+        figure.add_trace(go.Scatter(
+            x=[group] * len(images), y=images["mean"], mode="markers", name=f"{group}: image means",
+            marker={"size": 13, "color": colours[group], "line": {"width": 1.5, "color": "black"}},
+            customdata=np.column_stack([images["image"], images["n_cells"]]),
+            hovertemplate="%{customdata[0]}<br>mean %{y:.4g} over %{customdata[1]} cells<extra></extra>",
+            showlegend=False,
+        ))
+    figure.update_layout(
+        xaxis={"title": "condition", "categoryorder": "array", "categoryarray": groups},
+        yaxis={"title": feature}, violinmode="overlay",
+        title=f"{feature}: cells (violins) and image means (points)",
+    )
+    return figure
+
+
+def feature_options(cells: pd.DataFrame) -> list[str]:
+    """Numeric feature columns worth plotting, most used first."""
+    from .features import feature_columns
+
+    features = feature_columns(cells)
+    preferred = ["area_um2", "area", "perimeter_um", "perimeter", "aspect_ratio", "extent",
+                 "equivalent_diameter_um", "equivalent_diameter", "circularity", "solidity", "elongation",
+                 "junction_continuity", "junction_border_to_cytoplasm"]
+    first = [f for f in preferred if f in features]
+    return first + [f for f in features if f not in first]
+
+
+__all__ = [
+    "CHART_CONFIG", "NO_CONDITION", "compare_conditions", "correlation_heatmap", "distribution",
+    "feature_options", "histogram", "scatter", "scatter_matrix",
+]

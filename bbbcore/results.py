@@ -1,0 +1,189 @@
+"""A set of analysed images: what the dashboard holds for one batch.
+
+Plain Python (no Streamlit), so a notebook can use it too::
+
+    results = ResultSet()
+    results.add(analyse_image(load_image("a.tif"), model))
+    results.sheet = sample_sheet_for(results.names())
+    results.cells()        # one row per cell, with each image's condition and dose
+    results.summary()      # one row per image
+    results.export_zip()   # every file of the CLI's output folder, zipped
+
+Sample fields (condition, dose, ...) live in :attr:`ResultSet.sheet`, not in
+the stored tables: editing a condition never recomputes a segmentation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ImageReadError
+from .export import image_outputs, read_labels_tiff, table_csv_bytes, zip_bytes
+from .features import SAMPLE_FIELDS, image_record, summary_table
+from .io import LoadedImage
+from .metadata import SHEET_COLUMNS, empty_sheet, sample_of
+from .pipeline import measure_labels, segment_image
+
+
+@dataclass
+class ImageResult:
+    """One image's cells.
+
+    Attributes
+    ----------
+    image : LoadedImage
+    labels : (H, W) int32 labels image
+    cells : DataFrame, the cells table without sample fields filled
+    pixel_size_um : float or None
+    source : str, "model <name> <version>" or "labels file <name>"
+    seconds : float, time it took
+    """
+
+    image: LoadedImage
+    labels: np.ndarray
+    cells: pd.DataFrame
+    pixel_size_um: float | None
+    source: str
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
+
+    def record(self) -> dict:
+        """:func:`bbbcore.features.image_record` of this image."""
+        return image_record(self.labels, image=self.name, image_id=self.image.image_id,
+                            pixel_size_um=self.pixel_size_um)
+
+
+def analyse_image(
+    image: LoadedImage,
+    model,
+    *,
+    pixel_size_um: float | None = None,
+    use_nuclei: bool = False,
+    junction_threshold: float | None = None,
+) -> ImageResult:
+    """Segment and measure one loaded image with a boundary model."""
+    started = time.perf_counter()
+    result = segment_image(image, model, pixel_size_um=pixel_size_um, use_nuclei=use_nuclei,
+                           junction_threshold=junction_threshold)
+    return ImageResult(image, result.labels, result.cells, result.pixel_size_um,
+                       f"model {model.card.name} {model.card.version}", time.perf_counter() - started)
+
+
+def result_from_labels(
+    image: LoadedImage,
+    labels_data: bytes,
+    labels_name: str,
+    *,
+    pixel_size_um: float | None = None,
+    junction_threshold: float | None = None,
+) -> ImageResult:
+    """Replace the model's cells by a labels TIFF (corrected by hand in Fiji).
+
+    Raises
+    ------
+    ImageReadError
+        Not a labels TIFF, or not the image's height and width.
+    """
+    started = time.perf_counter()
+    if not labels_data:
+        raise ImageReadError(labels_name, "the file is empty (0 bytes)")
+    try:
+        labels = read_labels_tiff(labels_data)
+    except Exception as exc:  # tifffile raises many kinds for non-TIFF bytes
+        raise ImageReadError(labels_name, f"not a readable labels TIFF ({type(exc).__name__}: {exc})") from None
+    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
+    cells = measure_labels(labels, image=image, name=labels_name, pixel_size_um=size,
+                           junction_threshold=junction_threshold)
+    return ImageResult(image, labels, cells, size, f"labels file {labels_name}", time.perf_counter() - started)
+
+
+@dataclass
+class ResultSet:
+    """Analysed images (by file name, in order), their errors and their sample sheet."""
+
+    results: dict[str, ImageResult] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    sheet: pd.DataFrame = field(default_factory=empty_sheet)
+
+    def add(self, result: ImageResult) -> None:
+        """Add or replace an image's result (and forget an earlier error of that file)."""
+        self.results[result.name] = result
+        self.errors.pop(result.name, None)
+        if result.name not in set(self.sheet["file"]):
+            from .metadata import sample_sheet_for
+
+            row = sample_sheet_for([result.name])[list(SHEET_COLUMNS)]
+            self.sheet = pd.concat([self.sheet, row], ignore_index=True) if len(self.sheet) else row
+
+    def fail(self, name: str, message: str) -> None:
+        """Record a file that could not be analysed (its one-line message)."""
+        self.errors[name] = message
+
+    def remove(self, name: str) -> None:
+        self.results.pop(name, None)
+        self.errors.pop(name, None)
+
+    def names(self) -> list[str]:
+        return list(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def cells(self) -> pd.DataFrame:
+        """Every cell of every image, with the sample sheet's fields filled in."""
+        if not self.results:
+            return pd.DataFrame()
+        tables = []
+        for name, result in self.results.items():
+            table = result.cells.copy()
+            sample = sample_of(self.sheet, name)
+            for column in SAMPLE_FIELDS:
+                value = sample.get(column)
+                table[column] = np.nan if value is None else value
+            table["dose"] = pd.to_numeric(table["dose"], errors="coerce")
+            tables.append(table)
+        return pd.concat(tables, ignore_index=True)
+
+    def summary(self, *, exclude_edge: bool = True) -> pd.DataFrame:
+        """One row per image (:func:`bbbcore.features.summary_table`)."""
+        if not self.results:
+            return pd.DataFrame()
+        records = [result.record() for result in self.results.values()]
+        return summary_table(self.cells(), images=records, exclude_edge=exclude_edge)
+
+    def image_files(self, name: str) -> dict[str, bytes]:
+        """The per-image files of one image (labels TIFF, ROI zip, GeoJSON, overlay PNG)."""
+        result = self.results[name]
+        cells = self.cells()
+        cells = cells[cells["image"] == name]
+        return image_outputs(result.stem, result.labels, cells=cells, junction=result.image.junction,
+                             pixel_size_um=result.pixel_size_um)
+
+    def export_zip(self) -> bytes:
+        """Everything, as the CLI's output folder: cells.csv, summary.csv, samples.csv and per-image files."""
+        files = {
+            "cells.csv": table_csv_bytes(self.cells()),
+            "summary.csv": table_csv_bytes(self.summary()),
+            "samples.csv": table_csv_bytes(self.sheet[list(SHEET_COLUMNS)]),
+        }
+        used: set[str] = set()
+        for name in self.results:
+            for file_name, data in self.image_files(name).items():
+                if file_name in used:  # two files with one stem (from different folders)
+                    stem = Path(file_name).name
+                    file_name = f"{self.results[name].image.image_id[:8]}-{stem}"
+                used.add(file_name)
+                files[file_name] = data
+        return zip_bytes(files)

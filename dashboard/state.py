@@ -1,0 +1,126 @@
+"""The dashboard's session state and cached resources: the one module that owns them.
+
+Pages call these functions instead of touching ``st.session_state`` keys
+themselves, so every key is defined here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bbbcore import config
+from bbbcore.errors import BBBError
+from bbbcore.io import LoadedImage, load_image
+from bbbcore.results import ResultSet
+
+SAMPLE_DIR = config.REPO_DIR / "sample_data"
+IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)…")
+def load_model(path: str):
+    """The boundary model at ``path``, loaded once per server process and shared by sessions."""
+    from bbbcore.unet import BoundaryModel
+
+    return BoundaryModel.load(path)
+
+
+def model_paths() -> list[Path]:
+    """Models shipped in models/ (a .keras file with its card), the default first."""
+    found = sorted(config.MODELS_DIR.rglob("*.keras"))
+    found = [p for p in found if p.with_name(p.stem + ".card.json").exists()]
+    return sorted(found, key=lambda p: p != config.DEFAULT_MODEL)
+
+
+def results() -> ResultSet:
+    """The analysed images of this session."""
+    return st.session_state.setdefault("results", ResultSet())
+
+
+def settings() -> dict:
+    """Analysis settings chosen on the Analyse page."""
+    return st.session_state.setdefault("settings", {
+        "model": str(config.DEFAULT_MODEL),
+        "channel": None,
+        "use_nuclei": False,
+        "junction_threshold": None,
+        "demo": False,
+    })
+
+
+def inputs() -> dict[str, bytes]:
+    """Image files waiting for or done with analysis: name -> bytes."""
+    return st.session_state.setdefault("inputs", {})
+
+
+def decoded() -> dict[str, LoadedImage | str]:
+    """Decoded inputs (or their one-line error), keyed by :func:`input_key`."""
+    return st.session_state.setdefault("decoded", {})
+
+
+def input_key(name: str, data: bytes, channel) -> str:
+    return f"{name}:{hashlib.sha1(data).hexdigest()[:12]}:{channel}"
+
+
+def decode(name: str, data: bytes) -> LoadedImage | str:
+    """Load an input once per session (and channel choice); a bad file gives its message."""
+    channel = settings()["channel"]
+    key = input_key(name, data, channel)
+    cache = decoded()
+    if key not in cache:
+        try:
+            cache[key] = load_image(data, name=name, channel=channel)
+        except BBBError as exc:
+            cache[key] = str(exc)
+    return cache[key]
+
+
+def sheet_version() -> int:
+    return st.session_state.setdefault("sheet_version", 0)
+
+
+def bump_sheet_version() -> None:
+    st.session_state["sheet_version"] = sheet_version() + 1
+
+
+def pixel_sizes() -> dict[str, float | None]:
+    """Pixel size per file chosen in the table (None: unknown)."""
+    return st.session_state.setdefault("pixel_sizes", {})
+
+
+def add_sample_data() -> None:
+    """Put the demo images and their illustrative sample sheet into the session."""
+    from bbbcore.metadata import read_sample_sheet
+
+    files = inputs()
+    for path in sorted(SAMPLE_DIR.glob("*.jpg")):
+        files[path.name] = path.read_bytes()
+    sheet = read_sample_sheet(SAMPLE_DIR / "samples.csv")
+    merge_sheet(sheet)
+    settings()["demo"] = True
+
+
+def merge_sheet(sheet: pd.DataFrame) -> None:
+    """Use ``sheet``'s rows for the files it lists (other files keep theirs)."""
+    current = results().sheet
+    listed = set(sheet["file"])
+    kept = current[~current["file"].isin(listed)] if len(current) else current
+    merged = pd.concat([kept, sheet], ignore_index=True) if len(kept) else sheet.copy()
+    results().sheet = merged.reset_index(drop=True)
+    bump_sheet_version()
+
+
+def cells() -> pd.DataFrame:
+    """All cells of the session, conditions applied (cached until results or sheet change)."""
+    store = results()
+    key = (tuple((n, id(r)) for n, r in store.results.items()), pd.util.hash_pandas_object(store.sheet).sum()
+           if len(store.sheet) else 0)
+    cached = st.session_state.get("_cells_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, store.cells())
+        st.session_state["_cells_cache"] = cached
+    return cached[1]

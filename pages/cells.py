@@ -1,0 +1,65 @@
+"""Cells: the per-cell table, filters, the per-image summary and every download."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bbbcore.export import table_csv_bytes
+from bbbcore.plots import feature_options
+from dashboard import state, widgets
+
+st.title("Cells")
+widgets.need_results()
+results = state.results()
+cells = state.cells()
+
+with st.expander("Filter", expanded=True):
+    cols = st.columns(3)
+    images = cols[0].multiselect("Images", results.names(), default=results.names(), key="cells_images")
+    conditions = sorted({str(c) for c in cells["condition"].dropna()})
+    chosen_conditions = cols[1].multiselect("Conditions", conditions, default=conditions, key="cells_conditions")
+    include_edge = cols[2].checkbox("Include cells at the image edge", value=False, key="cells_edge")
+    feature = st.selectbox("Feature range", ["(none)", *feature_options(cells)], key="cells_feature")
+    view = cells[cells["image"].isin(images)]
+    if conditions:
+        view = view[view["condition"].astype(str).isin(chosen_conditions) | view["condition"].isna()]
+    if not include_edge:
+        view = view[~view["touches_edge"].astype(bool)]
+    if feature != "(none)":
+        values = cells[feature].dropna()
+        if len(values) and values.min() < values.max():
+            low, high = st.slider(f"{feature} between", float(values.min()), float(values.max()),
+                                  (float(values.min()), float(values.max())), key=f"cells_range_{feature}")
+            view = view[view[feature].between(low, high)]
+
+st.caption(f"{len(view)} of {len(cells)} cells shown. Click a column header to sort.")
+st.dataframe(view, hide_index=True, width="stretch", height=420)
+
+downloads = st.columns(4)
+downloads[0].download_button("Cells CSV (shown)", table_csv_bytes(view), file_name="cells_filtered.csv",
+                             mime="text/csv", icon="⬇️", key="dl_filtered")
+downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_name="cells.csv",
+                             mime="text/csv", icon="⬇️", key="dl_cells")
+
+st.subheader("Per image")
+summary = results.summary()
+st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
+st.dataframe(summary, hide_index=True, width="stretch")
+downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",
+                             mime="text/csv", icon="⬇️", key="dl_summary")
+
+
+@st.fragment
+def everything_button() -> None:
+    # Building the zip (ROIs, GeoJSON, overlays of every image) takes a moment: only on request.
+    if st.button("Prepare all files (zip)", key="zip_prepare"):
+        st.session_state["zip_bytes"] = results.export_zip()
+    if "zip_bytes" in st.session_state:
+        st.download_button("Download zip", st.session_state["zip_bytes"], file_name="bbb_results.zip",
+                           mime="application/zip", icon="⬇️", key="dl_zip")
+
+
+with downloads[3]:
+    everything_button()
+st.caption("The zip holds what `python -m bbbcore segment` writes: cells.csv, summary.csv, samples.csv and per "
+           "image a labels TIFF (Fiji), an ImageJ ROI zip, a GeoJSON (QuPath) and an overlay PNG.")

@@ -1,0 +1,41 @@
+"""Compare conditions: distributions per condition with per-image means, and a summary table."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bbbcore import plots
+from bbbcore.compare import compare_table, group_labels
+from bbbcore.export import table_csv_bytes
+from dashboard import state, widgets
+
+st.title("Compare conditions")
+widgets.need_results()
+cells = state.cells()
+if state.settings().get("demo"):
+    st.info("Sample data: the control / Tat grouping is an illustrative demo, not an experiment.", icon="🧪")
+
+cols = st.columns([2, 2, 1])
+by_dose = cols[2].checkbox("Split by dose", value=False, key="cmp_dose")
+groups = list(dict.fromkeys(group_labels(cells, by_dose=by_dose)))
+default = next((i for i, g in enumerate(groups) if g.lower().startswith(("control", "ctrl", "vehicle"))), 0)
+control = cols[0].selectbox("Control group", groups, index=default, key=f"cmp_control_{by_dose}")
+features = plots.feature_options(cells)
+feature = cols[1].selectbox("Feature", features, key="cmp_feature")
+
+if len(groups) < 2:
+    st.warning("Every image has the same condition. Set conditions in the table on the Analyse page "
+               "(or upload a sample sheet) to compare them.")
+order = [control] + [g for g in groups if g != control]
+st.plotly_chart(plots.compare_conditions(cells, feature, by_dose=by_dose, order=order),
+                config=plots.CHART_CONFIG, key="cmp_chart")
+st.caption("Violins: every cell not touching the image edge. Large points: the mean of each image. The images, "
+           "not the cells, are the units to compare: cells of one image are not independent.")
+
+table = compare_table(cells, feature, control=control, by_dose=by_dose)
+st.subheader(f"{feature} per group")
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption("mean and median: of the per-image means; difference: group mean minus the control's. "
+           "Descriptive only: this page runs no statistical test.")
+st.download_button("Download this table (CSV)", table_csv_bytes(table.assign(feature=feature)),
+                   file_name=f"compare_{feature}.csv", mime="text/csv", icon="⬇️")
