@@ -4,15 +4,15 @@ import streamlit as st
 
 from dashboard import widgets
 
-st.set_page_config(page_title="BBB cell analyser", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="BBB cell analyser", page_icon=":material/biotech:", layout="wide")
 
 pages = [
-    st.Page("pages/analyse.py", title="Upload & analyse", icon="📤", default=True),
-    st.Page("pages/segmentation.py", title="Segmentation", icon="🔬"),
-    st.Page("pages/cells.py", title="Cells", icon="📋"),
-    st.Page("pages/plots.py", title="Plots", icon="📊"),
-    st.Page("pages/compare.py", title="Compare conditions", icon="⚖️"),
-    st.Page("pages/home.py", title="About", icon="ℹ️"),
+    st.Page("pages/analyse.py", title="Upload & analyse", icon=":material/upload:", default=True),
+    st.Page("pages/segmentation.py", title="Segmentation", icon=":material/biotech:"),
+    st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
+    st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
+    st.Page("pages/compare.py", title="Compare conditions", icon=":material/compare:"),
+    st.Page("pages/home.py", title="About", icon=":material/info:"),
 ]
 navigation = st.navigation(pages)
 widgets.sidebar()

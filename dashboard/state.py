@@ -19,6 +19,7 @@ from bbbcore.results import ResultSet
 
 SAMPLE_DIR = config.REPO_DIR / "sample_data"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
+SAMPLE_PIXEL_SIZE_UM = 0.617
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…")
@@ -101,6 +102,8 @@ def add_sample_data() -> None:
         files[path.name] = path.read_bytes()
     sheet = read_sample_sheet(SAMPLE_DIR / "samples.csv")
     merge_sheet(sheet)
+    # The sample images are 10x: their 100 µm scale bar is 162 px long.
+    pixel_sizes().update({name: SAMPLE_PIXEL_SIZE_UM for name in sheet["file"]})
     settings()["demo"] = True
 
 
@@ -114,13 +117,32 @@ def merge_sheet(sheet: pd.DataFrame) -> None:
     bump_sheet_version()
 
 
+def results_key() -> tuple:
+    """Changes whenever an image's result or the sample sheet changes."""
+    store = results()
+    sheet = int(pd.util.hash_pandas_object(store.sheet.astype(str)).sum()) if len(store.sheet) else 0
+    return tuple((n, id(r)) for n, r in store.results.items()), sheet
+
+
 def cells() -> pd.DataFrame:
     """All cells of the session, conditions applied (cached until results or sheet change)."""
     store = results()
-    key = (tuple((n, id(r)) for n, r in store.results.items()), pd.util.hash_pandas_object(store.sheet).sum()
-           if len(store.sheet) else 0)
+    key = results_key()
     cached = st.session_state.get("_cells_cache")
     if cached is None or cached[0] != key:
         cached = (key, store.cells())
         st.session_state["_cells_cache"] = cached
     return cached[1]
+
+
+def zip_ready() -> bytes | None:
+    """The zip of every file, when prepared for the current results."""
+    cached = st.session_state.get("_zip_cache")
+    return cached[1] if cached is not None and cached[0] == results_key() else None
+
+
+def prepare_zip() -> bytes:
+    """Build the zip of every file (cells.csv, summary.csv, per-image files) for the current results."""
+    data = results().export_zip()
+    st.session_state["_zip_cache"] = (results_key(), data)
+    return data

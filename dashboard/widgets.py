@@ -10,8 +10,8 @@ from dashboard import state
 def need_results() -> None:
     """Stop the page with a pointer to the Analyse page when nothing is analysed yet."""
     if not len(state.results()):
-        st.info("No analysed images yet.", icon="ℹ️")
-        st.page_link("pages/analyse.py", label="Upload & analyse images first", icon="📤")
+        st.info("No analysed images yet.", icon=":material/info:")
+        st.page_link("pages/analyse.py", label="Upload & analyse images first", icon=":material/upload:")
         st.stop()
 
 
@@ -24,4 +24,4 @@ def sidebar() -> None:
         if results.errors:
             st.caption(f"{len(results.errors)} file(s) could not be analysed")
         if state.settings().get("demo"):
-            st.caption("🧪 sample data: the grouping is an illustrative demo")
+            st.caption(":material/science: sample data: the grouping is an illustrative demo")

@@ -28,7 +28,7 @@ with left:
     )
 with right:
     st.write("No images at hand?")
-    if st.button("Load sample data", icon="🧪", help="five 10x ZO-1 images with an illustrative demo grouping"):
+    if st.button("Load sample data", icon=":material/science:", help="five 10x ZO-1 images with an illustrative demo grouping"):
         state.add_sample_data()
         st.rerun()
     if files and st.button("Clear all", help="forget every image and result of this session"):
@@ -49,7 +49,7 @@ if new_names:
 
 if settings["demo"]:
     st.info("Sample data loaded. Its grouping into control and Tat 80 ng is an **illustrative demo**, "
-            "not an experiment (see sample_data/README.md).", icon="🧪")
+            "not an experiment (see sample_data/README.md).", icon=":material/science:")
 
 if not files:
     st.write("Drop a dozen images of one experiment above, or load the sample data, then say which are "
@@ -88,7 +88,7 @@ decoded = {name: state.decode(name, data) for name, data in files.items()}
 bad = {name: item for name, item in decoded.items() if isinstance(item, str)}
 good = {name: item for name, item in decoded.items() if not isinstance(item, str)}
 for message in bad.values():
-    st.error(message, icon="🚫")
+    st.error(message, icon=":material/error:")
 
 with st.expander(f"Preview ({len(good)} readable image{'s' if len(good) != 1 else ''})", expanded=False):
     if good:
@@ -114,7 +114,7 @@ if sheet_file is not None and st.session_state.get("sheet_loaded") != sheet_file
         state.merge_sheet(read_sample_sheet(sheet_file.getvalue(), name=sheet_file.name))
         settings["demo"] = False
     except BBBError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(str(exc), icon=":material/error:")
     st.session_state["sheet_loaded"] = sheet_file.file_id
 
 names = list(good)
@@ -147,7 +147,7 @@ others = current[~current["file"].isin(names)]
 new_sheet = edited[list(SHEET_COLUMNS)]
 results.sheet = pd.concat([others, new_sheet], ignore_index=True) if len(others) else new_sheet.reset_index(drop=True)
 st.download_button("Download sample sheet", table_csv_bytes(new_sheet), file_name="samples.csv",
-                   mime="text/csv", icon="⬇️")
+                   mime="text/csv", icon=":material/download:")
 
 # --- run ------------------------------------------------------------------------
 def settings_key(name: str) -> tuple:
@@ -158,10 +158,11 @@ def settings_key(name: str) -> tuple:
 done = st.session_state.setdefault("analysed_with", {})
 todo = [n for n in names if n not in results.results or done.get(n) != settings_key(n)]
 label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else "All images analysed"
-if st.button(label, type="primary", disabled=not todo, icon="▶️"):
+if st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:"):
     model = state.load_model(settings["model"])
     progress = st.progress(0.0, text="starting…")
     started = time.perf_counter()
+    log = []
     for index, name in enumerate(todo):
         with st.status(f"{name}: segmenting…", expanded=False) as status:
             try:
@@ -171,16 +172,26 @@ if st.button(label, type="primary", disabled=not todo, icon="▶️"):
             except BBBError as exc:
                 results.fail(name, str(exc))
                 status.update(label=f"{name}: {exc}", state="error")
+                log.append((False, str(exc)))
             else:
                 results.add(result)
                 done[name] = settings_key(name)
-                status.update(label=f"{name}: {len(result.cells)} cells in {result.seconds:.1f} s", state="complete")
+                text = f"{name}: {len(result.cells)} cells in {result.seconds:.1f} s"
+                status.update(label=text, state="complete")
+                log.append((True, text))
         progress.progress((index + 1) / len(todo), text=f"{index + 1} of {len(todo)} images")
-    progress.progress(1.0, text=f"done: {len(todo)} image(s) in {time.perf_counter() - started:.1f} s")
+    st.session_state["last_run"] = (log, time.perf_counter() - started)
+    st.rerun()  # so that every page, the sidebar included, shows the new results
+
+if "last_run" in st.session_state:
+    log, seconds = st.session_state["last_run"]
+    with st.expander(f"Last run: {len(log)} image(s) in {seconds:.1f} s", expanded=False):
+        for ok, text in log:
+            (st.success if ok else st.error)(text, icon=":material/check:" if ok else ":material/error:")
 
 for name, message in results.errors.items():
     if name not in bad:
-        st.error(message, icon="🚫")
+        st.error(message, icon=":material/error:")
 
 # --- results --------------------------------------------------------------------
 if len(results):
@@ -194,9 +205,9 @@ if len(results):
     shown = [c for c in ["image", "condition", "dose", "n_cells", "n_edge_excluded", "cells_per_mm2",
                          "area_um2_mean", "area_mean", "junction_continuity_mean"] if c in summary.columns]
     st.dataframe(summary[shown], hide_index=True, width="stretch")
-    st.page_link("pages/segmentation.py", label="See the cells on the images", icon="🔬")
-    st.page_link("pages/cells.py", label="Browse and download the table", icon="📋")
-    st.page_link("pages/compare.py", label="Compare conditions", icon="⚖️")
+    st.page_link("pages/segmentation.py", label="See the cells on the images", icon=":material/biotech:")
+    st.page_link("pages/cells.py", label="Browse and download the table", icon=":material/table:")
+    st.page_link("pages/compare.py", label="Compare conditions", icon=":material/compare:")
 
     with st.expander("Use a labels TIFF corrected by hand (Fiji) for an image"):
         st.write("Export the labels from Fiji as a TIFF of the image's size (0 = no cell, one value per cell). "
@@ -209,7 +220,7 @@ if len(results):
                                             pixel_size_um=sizes.get(target),
                                             junction_threshold=settings["junction_threshold"])
             except BBBError as exc:
-                st.error(str(exc), icon="🚫")
+                st.error(str(exc), icon=":material/error:")
             else:
                 results.add(result)
                 done[target] = settings_key(target)

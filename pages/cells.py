@@ -37,26 +37,28 @@ st.dataframe(view, hide_index=True, width="stretch", height=420)
 
 downloads = st.columns(4)
 downloads[0].download_button("Cells CSV (shown)", table_csv_bytes(view), file_name="cells_filtered.csv",
-                             mime="text/csv", icon="⬇️", key="dl_filtered")
+                             mime="text/csv", icon=":material/download:", key="dl_filtered")
 downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_name="cells.csv",
-                             mime="text/csv", icon="⬇️", key="dl_cells")
+                             mime="text/csv", icon=":material/download:", key="dl_cells")
 
 st.subheader("Per image")
 summary = results.summary()
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",
-                             mime="text/csv", icon="⬇️", key="dl_summary")
+                             mime="text/csv", icon=":material/download:", key="dl_summary")
 
 
 @st.fragment
 def everything_button() -> None:
     # Building the zip (ROIs, GeoJSON, overlays of every image) takes a moment: only on request.
-    if st.button("Prepare all files (zip)", key="zip_prepare"):
-        st.session_state["zip_bytes"] = results.export_zip()
-    if "zip_bytes" in st.session_state:
-        st.download_button("Download zip", st.session_state["zip_bytes"], file_name="bbb_results.zip",
-                           mime="application/zip", icon="⬇️", key="dl_zip")
+    data = state.zip_ready()
+    if data is None and st.button("Prepare all files (zip)", key="zip_prepare", icon=":material/folder_zip:"):
+        with st.spinner("Writing labels TIFFs, ROI zips, GeoJSON and overlays…"):
+            data = state.prepare_zip()
+    if data is not None:
+        st.download_button("Download all files (zip)", data, file_name="bbb_results.zip",
+                           mime="application/zip", icon=":material/download:", key="dl_zip")
 
 
 with downloads[3]:

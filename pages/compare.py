@@ -13,7 +13,7 @@ st.title("Compare conditions")
 widgets.need_results()
 cells = state.cells()
 if state.settings().get("demo"):
-    st.info("Sample data: the control / Tat grouping is an illustrative demo, not an experiment.", icon="🧪")
+    st.info("Sample data: the control / Tat grouping is an illustrative demo, not an experiment.", icon=":material/science:")
 
 cols = st.columns([2, 2, 1])
 by_dose = cols[2].checkbox("Split by dose", value=False, key="cmp_dose")
@@ -34,8 +34,10 @@ st.caption("Violins: every cell not touching the image edge. Large points: the m
 
 table = compare_table(cells, feature, control=control, by_dose=by_dose)
 st.subheader(f"{feature} per group")
-st.dataframe(table, hide_index=True, width="stretch")
+numbers = {c: st.column_config.NumberColumn(format="%.4g") for c in
+           ["mean", "median", "sd_between_images", "difference", "percent_of_control"]}
+st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
 st.caption("mean and median: of the per-image means; difference: group mean minus the control's. "
            "Descriptive only: this page runs no statistical test.")
 st.download_button("Download this table (CSV)", table_csv_bytes(table.assign(feature=feature)),
-                   file_name=f"compare_{feature}.csv", mime="text/csv", icon="⬇️")
+                   file_name=f"compare_{feature}.csv", mime="text/csv", icon=":material/download:")
