@@ -1,15 +1,204 @@
-"""The dashboard entry point (AppTest, no browser)."""
+"""Every dashboard page with Streamlit's AppTest (no browser): real images, the shipped model."""
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
+import io
 
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+from bbbcore.export import labels_tiff_bytes
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.model
+PAGES = ["pages/segmentation.py", "pages/cells.py", "pages/plots.py", "pages/compare.py", "pages/home.py"]
 
-def test_app_starts_and_says_what_is_coming():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    [button] = [b for b in at.button if b.label.startswith(label)]
+    return button.click().run()
+
+
+@pytest.fixture(scope="module")
+def demo(shipped_model):
+    """The sample data, loaded and analysed once for the module."""
+    at = new_app().run()
+    click(at, "Load sample data")
+    click(at, "Analyse 5 images")
     assert not at.exception
-    assert at.title[0].value == "BBB cell analyser"
-    text = " ".join(m.value for m in at.markdown)
-    assert "python -m bbbcore segment" in text and "Coming to this dashboard" in " ".join(s.value for s in at.subheader)
+    return at
+
+
+def test_first_visit_explains_what_to_do():
+    at = new_app().run()
+    assert not at.exception
+    assert at.title[0].value == "Upload & analyse"
+    assert "load the sample data" in " ".join(m.value for m in at.markdown)
+    for page in PAGES[:4]:
+        at.switch_page(page).run()
+        assert not at.exception and at.info[0].value == "No analysed images yet."
+
+
+def test_sample_data_is_analysed_with_a_demo_grouping(demo):
+    at = demo.switch_page("pages/analyse.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images analysed"] == "5"
+    assert int(metrics["Cells (edge cells included)"]) > 250
+    assert any("illustrative demo" in i.value for i in at.info)
+    summary = at.dataframe[-1].value  # [0] is the editable conditions table
+    assert summary.groupby("condition").size().to_dict() == {"control": 3, "tat": 2}
+    assert (summary["n_cells"] > 10).all()
+
+
+def test_upload_good_and_bad_files(shipped_model, shared_data):
+    at = new_app().run()
+    good = (shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg").read_bytes()
+    at.file_uploader[0].set_value([
+        ("tat3b_80ng_frame01.jpg", good, "image/jpeg"),
+        ("notes.png", b"these are my notes, not an image", "image/png"),
+        ("empty.tif", b"", "image/tiff"),
+    ]).run()
+    errors = [e.value for e in at.error]
+    assert "notes.png: not a readable image (expected PNG, JPEG or TIFF)" in errors
+    assert "empty.tif: file is empty (0 bytes)" in errors
+    # Conditions come from the file name, shown in the editable table.
+    table = at.dataframe[0].value
+    assert table["file"].tolist() == ["tat3b_80ng_frame01.jpg"]
+    row = table.iloc[0]
+    assert (row["condition"], row["dose"], row["dose_unit"]) == ("tat3b", 80.0, "ng")
+    click(at, "Analyse 1 image")
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Images analysed"] == "1"
+    assert [e.value for e in at.error][:2] == errors[:2]  # the bad files are still named; nothing lost
+
+
+def test_model_loads_once_per_server(shipped_model, shared_data, monkeypatch):
+    from bbbcore.unet import BoundaryModel
+    from dashboard import state
+
+    state.load_model.clear()
+    calls = []
+    original = BoundaryModel.load.__func__
+
+    def counting(cls, path):
+        calls.append(path)
+        return original(cls, path)
+
+    monkeypatch.setattr(BoundaryModel, "load", classmethod(counting))
+    data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
+    for name in ("a.png", "b.png"):  # two sessions, as two lab members
+        at = new_app().run()
+        at.file_uploader[0].set_value([(name, data, "image/png")]).run()
+        click(at, "Analyse 1 image")
+        at.switch_page("pages/cells.py").run()
+        at.switch_page("pages/analyse.py").run()
+        assert not at.exception
+    assert len(calls) == 1
+
+
+def test_sample_sheet_upload_sets_conditions(shipped_model, shared_data):
+    at = new_app().run()
+    data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
+    at.file_uploader[0].set_value([("bbb_02.png", data, "image/png")]).run()
+    at.file_uploader[1].set_value([("plate.csv", b"file,condition,dose,dose_unit\nbbb_02.png,vehicle,0,ng\n",
+                                    "text/csv")]).run()
+    sheet = at.session_state["results"].sheet
+    assert sheet.loc[sheet["file"] == "bbb_02.png", "condition"].iloc[0] == "vehicle"
+    at.file_uploader[1].set_value([("bad.csv", b"condition\nx\n", "text/csv")]).run()
+    assert any(e.value.startswith("bad.csv: missing column 'file'") for e in at.error)
+
+
+def test_segmentation_page_draws_cells_and_hover(demo):
+    at = demo.switch_page("pages/segmentation.py").run()
+    assert not at.exception
+    assert len(at.get("imgs")) >= 1 or len(at.image) >= 2
+    spec = at.get("plotly_chart")[0].proto.spec
+    cells = demo.session_state["results"].results["bbb_rgb_01.jpg"].cells
+    import json
+
+    figure = json.loads(spec)
+    assert len(figure["data"]) == len(cells) + 1  # the picture + one hover polygon per cell
+    at.selectbox(key="seg_colour").set_value("area").run()
+    at.toggle(key="seg_ids").set_value(True).run()
+    assert not at.exception
+    assert "Colour: area" in " ".join(c.value for c in at.caption)
+
+
+def test_cells_page_filters_and_downloads(demo, monkeypatch):
+    at = demo.switch_page("pages/cells.py").run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    cells = demo.session_state["_cells_cache"][1]
+    assert len(shown) == int((~cells["touches_edge"]).sum())
+    at.multiselect(key="cells_conditions").set_value(["tat"]).run()
+    assert set(at.dataframe[0].value["condition"]) == {"tat"}
+    at.checkbox(key="cells_edge").check().run()
+    assert len(at.dataframe[0].value) == int((cells["condition"] == "tat").sum())
+    labels = [d.label for d in at.get("download_button")]
+    assert labels[:3] == ["Cells CSV (shown)", "Cells CSV (all)", "Summary CSV"]
+    summary = at.dataframe[1].value
+    assert len(summary) == 5 and "n_edge_excluded" in summary.columns
+
+
+def test_download_bytes_are_the_table(demo, monkeypatch):
+    stores = []
+
+    class Recording(app_test_module.MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
+    at = new_app().run()
+    at.session_state["results"] = demo.session_state["results"]
+    at.switch_page("pages/cells.py").run()
+    button = [d for d in at.get("download_button") if d.proto.label == "Cells CSV (all)"][0]
+    data = stores[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content
+    table = pd.read_csv(io.BytesIO(data))
+    expected = demo.session_state["results"].cells()
+    assert len(table) == len(expected)
+    np.testing.assert_allclose(table["area"], expected["area"])
+
+
+def test_plots_page_builds_every_plot(demo):
+    at = demo.switch_page("pages/plots.py").run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 7  # histogram, box, violin, strip, scatter, scatter matrix, correlation
+
+
+def test_compare_page_counts_images_per_condition(demo):
+    at = demo.switch_page("pages/compare.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("group")
+    assert table.loc["control", "n_images"] == 3 and table.loc["tat", "n_images"] == 2
+    assert table.loc["control", "difference"] == 0
+    assert any("runs no statistical test" in c.value for c in at.caption)
+
+
+def test_labels_tiff_replaces_the_model_cells(demo):
+    at = demo.switch_page("pages/analyse.py").run()
+    image = demo.session_state["results"].results["bbb_rgb_04.jpg"].image
+    labels = np.zeros(image.shape, np.int32)
+    labels[100:400, 100:500] = 1
+    labels[500:900, 600:1000] = 2
+    at.selectbox(key="labels_target").set_value("bbb_rgb_04.jpg").run()
+    at.file_uploader(key="labels_uploader").set_value([("fixed.tif", labels_tiff_bytes(labels), "image/tiff")]).run()
+    at.button(key="replace_cells").click().run()
+    assert not at.exception
+    result = at.session_state["results"].results["bbb_rgb_04.jpg"]
+    assert len(result.cells) == 2 and result.source == "labels file fixed.tif"
+    assert any("2 cells from fixed.tif" in s.value for s in at.success)
+
+
+def test_about_page_shows_the_model(demo):
+    at = demo.switch_page("pages/home.py").run()
+    assert not at.exception and at.title[0].value == "BBB cell analyser"
+    assert "bbb_unet" in " ".join(m.value for m in at.markdown)
