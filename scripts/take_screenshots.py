@@ -80,7 +80,7 @@ def main() -> None:
                 page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
                 wait_idle(page)
                 if file == "segmentation":
-                    page.get_by_test_id("stImage").last.locator("img").wait_for(timeout=30_000)
+                    page.get_by_test_id("stImage").nth(1).locator("img").wait_for(timeout=30_000)
                 if file in ("plots", "compare", "segmentation"):
                     page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
                     page.wait_for_timeout(1500)

@@ -1,14 +1,78 @@
-"""Real browser: Debian's chromium driven by Playwright against streamlit run app.py."""
+"""Real browser: Debian's chromium driven by Playwright against `streamlit run app.py`."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import numpy as np
+import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
-pytestmark = pytest.mark.e2e
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.shared]
+WAIT = 180_000
 
 
-def test_home_page_renders_in_a_browser(app_server, page):
-    page.goto(app_server, timeout=30_000)
-    page.get_by_text("BBB cell analyser").first.wait_for(timeout=30_000)
+def wait_idle(page) -> None:
+    """Until Streamlit has finished running the script (its status widget is gone)."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT)
+
+
+def go_to(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    wait_idle(page)
+
+
+def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shared_data, tmp_path):
+    image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Upload & analyse").first.wait_for(timeout=60_000)
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("Images analysed")).to_be_visible(timeout=WAIT)
+    wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0
-    assert page.get_by_text("Coming to this dashboard").count() == 1
+
+    go_to(page, "Segmentation")
+    overlay = page.get_by_test_id("stImage").nth(1).locator("img")
+    expect(overlay).to_be_visible(timeout=30_000)
+    overlay.wait_for(timeout=30_000)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=overlay.element_handle())
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
+
+    go_to(page, "Cells")
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Cells CSV (all)").locator("button").click()
+    assert download.value.suggested_filename == "cells.csv"
+    from_browser = pd.read_csv(download.value.path())
+
+    # The same image through the command line gives the same cells.
+    out = tmp_path / "cli"
+    subprocess.run([sys.executable, "-m", "bbbcore", "segment", str(image), "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+    from_cli = pd.read_csv(out / "cells.csv")
+    assert len(from_browser) == len(from_cli) > 20
+    assert from_browser["cell_id"].tolist() == from_cli["cell_id"].tolist()
+    for column in ("area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter", "junction_continuity"):
+        np.testing.assert_allclose(from_browser[column], from_cli[column], rtol=1e-9, err_msg=column)
+    assert (from_browser["image_id"] == from_cli["image_id"]).all()
+
+    for title in ("Plots", "Compare conditions", "About", "Upload & analyse"):
+        go_to(page, title)
+        assert page.get_by_test_id("stException").count() == 0, title
+    expect(page.get_by_text("Images analysed")).to_be_visible()  # nothing lost on the way
+
+
+def test_a_renamed_text_file_gets_its_message(app_server, page, tmp_path):
+    fake = tmp_path / "plate_map.png"
+    fake.write_text("well,condition\nA1,control\n")
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Upload & analyse").first.wait_for(timeout=60_000)
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(fake))
+    wait_idle(page)
+    expect(page.get_by_text("plate_map.png: not a readable image")).to_be_visible(timeout=30_000)
+    assert page.get_by_test_id("stException").count() == 0
