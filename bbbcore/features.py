@@ -246,7 +246,13 @@ def convex_hull_features(
     corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
     for index, (start, stop) in enumerate(zip(starts, stops)):
         pixels = np.column_stack([cols[start:stop], rows[start:stop]]).astype(float)
-        points = (pixels[:, None, :] + corners[None]).reshape(-1, 2)
+        try:
+            # The hull of the pixel squares is the hull of the corners of the
+            # pixels on the hull of the centres: two small hulls, not one big one.
+            centres = pixels[ConvexHull(pixels).vertices] if len(pixels) > 8 else pixels
+        except (QhullError, ValueError):  # a straight line of pixels
+            centres = pixels
+        points = (centres[:, None, :] + corners[None]).reshape(-1, 2)
         try:
             hull = ConvexHull(points)
         except (QhullError, ValueError):  # fewer than 3 distinct corners in a plane
@@ -310,7 +316,7 @@ def junction_features(
     * the outline = the cell's pixels next to another label (or to no cell);
       those on the image frame are left out (no junction is expected there);
     * junction signal is present at an outline pixel when the maximum of the
-      smoothed (Gaussian sigma 1 px), background-subtracted plane within
+      smoothed (Gaussian sigma 1 px, to 2 sigma), background-subtracted plane within
       ``JUNCTION_REACH_UM`` (1.2 µm, 2 px at 10x: the outline may lie a pixel
       or two off the junction's ridge) of it reaches ``JUNCTION_PRESENT_RATIO`` (1.5) x the cell's
       cytoplasm level, or ``threshold`` when one is given (one value for all
@@ -330,13 +336,7 @@ def junction_features(
     # Percentiles of every other row and column: the same value, 4x cheaper.
     background = float(np.percentile(plane[::2, ::2], config.JUNCTION_BACKGROUND_PERCENTILE))
     corrected = plane - background
-    flat = labels.ravel()
     size = int(labels.max()) + 1
-    ones = np.ones(flat.size)
-
-    def per_cell(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-        where = where.ravel()
-        return np.bincount(flat[where], weights=values.ravel()[where], minlength=size)[ids]
 
     outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline
     outline = outline & (labels > 0)
@@ -344,18 +344,21 @@ def junction_features(
     # columns (a square window: cheap, separable), within cells.
     band = ndi.maximum_filter(outline.view(np.uint8), size=2 * band_px - 1).astype(bool) & (labels > 0)
     interior = (labels > 0) & ~band
-    band_sum = per_cell(corrected, band)
-    band_n = per_cell(ones, band)
-    interior_sum = per_cell(corrected, interior)
-    interior_n = per_cell(ones, interior)
+    # One pass of bincount over (cell, kind of pixel) pairs for all the sums.
+    kind = band.view(np.uint8) + 2 * interior.view(np.uint8)  # 1 band, 2 interior
+    pair = labels.ravel().astype(np.int64) * 3 + kind.ravel()
+    sums = np.bincount(pair, weights=corrected.ravel(), minlength=3 * size).reshape(size, 3)[ids]
+    counts = np.bincount(pair, minlength=3 * size).reshape(size, 3)[ids]
+    band_sum, interior_sum = sums[:, 1], sums[:, 2]
+    band_n, interior_n = counts[:, 1], counts[:, 2]
     cytoplasm_pixels = interior if exclude is None else interior & ~np.asarray(exclude, bool)
-    # The median of every third row and column: as good a level (a cell's
-    # interior keeps ~100 samples), 9x cheaper.
-    sampled = np.where(cytoplasm_pixels, labels, 0)[::3, ::3]
+    # The median of every fourth row and column: as good a level (the interior
+    # of the smallest cell kept keeps ~40 samples), 16x cheaper.
+    sampled = np.where(cytoplasm_pixels, labels, 0)[::4, ::4]
     cytoplasm = np.full(len(ids), np.nan)
     found = np.bincount(sampled.ravel(), minlength=size)[ids] > 0
     if found.any():
-        cytoplasm[found] = ndi.median(corrected[::3, ::3], sampled, ids[found])
+        cytoplasm[found] = ndi.median(corrected[::4, ::4], sampled, ids[found])
     with np.errstate(divide="ignore", invalid="ignore"):
         border_mean = np.where(band_n > 0, band_sum / band_n, np.nan)
         interior_mean = np.where(interior_n > 0, interior_sum / interior_n, np.nan)
@@ -364,7 +367,7 @@ def junction_features(
         ratio = np.where(cytoplasm > floor, border_mean / cytoplasm, np.nan)
 
     reach = _scaled_px(config.JUNCTION_REACH_UM, config.JUNCTION_REACH_PX, pixel_size_um)
-    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0), size=2 * reach + 1)
+    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0, truncate=2.0), size=2 * reach + 1)
     if threshold is None:
         cell_threshold = np.zeros(size)
         cell_threshold[ids] = config.JUNCTION_PRESENT_RATIO * np.maximum(np.nan_to_num(cytoplasm, nan=floor), floor)
@@ -373,8 +376,10 @@ def junction_features(
         limit = float(threshold)
     outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = False
     present = outline & (signal >= limit)
-    outline_n = per_cell(ones, outline)
-    present_n = per_cell(ones, present)
+    found_on_outline = outline.view(np.uint8) + present.view(np.uint8)  # 1 absent, 2 present
+    pair = labels.ravel().astype(np.int64) * 3 + found_on_outline.ravel()
+    counts = np.bincount(pair, minlength=3 * size).reshape(size, 3)[ids]
+    outline_n, present_n = counts[:, 1] + counts[:, 2], counts[:, 2]
     # Present stretches: 8-connected runs of one cell's present outline pixels
     # (skimage's label keeps pixels of different cells apart).
     stretches = measure.label(np.where(present, labels, 0), connectivity=2)
@@ -408,7 +413,7 @@ def junction_features(
 
 def nuclei_mask(nuclei: np.ndarray, *, pixel_size_um: float | None = None) -> np.ndarray:
     """Nuclei: Otsu's threshold of the smoothed nuclear channel, specks dropped."""
-    plane = ndi.gaussian_filter(np.asarray(nuclei, np.float32), 1.0)
+    plane = ndi.gaussian_filter(np.asarray(nuclei, np.float32), 1.0, truncate=2.0)
     if np.ptp(plane) == 0:
         return np.zeros(plane.shape, bool)
     mask = plane > filters.threshold_otsu(plane)
