@@ -6,7 +6,6 @@ themselves, so every key is defined here once.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -58,19 +57,26 @@ def inputs() -> dict[str, bytes]:
     return st.session_state.setdefault("inputs", {})
 
 
-def decoded() -> dict[str, LoadedImage | str]:
-    """Decoded inputs (or their one-line error), keyed by :func:`input_key`."""
+def decoded() -> dict[tuple, LoadedImage | str]:
+    """Decoded inputs (or their one-line error), keyed by (file name, junction channel)."""
     return st.session_state.setdefault("decoded", {})
 
 
-def input_key(name: str, data: bytes, channel) -> str:
-    return f"{name}:{hashlib.sha1(data).hexdigest()[:12]}:{channel}"
+def set_input(name: str, data: bytes) -> bool:
+    """Add or replace an input file; True when it is new or its bytes changed."""
+    files = inputs()
+    if files.get(name) == data:
+        return False
+    files[name] = data
+    for key in [k for k in decoded() if k[0] == name]:
+        del decoded()[key]
+    return True
 
 
 def decode(name: str, data: bytes) -> LoadedImage | str:
     """Load an input once per session (and channel choice); a bad file gives its message."""
     channel = settings()["channel"]
-    key = input_key(name, data, channel)
+    key = (name, channel)
     cache = decoded()
     if key not in cache:
         try:
@@ -97,9 +103,8 @@ def add_sample_data() -> None:
     """Put the demo images and their illustrative sample sheet into the session."""
     from bbbcore.metadata import read_sample_sheet
 
-    files = inputs()
     for path in sorted(SAMPLE_DIR.glob("*.jpg")):
-        files[path.name] = path.read_bytes()
+        set_input(path.name, path.read_bytes())
     sheet = read_sample_sheet(SAMPLE_DIR / "samples.csv")
     merge_sheet(sheet)
     # The sample images are 10x: their 100 µm scale bar is 162 px long.
@@ -146,3 +151,33 @@ def prepare_zip() -> bytes:
     data = results().export_zip()
     st.session_state["_zip_cache"] = (results_key(), data)
     return data
+
+
+def summary() -> pd.DataFrame:
+    """The per-image summary of the session (cached until results or sheet change)."""
+    key = results_key()
+    cached = st.session_state.get("_summary_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, results().summary())
+        st.session_state["_summary_cache"] = cached
+    return cached[1]
+
+
+def thumbnail(plane, max_width: int = 800):
+    """A normalised [0, 1] plane as a small uint8 picture (cheap to send to the browser)."""
+    import numpy as np
+
+    step = max(1, int(np.ceil(plane.shape[1] / max_width)))
+    return (np.clip(plane[::step, ::step], 0, 1) * 255).astype(np.uint8)
+
+
+def picture(name: str, options: tuple, make):
+    """A rendered picture of an image, cached per image, result and display options."""
+    result = results().results[name]
+    key = (name, id(result), options)
+    cache = st.session_state.setdefault("_pictures", {})
+    if key not in cache:
+        if len(cache) > 12:  # a few images x options; pictures are 4 MB each
+            cache.clear()
+        cache[key] = make()
+    return cache[key]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import state
@@ -16,12 +18,9 @@ def need_results() -> None:
 
 
 def sidebar() -> None:
-    """What every page shows in the sidebar: the session's images and model."""
-    results = state.results()
+    """What every page shows in the sidebar: the model in use, and the demo note."""
+    settings = state.settings()
     with st.sidebar:
-        st.caption(f"{len(results)} image(s) analysed, {sum(len(r.cells) for r in results.results.values())} cells"
-                   if len(results) else "No images analysed yet")
-        if results.errors:
-            st.caption(f"{len(results.errors)} file(s) could not be analysed")
-        if state.settings().get("demo"):
+        st.caption(f"Model: {Path(settings['model']).stem}")
+        if settings.get("demo"):
             st.caption(":material/science: sample data: the grouping is an illustrative demo")

@@ -38,13 +38,8 @@ with right:
         state.bump_sheet_version()
         st.rerun()
 
-new_names = []
-for item in uploaded or []:
-    data = item.getvalue()
-    if files.get(item.name) != data:
-        files[item.name] = data
-        new_names.append(item.name)
-if new_names:
+changed = [item.name for item in uploaded or [] if state.set_input(item.name, item.getvalue())]
+if changed:
     state.bump_sheet_version()
 
 if settings["demo"]:
@@ -95,10 +90,10 @@ with st.expander(f"Preview ({len(good)} readable image{'s' if len(good) != 1 els
         name = st.selectbox("Image", list(good), key="preview_image")
         image = good[name]
         cols = st.columns(2)
-        cols[0].image(image.junction, clamp=True, caption=f"junction channel: {image.channel_names[image.junction_channel]}",
-                      width="stretch")
+        cols[0].image(state.thumbnail(image.junction), caption=f"junction channel: "
+                      f"{image.channel_names[image.junction_channel]}", width="stretch")
         if image.nuclei is not None:
-            cols[1].image(image.nuclei, clamp=True,
+            cols[1].image(state.thumbnail(image.nuclei),
                           caption=f"nuclear channel: {image.channel_names[image.nuclear_channel]}",
                           width="stretch")
         st.caption(f"{image.shape[1]} x {image.shape[0]} px, {len(image.channel_names)} channel(s): "
@@ -181,9 +176,7 @@ if st.button(label, type="primary", disabled=not todo, icon=":material/play_arro
                 log.append((True, text))
         progress.progress((index + 1) / len(todo), text=f"{index + 1} of {len(todo)} images")
     st.session_state["last_run"] = (log, time.perf_counter() - started)
-    st.rerun()  # so that every page, the sidebar included, shows the new results
-
-if "last_run" in st.session_state:
+elif "last_run" in st.session_state:
     log, seconds = st.session_state["last_run"]
     with st.expander(f"Last run: {len(log)} image(s) in {seconds:.1f} s", expanded=False):
         for ok, text in log:
@@ -196,7 +189,7 @@ for name, message in results.errors.items():
 # --- results --------------------------------------------------------------------
 if len(results):
     st.subheader("Results")
-    summary = results.summary()
+    summary = state.summary()
     cells = state.cells()
     cols = st.columns(3)
     cols[0].metric("Images analysed", len(results))

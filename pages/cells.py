@@ -42,7 +42,7 @@ downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_nam
                              mime="text/csv", icon=":material/download:", key="dl_cells")
 
 st.subheader("Per image")
-summary = results.summary()
+summary = state.summary()
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",

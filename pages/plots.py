@@ -19,34 +19,29 @@ if cells.empty:
 features = plots.feature_options(cells)
 st.caption("Coloured by condition. The camera icon of each plot's toolbar downloads it as a PNG.")
 
-tabs = st.tabs(["Histogram", "Box", "Violin", "Strip", "Scatter", "Scatter matrix", "Correlation"])
-with tabs[0]:
+# One plot at a time: building all seven on every rerun would slow every click.
+kind = st.radio("Plot", ["Histogram", "Box", "Violin", "Strip", "Scatter", "Scatter matrix", "Correlation"],
+                horizontal=True, key="plot_kind")
+if kind == "Histogram":
     feature = st.selectbox("Feature", features, key="hist_feature")
     bins = st.slider("Bins", 10, 100, 40, key="hist_bins")
-    st.plotly_chart(plots.histogram(cells, feature, bins=bins), config=plots.CHART_CONFIG, key="hist")
-for tab, kind in zip(tabs[1:4], ["box", "violin", "strip"]):
-    with tab:
-        cols = st.columns([3, 1])
-        feature = cols[0].selectbox("Feature", features, key=f"{kind}_feature")
-        by_dose = cols[1].checkbox("Split by dose", key=f"{kind}_dose")
-        st.plotly_chart(plots.distribution(cells, feature, kind=kind, by_dose=by_dose),
-                        config=plots.CHART_CONFIG, key=f"{kind}_chart")
-with tabs[4]:
+    figure = plots.histogram(cells, feature, bins=bins)
+elif kind in ("Box", "Violin", "Strip"):
+    cols = st.columns([3, 1])
+    feature = cols[0].selectbox("Feature", features, key="dist_feature")
+    by_dose = cols[1].checkbox("Split by dose", key="dist_dose")
+    figure = plots.distribution(cells, feature, kind=kind.lower(), by_dose=by_dose)
+elif kind == "Scatter":
     cols = st.columns(2)
     x = cols[0].selectbox("x", features, index=0, key="scatter_x")
     y = cols[1].selectbox("y", features, index=min(1, len(features) - 1), key="scatter_y")
-    st.plotly_chart(plots.scatter(cells, x, y), config=plots.CHART_CONFIG, key="scatter_chart")
-with tabs[5]:
-    chosen = st.multiselect("Features", features, default=features[:4], key="matrix_features",
-                            max_selections=8)
-    if len(chosen) >= 2:
-        st.plotly_chart(plots.scatter_matrix(cells, chosen), config=plots.CHART_CONFIG, key="matrix_chart")
-    else:
+    figure = plots.scatter(cells, x, y)
+else:
+    default = features[:4] if kind == "Scatter matrix" else features[: min(10, len(features))]
+    chosen = st.multiselect("Features", features, default=default, key=f"{kind}_features",
+                            max_selections=8 if kind == "Scatter matrix" else None)
+    if len(chosen) < 2:
         st.info("Choose at least two features.")
-with tabs[6]:
-    chosen = st.multiselect("Features", features, default=features[: min(10, len(features))],
-                            key="corr_features")
-    if len(chosen) >= 2:
-        st.plotly_chart(plots.correlation_heatmap(cells, chosen), config=plots.CHART_CONFIG, key="corr_chart")
-    else:
-        st.info("Choose at least two features.")
+        st.stop()
+    figure = plots.scatter_matrix(cells, chosen) if kind == "Scatter matrix" else plots.correlation_heatmap(cells, chosen)
+st.plotly_chart(figure, config=plots.CHART_CONFIG, key="plot_chart")

@@ -27,12 +27,19 @@ ids = controls[4].toggle("Cell ids", value=False, key="seg_ids")
 values = None
 if colour_by != "(none)":
     values = dict(zip(table["cell_id"].astype(int), table[colour_by].astype(float)))
-picture = render_cells(result.image.junction, result.labels, values=values, outlines=outlines, fill=fill)
-if ids:
-    picture = draw_ids(picture, result.labels)
+
+
+def make_picture():
+    drawn = render_cells(result.image.junction, result.labels, values=values, outlines=outlines, fill=fill)
+    return draw_ids(drawn, result.labels) if ids else drawn
+
+
+options = (colour_by, outlines, fill, ids, state.results_key()[1])
+picture = state.picture(name, options, make_picture)
 
 raw, overlay = st.columns(2)
-raw.image(result.image.junction, clamp=True, caption=f"{name}: junction channel", width="stretch")
+raw.image(state.picture(name, ("raw",), lambda: state.thumbnail(result.image.junction, 4096)),
+          caption=f"{name}: junction channel", width="stretch")
 overlay.image(picture, caption="cells: yellow outlines; blue or gray = touching the image edge "
               "(kept, left out of summaries)", width="stretch")
 if values is not None:
@@ -48,5 +55,6 @@ main = [c for c in ["area_um2", "area", "perimeter", "aspect_ratio", "circularit
                     "n_neighbours", "junction_continuity", "touches_edge"] if c in table.columns]
 if colour_by != "(none)" and colour_by not in main:
     main.insert(0, colour_by)
-figure = hover_figure(picture, result.labels, table, columns=main)
+figure = state.picture(name, ("hover", *options, tuple(main)),
+                       lambda: hover_figure(picture, result.labels, table, columns=main))
 st.plotly_chart(figure, config=CHART_CONFIG, key="seg_hover")

@@ -168,10 +168,17 @@ def test_download_bytes_are_the_table(demo, monkeypatch):
 
 
 def test_plots_page_builds_every_plot(demo):
+    import json
+
     at = demo.switch_page("pages/plots.py").run()
     assert not at.exception
-    charts = at.get("plotly_chart")
-    assert len(charts) == 7  # histogram, box, violin, strip, scatter, scatter matrix, correlation
+    kinds = at.radio(key="plot_kind").options
+    assert kinds == ["Histogram", "Box", "Violin", "Strip", "Scatter", "Scatter matrix", "Correlation"]
+    for kind in kinds:
+        at.radio(key="plot_kind").set_value(kind).run()
+        assert not at.exception, kind
+        [chart] = at.get("plotly_chart")
+        assert json.loads(chart.proto.spec)["data"], kind
 
 
 def test_compare_page_counts_images_per_condition(demo):
