@@ -176,6 +176,7 @@ if st.button(label, type="primary", disabled=not todo, icon=":material/play_arro
                 log.append((True, text))
         progress.progress((index + 1) / len(todo), text=f"{index + 1} of {len(todo)} images")
     st.session_state["last_run"] = (log, time.perf_counter() - started)
+    progress.progress(1.0, text=f"done: {len(todo)} image(s) in {time.perf_counter() - started:.1f} s")
 elif "last_run" in st.session_state:
     log, seconds = st.session_state["last_run"]
     with st.expander(f"Last run: {len(log)} image(s) in {seconds:.1f} s", expanded=False):
