@@ -72,7 +72,7 @@ def main() -> None:
             page.get_by_role("button", name="Load sample data").click(timeout=60_000)
             wait_idle(page)
             page.get_by_role("button", name="Analyse 5 images").click()
-            expect(page.get_by_text("Images analysed")).to_be_visible(timeout=180_000)
+            expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=180_000)
             wait_idle(page)
             page.screenshot(path=args.out / "analyse.png")
             print(f"wrote {args.out / 'analyse.png'}")

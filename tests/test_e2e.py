@@ -33,7 +33,7 @@ def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shar
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
     wait_idle(page)
     page.get_by_role("button", name="Analyse 1 image").click()
-    expect(page.get_by_text("Images analysed")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
     wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0
 
@@ -64,7 +64,7 @@ def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shar
     for title in ("Plots", "Compare conditions", "About", "Upload & analyse"):
         go_to(page, title)
         assert page.get_by_test_id("stException").count() == 0, title
-    expect(page.get_by_text("Images analysed")).to_be_visible()  # nothing lost on the way
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible()  # nothing lost on the way
 
 
 def test_a_renamed_text_file_gets_its_message(app_server, page, tmp_path):
