@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import config
+
 #: Label of a row without a condition.
 NO_CONDITION = "(none)"
 
@@ -26,7 +28,11 @@ def group_labels(cells: pd.DataFrame, *, by_dose: bool = False) -> pd.Series:
 
 
 def image_means(
-    cells: pd.DataFrame, feature: str, *, by_dose: bool = False, exclude_edge: bool = True
+    cells: pd.DataFrame,
+    feature: str,
+    *,
+    by_dose: bool = False,
+    exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
 ) -> pd.DataFrame:
     """One row per image: its group, its number of cells and the mean and median of ``feature``."""
     table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
@@ -41,7 +47,7 @@ def compare_table(
     *,
     control: str | None = None,
     by_dose: bool = False,
-    exclude_edge: bool = True,
+    exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
 ) -> pd.DataFrame:
     """Per group: n images, n cells, mean and median of per-image means, difference to control.
 

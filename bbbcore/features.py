@@ -137,15 +137,16 @@ def cells_table(
     outline = segmentation.find_boundaries(labels, mode="inner")
     table = shape_features(labels, outline=outline)
     ids = table["cell_id"].to_numpy()
-    nuclei_found = nuclei_mask(nuclei, pixel_size_um=pixel_size_um) if nuclei is not None else None
+    nuclei_mask, nuclei_centres = find_nuclei(nuclei, pixel_size_um=pixel_size_um) if nuclei is not None \
+        else (None, None)
     if junction is not None:
         junction_table = junction_features(
             labels, junction, ids=ids, pixel_size_um=pixel_size_um, threshold=junction_threshold,
-            exclude=nuclei_found, outline=outline,
+            exclude=nuclei_mask, outline=outline,
         )
         table = pd.concat([table, junction_table], axis=1)
-    if nuclei_found is not None:
-        table["nuclei_count"] = count_nuclei(labels, nuclei_found, ids=ids)
+    if nuclei_centres is not None:
+        table["nuclei_count"] = count_nuclei(labels, nuclei_centres, ids=ids)
     table.insert(0, "image", image)
     table.insert(1, "image_id", image_id)
     if pixel_size_um is not None:
@@ -411,34 +412,48 @@ def junction_features(
     )
 
 
-def nuclei_mask(nuclei: np.ndarray, *, pixel_size_um: float | None = None) -> np.ndarray:
-    """Nuclei: Otsu's threshold of the smoothed nuclear channel, specks dropped."""
-    plane = ndi.gaussian_filter(np.asarray(nuclei, np.float32), 1.0, truncate=2.0)
-    if np.ptp(plane) == 0:
-        return np.zeros(plane.shape, bool)
-    mask = plane > filters.threshold_otsu(plane)
+def find_nuclei(nuclei: np.ndarray, *, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Nuclei: Otsu's threshold of the smoothed nuclear channel, specks dropped.
+
+    Found on every other row and column (a nucleus is 15 px or more across at
+    10x, so nothing is lost, at a quarter of the cost).
+
+    Returns
+    -------
+    mask : (H, W) bool, the nuclei at full size
+    centres : (n, 2) float, row and column of each nucleus' centre
+    """
+    plane = np.asarray(nuclei, np.float32)
+    small = ndi.gaussian_filter(plane[::2, ::2], 0.5, truncate=2.0)
+    if np.ptp(small) == 0:
+        return np.zeros(plane.shape, bool), np.zeros((0, 2))
+    mask = small > filters.threshold_otsu(small)
     min_area = config.MIN_NUCLEUS_AREA_UM2 / pixel_size_um**2 if pixel_size_um else config.MIN_NUCLEUS_AREA_PX
-    found, _ = ndi.label(mask)
+    found, n = ndi.label(mask)
     sizes = np.bincount(found.ravel())
     sizes[0] = 0
-    return (sizes >= min_area)[found]
+    keep = sizes >= min_area / 4  # areas counted on the half-size grid
+    mask = keep[found]
+    rows, cols = np.nonzero(mask)
+    which = found[rows, cols]
+    count = np.bincount(which, minlength=n + 1)
+    kept = np.flatnonzero(keep)
+    centres = np.column_stack([
+        np.bincount(which, weights=rows, minlength=n + 1)[kept] / count[kept],
+        np.bincount(which, weights=cols, minlength=n + 1)[kept] / count[kept],
+    ]) * 2
+    full = np.repeat(np.repeat(mask, 2, axis=0), 2, axis=1)[: plane.shape[0], : plane.shape[1]]
+    return full, centres
 
 
-def count_nuclei(labels: np.ndarray, mask: np.ndarray, *, ids: np.ndarray | None = None) -> np.ndarray:
-    """Number of nuclei (connected parts of ``mask``) whose centre lies in each cell.
-
-    Touching nuclei count as one.
-    """
+def count_nuclei(labels: np.ndarray, centres: np.ndarray, *, ids: np.ndarray | None = None) -> np.ndarray:
+    """Number of nuclei whose centre (row, column) lies in each cell; touching nuclei count as one."""
     labels = np.asarray(labels)
     ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
     counts = np.zeros(int(labels.max()) + 1, np.int64)
-    found, n = ndi.label(mask)
-    if n:
-        rows, cols = np.nonzero(found)
-        which = found[rows, cols]
-        size = np.bincount(which, minlength=n + 1)[1:]
-        rows = np.round(np.bincount(which, weights=rows, minlength=n + 1)[1:] / size).astype(int)
-        cols = np.round(np.bincount(which, weights=cols, minlength=n + 1)[1:] / size).astype(int)
+    if len(centres):
+        rows = np.clip(np.round(centres[:, 0]).astype(int), 0, labels.shape[0] - 1)
+        cols = np.clip(np.round(centres[:, 1]).astype(int), 0, labels.shape[1] - 1)
         owners = labels[rows, cols]
         counts += np.bincount(owners[owners > 0], minlength=counts.size)
     return counts[ids]

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from . import config
 from .compare import NO_CONDITION, group_labels, image_means
 
 #: Colours of conditions (colour-blind safe, Okabe-Ito order).
@@ -86,7 +87,7 @@ def compare_conditions(
     feature: str,
     *,
     by_dose: bool = False,
-    exclude_edge: bool = True,
+    exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
     order: list[str] | None = None,
 ) -> go.Figure:
     """Cell-level distribution per group (violins) with each image's mean as a large point.

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import config
 from .errors import ImageReadError
 from .export import image_outputs, read_labels_tiff, table_csv_bytes, zip_bytes
 from .features import SAMPLE_FIELDS, image_record, summary_table
@@ -156,7 +157,7 @@ class ResultSet:
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 
-    def summary(self, *, exclude_edge: bool = True) -> pd.DataFrame:
+    def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS) -> pd.DataFrame:
         """One row per image (:func:`bbbcore.features.summary_table`)."""
         if not self.results:
             return pd.DataFrame()

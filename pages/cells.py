@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bbbcore import config
 from bbbcore.export import table_csv_bytes
 from bbbcore.plots import feature_options
 from dashboard import state, widgets
@@ -18,7 +19,8 @@ with st.expander("Filter", expanded=True):
     images = cols[0].multiselect("Images", results.names(), default=results.names(), key="cells_images")
     conditions = sorted({str(c) for c in cells["condition"].dropna()})
     chosen_conditions = cols[1].multiselect("Conditions", conditions, default=conditions, key="cells_conditions")
-    include_edge = cols[2].checkbox("Include cells at the image edge", value=False, key="cells_edge")
+    include_edge = cols[2].checkbox("Include cells at the image edge", value=not config.EXCLUDE_EDGE_CELLS,
+                                    key="cells_edge")
     feature = st.selectbox("Feature range", ["(none)", *feature_options(cells)], key="cells_feature")
     view = cells[cells["image"].isin(images)]
     if conditions:

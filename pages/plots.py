@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bbbcore import config
 from bbbcore import plots
 from dashboard import state, widgets
 
 st.title("Plots")
 widgets.need_results()
 cells = state.cells()
-include_edge = st.checkbox("Include cells at the image edge", value=False, key="plots_edge")
+include_edge = st.checkbox("Include cells at the image edge", value=not config.EXCLUDE_EDGE_CELLS,
+                           key="plots_edge")
 if not include_edge:
     cells = cells[~cells["touches_edge"].astype(bool)]
 if cells.empty:

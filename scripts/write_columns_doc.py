@@ -46,7 +46,8 @@ def main() -> None:
         f"{c.JUNCTION_CONTINUOUS_MIN_UM} µm long ({c.JUNCTION_CONTINUOUS_MIN_PX} px), not counting the reach + 1 px "
         "by which smoothing and reach widen them at each end, are continuous; shorter ones are punctate; the rest "
         "is absent. Gaps shorter than about twice the reach are bridged.",
-        f"* **Nuclei**: Otsu's threshold of the smoothed nuclear channel, objects under {c.MIN_NUCLEUS_AREA_UM2:g} µm² "
+        f"* **Nuclei**: Otsu's threshold of the smoothed nuclear channel (on every other row and column: nuclei are "
+        f"15 px or more across at 10x), objects under {c.MIN_NUCLEUS_AREA_UM2:g} µm² "
         f"({c.MIN_NUCLEUS_AREA_PX} px) dropped; a nucleus belongs to the cell holding its centre; touching nuclei "
         "count as one.", "",
         "Shape columns come from scikit-image's `regionprops`, except the three from the convex hull of the",
