@@ -1,4 +1,4 @@
-"""Command line: ``python -m bbbcore segment | measure | import-annotations | evaluate | train``."""
+"""Command line: ``python -m bbbcore segment | measure | import-annotations | anomalies | evaluate | train``."""
 
 from __future__ import annotations
 
@@ -302,6 +302,47 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _add_anomalies(sub) -> None:
+    p = sub.add_parser("anomalies", help="score cells with a dense autoencoder: anomaly_score and is_anomaly")
+    p.add_argument("cells", type=Path, help="a cells table with the feature columns (as written by segment)")
+    p.add_argument("--out", type=Path, required=True, help="the scored table to write (CSV)")
+    p.add_argument("--contamination", type=float, default=0.12,
+                   help="fraction of the fitted cells flagged (default 0.12, the study's)")
+    p.add_argument("--fit-on", default=None, metavar="CONDITION",
+                   help="fit on this condition's cells only (e.g. control); default: all cells")
+    p.add_argument("--design", choices=["improved", "original"], default="improved",
+                   help="improved: log sizes + scale-free shape, Adam; original: the study's five columns, SGD")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-model", type=Path, default=None, help="also save the fitted model (.keras + card)")
+
+
+def _cmd_anomalies(args) -> int:
+    import pandas as pd
+
+    from .anomaly import AnomalyModel, fraction_flagged
+    from .export import write_csv
+
+    try:
+        cells = pd.read_csv(args.cells)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        print(f"error: {args.cells.name}: not a readable CSV ({exc})", file=sys.stderr)
+        return 2
+    model = AnomalyModel.fit(cells, design=args.design, fit_on=args.fit_on, contamination=args.contamination,
+                             seed=args.seed, source=args.cells.name)
+    scored = model.score(cells, source=args.cells.name)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(scored, args.out)
+    if args.save_model:
+        print(f"model: {model.save(args.save_model)}")
+    print(f"fitted on {model.card.fitted_on} ({model.card.n_cells} cells, {model.card.training['epochs']} epochs, "
+          f"{model.card.training['seconds']:.1f} s); threshold {model.card.threshold:.4g}")
+    by = "condition" if "condition" in scored.columns and scored["condition"].notna().any() else "image"
+    for _, row in fraction_flagged(scored, by=by).iterrows():
+        print(f"{row[by]}: {row['n_anomalous']} of {row['n_cells']} cells anomalous ({row['fraction']:.1%})")
+    print(f"wrote {len(scored)} rows to {args.out}")
+    return 0
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a labels image against an outline annotation")
     p.add_argument("labels", type=Path, help="labels TIFF (as written by segment)")
@@ -341,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment(sub)
     _add_measure(sub)
     _add_import(sub)
+    _add_anomalies(sub)
     _add_evaluate(sub)
     _add_train(sub)
     return parser
@@ -352,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
+            "anomalies": _cmd_anomalies,
             "evaluate": _cmd_evaluate, "train": _cmd_train,
         }
         return commands[args.command](args)

@@ -44,3 +44,59 @@ def voronoi_monolayer(shape=(384, 512), n_cells=40, *, seed=0, border_px=2.0, no
     junction = (junction - junction.min()) / (junction.max() - junction.min())
     nuclei = np.clip(nuclei + rng.normal(0, noise, shape), 0, 1)
     return {"junction": junction.astype(np.float32), "nuclei": nuclei.astype(np.float32), "truth": truth, "border": border}
+
+
+def cell_population(n_cells=600, *, anomalous_fraction=0.08, seed=0, canvas=96):
+    """Cells drawn one by one with a known truth: regular convex polygon-like cells and a
+    known share of irregular ones (elongated, concave, fragmented), measured by cells_table.
+
+    Returns
+    -------
+    cells : DataFrame, one row per cell (``touches_edge`` all False)
+    truth : (n,) bool, True for the irregular cells
+    kinds : (n,) str, "regular", "elongated", "concave" or "fragmented"
+    """
+    from skimage import draw
+
+    from bbbcore.features import cells_table
+
+    rng = np.random.default_rng(seed)
+    n_odd = int(round(anomalous_fraction * n_cells))
+    kinds = np.array(["regular"] * (n_cells - n_odd) + list(rng.choice(["elongated", "concave", "fragmented"], n_odd)))
+    rng.shuffle(kinds)
+    side = int(np.ceil(np.sqrt(n_cells)))
+    labels = np.zeros((side * canvas, side * canvas), np.int32)
+    centre = canvas / 2
+    for index, kind in enumerate(kinds):
+        radius = rng.normal(22, 2.5)
+        k = int(rng.integers(5, 8))
+        angles = np.arange(k) * 2 * np.pi / k + rng.uniform(0, 2 * np.pi) + rng.uniform(-0.15, 0.15, k)
+        radii = radius * rng.uniform(0.92, 1.08, k)
+        if kind == "concave":  # a star: notches between the corners
+            mid = angles + np.pi / k
+            angles = np.ravel(np.column_stack([angles, mid]))
+            radii = np.ravel(np.column_stack([radii * 1.15, radii * rng.uniform(0.35, 0.55, k)]))
+        x, y = radii * np.cos(angles), radii * np.sin(angles)
+        if kind == "elongated":  # same area, aspect 2.2-3.5, any direction
+            factor = rng.uniform(2.2, 3.5)
+            turn = rng.uniform(0, np.pi)
+            u, v = x * np.sqrt(factor), y / np.sqrt(factor)
+            x, y = u * np.cos(turn) - v * np.sin(turn), u * np.sin(turn) + v * np.cos(turn)
+        mask = np.zeros((canvas, canvas), bool)
+        rows, cols = draw.polygon(centre + y, centre + x, shape=mask.shape)
+        mask[rows, cols] = True
+        if kind == "fragmented":  # ragged: bites taken out of the border
+            for _ in range(int(rng.integers(4, 8))):
+                theta = rng.uniform(0, 2 * np.pi)
+                rr, cc = draw.disk((centre + radius * np.sin(theta), centre + radius * np.cos(theta)),
+                                   radius * rng.uniform(0.3, 0.5), shape=mask.shape)
+                mask[rr, cc] = False
+            pieces, count = ndi.label(mask)
+            if count > 1:  # keep the largest piece: one cell, one object
+                mask = pieces == (np.argmax(np.bincount(pieces.ravel())[1:]) + 1)
+        top, left = (index // side) * canvas, (index % side) * canvas
+        block = labels[top:top + canvas, left:left + canvas]
+        block[mask] = index + 1
+    cells = cells_table(labels)
+    truth = kinds[cells["cell_id"].to_numpy() - 1] != "regular"
+    return cells, truth, kinds[cells["cell_id"].to_numpy() - 1]

@@ -1,0 +1,110 @@
+"""The anomaly detector finds irregular cells (known truth), deterministically, and saves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from bbbcore.anomaly import AnomalyError, AnomalyModel, fraction_flagged
+from bbbcore.cli import main
+from tests.synthetic import cell_population
+
+
+@pytest.fixture(scope="module")
+def population():
+    return cell_population(600, anomalous_fraction=0.08, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(population):
+    cells, _, _ = population
+    return AnomalyModel.fit(cells, seed=0)
+
+
+def test_irregular_cells_score_high(population, fitted):
+    cells, truth, _ = population
+    scored = fitted.score(cells)
+    assert roc_auc_score(truth, scored["anomaly_score"]) >= 0.9
+    # The flag is the score above the 88 % quantile of the fitted cells.
+    assert scored["is_anomaly"].mean() == pytest.approx(0.12, abs=0.01)
+    assert scored.loc[truth, "is_anomaly"].mean() > 0.6
+
+
+def test_same_seed_same_scores(population, fitted):
+    cells, _, _ = population
+    again = AnomalyModel.fit(cells, seed=0).score(cells)
+    np.testing.assert_array_equal(again["anomaly_score"], fitted.score(cells)["anomaly_score"])
+
+
+def test_the_threshold_follows_the_contamination(population, fitted):
+    cells, _, _ = population
+    for contamination in (0.05, 0.2):
+        flagged = fitted.score(cells, contamination=contamination)["is_anomaly"].mean()
+        assert flagged == pytest.approx(contamination, abs=0.015)
+
+
+def test_original_design_runs_with_its_envelope(population):
+    cells, truth, _ = population
+    model = AnomalyModel.fit(cells, design="original", seed=0)
+    scored = model.score(cells)
+    assert model.card.features == ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter"]
+    assert roc_auc_score(truth, scored["anomaly_score"]) >= 0.8
+    assert 0.02 < scored["is_anomaly"].mean() < 0.3
+    assert scored[["anomaly_code_1", "anomaly_code_2"]].notna().all().all()
+
+
+def test_fit_on_control_scores_treated_against_normal_shape():
+    control, _, _ = cell_population(300, anomalous_fraction=0.0, seed=2)
+    treated, truth, _ = cell_population(300, anomalous_fraction=0.3, seed=3)
+    cells = pd.concat([control.assign(condition="control", image="c.png"),
+                       treated.assign(condition="tat", image="t.png")], ignore_index=True)
+    model = AnomalyModel.fit(cells, fit_on="control", contamination=0.05, seed=0)
+    assert model.card.fitted_on == "condition control" and model.card.n_cells == 300
+    fractions = fraction_flagged(model.score(cells)).set_index("condition")["fraction"]
+    assert fractions["control"] == pytest.approx(0.05, abs=0.02)
+    assert fractions["tat"] > 0.2
+    with pytest.raises(AnomalyError, match="no cell has condition 'vehicle'"):
+        AnomalyModel.fit(cells, fit_on="vehicle")
+
+
+def test_saved_model_gives_the_same_scores(tmp_path, population, fitted):
+    cells, _, _ = population
+    path = fitted.save(tmp_path / "shape_model")
+    assert path.name == "shape_model.keras" and (tmp_path / "shape_model.card.json").exists()
+    loaded = AnomalyModel.load(path)
+    np.testing.assert_allclose(loaded.score(cells)["anomaly_score"], fitted.score(cells)["anomaly_score"],
+                               rtol=1e-6)
+    assert loaded.threshold_for(0.2) == pytest.approx(fitted.threshold_for(0.2))
+
+
+def test_missing_columns_are_named(population):
+    from bbbcore.anomaly import IMPROVED_FEATURES, LOG_FEATURES, feature_matrix
+
+    cells, _, _ = population
+    with pytest.raises(AnomalyError, match=r"^plate.csv: missing column\(s\) solidity, circularity"):
+        feature_matrix(cells.drop(columns=["solidity", "circularity"]), IMPROVED_FEATURES, LOG_FEATURES,
+                       source="plate.csv")
+
+
+def test_cli_scores_a_cells_table(tmp_path, population, capsys):
+    cells, truth, _ = population
+    table = cells.assign(condition=np.where(np.arange(len(cells)) % 2, "control", "tat"))
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    code = main(["anomalies", str(tmp_path / "cells.csv"), "--out", str(tmp_path / "scored.csv"),
+                 "--contamination", "0.1", "--seed", "1"])
+    assert code == 0
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    assert len(scored) == len(cells) and {"anomaly_score", "is_anomaly"} <= set(scored.columns)
+    assert roc_auc_score(truth, scored["anomaly_score"]) >= 0.9
+    printed = capsys.readouterr().out
+    assert "control:" in printed and "tat:" in printed and "cells anomalous" in printed
+
+
+def test_cli_names_a_table_without_features(tmp_path, capsys):
+    pd.DataFrame({"image": ["a.png"] * 30, "cell_id": range(30), "area": range(30)}).to_csv(
+        tmp_path / "thin.csv", index=False)
+    code = main(["anomalies", str(tmp_path / "thin.csv"), "--out", str(tmp_path / "o.csv")])
+    assert code == 2
+    assert "error: thin.csv: missing column(s) perimeter" in capsys.readouterr().err
