@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
     st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
     st.Page("pages/compare.py", title="Compare conditions", icon=":material/compare:"),
+    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/scatter_plot:"),
     st.Page("pages/home.py", title="About", icon=":material/info:"),
 ]
 navigation = st.navigation(pages)

@@ -71,6 +71,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "replicate": ("", "biological replicate the image belongs to"),
     "well": ("", "well or dish the image was taken in"),
     "annotator": ("", "who drew the cells (imported hand annotations only)"),
+    "anomaly_score": ("", "reconstruction error of the cell's standardised shape features by the anomaly autoencoder (after `anomalies` or the Anomalies page)"),
+    "is_anomaly": ("", "anomaly_score above the threshold (the chosen share of the fitted cells; the original design: outside the EllipticEnvelope)"),
+    "anomaly_code_1": ("", "first coordinate of the cell's 2-D code in the autoencoder"),
+    "anomaly_code_2": ("", "second coordinate of the cell's 2-D code"),
 }
 
 #: Pixel columns that get a ``_um`` twin with a pixel size (``area`` gets ``area_um2``).
@@ -489,7 +493,8 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     """The numeric measurement columns of a cells table (no ids, no sample fields)."""
     return [
         c for c in table.columns
-        if c not in ID_COLUMNS and not c.startswith("centroid") and pd.api.types.is_numeric_dtype(table[c])
+        if c not in ID_COLUMNS and not c.startswith(("centroid", "anomaly_code"))
+        and pd.api.types.is_numeric_dtype(table[c])
         and not pd.api.types.is_bool_dtype(table[c])
     ]
 

@@ -129,13 +129,28 @@ def results_key() -> tuple:
     return tuple((n, id(r)) for n, r in store.results.items()), sheet
 
 
+def anomaly() -> dict:
+    """The anomaly model of the session (None until fitted) and its settings."""
+    return st.session_state.setdefault("anomaly", {
+        "model": None, "design": "improved", "fit_on": None, "contamination": 0.12, "seed": 0,
+    })
+
+
 def cells() -> pd.DataFrame:
-    """All cells of the session, conditions applied (cached until results or sheet change)."""
+    """All cells of the session, conditions applied, anomaly columns added once a model is fitted.
+
+    Cached until the results, the sheet, the anomaly model or its threshold change.
+    """
     store = results()
-    key = results_key()
+    settings = anomaly()
+    model = settings["model"]
+    key = (results_key(), id(model), settings["contamination"])
     cached = st.session_state.get("_cells_cache")
     if cached is None or cached[0] != key:
-        cached = (key, store.cells())
+        table = store.cells()
+        if model is not None and len(table):
+            table = model.score(table, contamination=settings["contamination"])
+        cached = (key, table)
         st.session_state["_cells_cache"] = cached
     return cached[1]
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = [("Segmentation", "segmentation"), ("Cells", "cells"), ("Plots", "plots"),
-         ("Compare conditions", "compare"), ("About", "about")]
+         ("Compare conditions", "compare"), ("Anomalies", "anomalies"), ("About", "about")]
 
 
 def free_port() -> int:
@@ -81,7 +81,11 @@ def main() -> None:
                 wait_idle(page)
                 if file == "segmentation":
                     page.get_by_test_id("stImage").nth(1).locator("img").wait_for(timeout=30_000)
-                if file in ("plots", "compare", "segmentation"):
+                if file == "anomalies":
+                    page.get_by_role("button", name="Find anomalous cells").click()
+                    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=120_000)
+                    wait_idle(page)
+                if file in ("plots", "compare", "segmentation", "anomalies"):
                     page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
                     page.wait_for_timeout(1500)
                 page.screenshot(path=args.out / f"{file}.png")

@@ -209,3 +209,22 @@ def test_about_page_shows_the_model(demo):
     at = demo.switch_page("pages/home.py").run()
     assert not at.exception and at.title[0].value == "BBB cell analyser"
     assert "bbb_unet" in " ".join(m.value for m in at.markdown)
+
+
+def test_anomalies_page_fits_flags_and_feeds_the_table(demo):
+    at = demo.switch_page("pages/anomalies.py").run()
+    assert not at.exception and "Fit the model" in at.info[0].value
+    at.selectbox[0].set_value("control")  # fit on the control cells (a form: submitted together)
+    at.button[0].click().run()
+    assert not at.exception
+    summary = at.caption[0].value
+    assert summary.startswith("Fitted on condition control")
+    assert len(at.get("plotly_chart")) == 4  # codes, scores, share per condition, share per image
+    flagged_before = int(summary.split(": ")[-1].split(" of ")[0])
+    at.slider(key="anomaly_contamination").set_value(0.3).run()
+    flagged_after = int(at.caption[0].value.split(": ")[-1].split(" of ")[0])
+    assert flagged_after > flagged_before
+    at.switch_page("pages/cells.py").run()
+    shown = at.dataframe[0].value
+    assert {"anomaly_score", "is_anomaly"} <= set(shown.columns)
+    assert shown["is_anomaly"].any()
