@@ -83,11 +83,12 @@ results = state.results()
 name = st.selectbox("Image", results.names(), key="anomaly_image")
 result = results.results[name]
 table = cells[cells["image"] == name]
-flagged = set(table.loc[table["is_anomaly"].astype(bool), "cell_id"].astype(int))
+# Cells cut by the image edge are scored too, but left out like everywhere else.
+flagged = set(table.loc[table["is_anomaly"].astype(bool) & ~table["touches_edge"].astype(bool), "cell_id"].astype(int))
 picture = state.picture(name, ("anomalies", id(model), settings["contamination"], state.results_key()[1]),
                         lambda: render_cells(result.image.junction, result.labels, highlight=flagged))
 st.image(picture, caption=f"{len(flagged)} flagged cells outlined in magenta; yellow: the others; "
-         "blue: cells at the image edge (not scored into the shares above)", width="stretch")
+         "blue: cells at the image edge (left out of the shares above and not highlighted)", width="stretch")
 if flagged:
     chosen = st.selectbox("See a flagged cell's features", sorted(flagged), key="anomaly_cell")
     row = table[table["cell_id"] == chosen].iloc[0]

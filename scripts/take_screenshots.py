@@ -90,6 +90,11 @@ def main() -> None:
                     page.wait_for_timeout(1500)
                 page.screenshot(path=args.out / f"{file}.png")
                 print(f"wrote {args.out / (file + '.png')}")
+                if file == "anomalies":  # the flagged cells on the image, further down
+                    page.get_by_test_id("stImage").last.scroll_into_view_if_needed()
+                    page.wait_for_timeout(1500)
+                    page.screenshot(path=args.out / "anomalies_on_image.png")
+                    print(f"wrote {args.out / 'anomalies_on_image.png'}")
             browser.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
