@@ -309,6 +309,40 @@ class AnomalyModel:
         return cls(keras.models.load_model(path, compile=False), card)
 
 
+def model_zip_bytes(model: AnomalyModel, name: str = "anomaly_model") -> bytes:
+    """A fitted model as one zip (``<name>.keras`` + ``<name>.card.json``), to keep beside the results."""
+    import io
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = model.save(Path(folder) / f"{name}.keras")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.write(path, path.name)
+            card = path.with_name(path.stem + ".card.json")
+            archive.write(card, card.name)
+    return buffer.getvalue()
+
+
+def model_from_zip(data: bytes, *, name: str = "model zip") -> AnomalyModel:
+    """Reload a model written by :func:`model_zip_bytes`."""
+    import io
+    import tempfile
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise AnomalyError(f"{name}: not a zip file") from None
+    models = [n for n in archive.namelist() if n.endswith(".keras") and "/" not in n]
+    if len(models) != 1:
+        raise AnomalyError(f"{name}: expected one .keras model with its .card.json, found {len(models)} models")
+    with tempfile.TemporaryDirectory() as folder:
+        archive.extractall(folder, members=[m for m in archive.namelist() if "/" not in m and ".." not in m])
+        return AnomalyModel.load(Path(folder) / models[0])
+
+
 def _train(network, optimizer, data: np.ndarray, *, seed: int, max_epochs: int, batch_size: int,
            patience: int = 12, reduce_after: int = 5) -> dict:
     """MSE training on a 20 % validation split, with early stopping (best weights kept)

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from bbbcore.anomaly import AnomalyModel, fraction_flagged
+from bbbcore.anomaly import AnomalyModel, fraction_flagged, model_from_zip, model_zip_bytes
 from bbbcore.errors import BBBError
 from bbbcore.overlay import render_cells
 from bbbcore.plots import CHART_CONFIG
@@ -39,6 +39,22 @@ if fit:
         st.error(str(exc), icon=":material/error:")
     else:
         settings.update(model=model, design=design, fit_on=None if fit_on == "all cells" else fit_on, seed=int(seed))
+
+with st.expander("Save or reload a fitted model"):
+    if settings["model"] is not None:
+        st.download_button("Download the fitted model (zip: .keras + card)", model_zip_bytes(settings["model"]),
+                           file_name="anomaly_model.zip", mime="application/zip", icon=":material/download:")
+    saved = st.file_uploader("Reload a saved model (its threshold comes with it)", type=["zip"],
+                             key="anomaly_model_upload")
+    if saved is not None and st.session_state.get("anomaly_loaded") != saved.file_id:
+        try:
+            loaded = model_from_zip(saved.getvalue(), name=saved.name)
+        except BBBError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            settings.update(model=loaded, design=loaded.card.design, contamination=loaded.card.contamination)
+            st.success(f"{saved.name}: fitted on {loaded.card.fitted_on}, {loaded.card.n_cells} cells.")
+        st.session_state["anomaly_loaded"] = saved.file_id
 
 model = settings["model"]
 if model is None:

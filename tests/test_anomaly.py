@@ -108,3 +108,13 @@ def test_cli_names_a_table_without_features(tmp_path, capsys):
     code = main(["anomalies", str(tmp_path / "thin.csv"), "--out", str(tmp_path / "o.csv")])
     assert code == 2
     assert "error: thin.csv: missing column(s) perimeter" in capsys.readouterr().err
+
+
+def test_model_zip_round_trip(population, fitted):
+    from bbbcore.anomaly import model_from_zip, model_zip_bytes
+
+    cells, _, _ = population
+    loaded = model_from_zip(model_zip_bytes(fitted))
+    np.testing.assert_allclose(loaded.score(cells)["anomaly_score"], fitted.score(cells)["anomaly_score"], rtol=1e-6)
+    with pytest.raises(AnomalyError, match="^shapes.zip: not a zip file"):
+        model_from_zip(b"not a zip", name="shapes.zip")

@@ -220,6 +220,7 @@ def test_anomalies_page_fits_flags_and_feeds_the_table(demo):
     summary = at.caption[0].value
     assert summary.startswith("Fitted on condition control")
     assert len(at.get("plotly_chart")) == 4  # codes, scores, share per condition, share per image
+    assert any(d.proto.label.startswith("Download the fitted model") for d in at.get("download_button"))
     flagged_before = int(summary.split(": ")[-1].split(" of ")[0])
     at.slider(key="anomaly_contamination").set_value(0.3).run()
     flagged_after = int(at.caption[0].value.split(": ")[-1].split(" of ")[0])
