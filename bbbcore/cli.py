@@ -1,4 +1,4 @@
-"""Command line: ``python -m bbbcore segment | measure | import-annotations | anomalies | evaluate | train``."""
+"""Command line: ``python -m bbbcore segment | measure | import-annotations | anomalies | stats | evaluate | train``."""
 
 from __future__ import annotations
 
@@ -343,6 +343,49 @@ def _cmd_anomalies(args) -> int:
     return 0
 
 
+def _add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="treated vs control on per-image (or per-replicate) values")
+    p.add_argument("cells", type=Path, help="a cells table with condition (and dose) columns")
+    p.add_argument("--control", required=True, help="the control condition")
+    p.add_argument("--out", type=Path, required=True, help="the statistics table to write (CSV)")
+    p.add_argument("--features", nargs="*", default=None, help="features to test (default: the original five)")
+    p.add_argument("--statistic", choices=["mean", "median"], default="mean", help="per-unit summary of the cells")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the effect-size interval")
+
+
+def _cmd_stats(args) -> int:
+    import pandas as pd
+
+    from .export import write_csv
+    from .stats import compare_to_control, dose_response
+
+    try:
+        cells = pd.read_csv(args.cells)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        print(f"error: {args.cells.name}: not a readable CSV ({exc})", file=sys.stderr)
+        return 2
+    features = args.features or ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter"]
+    missing = [f for f in [*features, "condition"] if f not in cells.columns]
+    if missing:
+        print(f"error: {args.cells.name}: missing column(s) {', '.join(missing)}", file=sys.stderr)
+        return 2
+    table = compare_to_control(cells, features, args.control, statistic=args.statistic, n_boot=args.bootstrap)
+    if "dose" in cells.columns and cells["dose"].notna().any():
+        trends = pd.DataFrame([dose_response(cells, f, control=args.control, statistic=args.statistic)
+                               for f in features]).rename(columns={"spearman_rho": "dose_spearman_rho",
+                                                                   "p": "dose_spearman_p", "n_units": "dose_n_units"})
+        table = table.merge(trends, on="feature", how="left")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(table, args.out)
+    for _, row in table.iterrows():
+        print(f"{row['feature']}, {row['condition']} vs {row['control']} ({row['n_units']} vs "
+              f"{row['n_units_control']} {row['unit']}): difference {row['difference']:.4g}, "
+              f"Hedges g {row['hedges_g']:.2f}, Welch p {row['welch_p']:.3g}, Holm p {row['holm_p']:.3g}"
+              + (f"  [{row['warning']}]" if row["warning"] else ""))
+    print(f"wrote {len(table)} rows to {args.out}")
+    return 0
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a labels image against an outline annotation")
     p.add_argument("labels", type=Path, help="labels TIFF (as written by segment)")
@@ -383,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_measure(sub)
     _add_import(sub)
     _add_anomalies(sub)
+    _add_stats(sub)
     _add_evaluate(sub)
     _add_train(sub)
     return parser
@@ -394,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
-            "anomalies": _cmd_anomalies,
+            "anomalies": _cmd_anomalies, "stats": _cmd_stats,
             "evaluate": _cmd_evaluate, "train": _cmd_train,
         }
         return commands[args.command](args)

@@ -61,7 +61,7 @@ def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shar
         np.testing.assert_allclose(from_browser[column], from_cli[column], rtol=1e-9, err_msg=column)
     assert (from_browser["image_id"] == from_cli["image_id"]).all()
 
-    for title in ("Plots", "Compare conditions", "About", "Upload & analyse"):
+    for title in ("Plots", "Compare conditions", "Anomalies", "About", "Upload & analyse"):
         go_to(page, title)
         assert page.get_by_test_id("stException").count() == 0, title
     expect(page.get_by_text("Images analysed", exact=True)).to_be_visible()  # nothing lost on the way

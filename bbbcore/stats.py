@@ -1,0 +1,223 @@
+"""Treated-versus-control statistics with the image (or replicate) as the unit.
+
+The cells of one image share its well, its staining and its focus: they are
+not independent replicates. Every test here therefore runs on one value per
+unit (the mean, or median, of the unit's cells), where a unit is an image, or
+the replicate / well when the sample sheet gives one. The cell-level analysis
+done right is the linear mixed model (cells nested in units), also reported.
+
+For each feature and each treated condition against the chosen control:
+
+* ``difference``: the treated group's mean of per-unit values minus the control's;
+* Welch's t-test and the Mann-Whitney U test on the per-unit values;
+* Hedges' g with a percentile bootstrap 95 % interval (units resampled within groups);
+* Holm's correction across the features tested for one treated condition;
+* a linear mixed model ``feature ~ treated`` with a random intercept per unit
+  (statsmodels MixedLM): its coefficient, standard error and p-value;
+* a warning when a group has fewer than 3 units.
+
+Dose-response: Spearman's rank correlation of the per-unit values with the
+dose (the control at dose 0 included).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .errors import BBBError
+
+#: Fewer units than this in a group get a warning.
+MIN_UNITS = 3
+
+
+class StatsError(BBBError):
+    """A comparison that cannot be made (no control, no such feature, ...)."""
+
+
+def unit_column(cells: pd.DataFrame) -> str:
+    """The unit of replication: ``replicate`` or ``well`` when the sheet fills it, else the image."""
+    for column in ("replicate", "well"):
+        if column in cells.columns and cells[column].notna().all() and cells[column].astype(str).str.len().gt(0).all():
+            return column
+    return "image_id" if "image_id" in cells.columns and cells["image_id"].astype(str).str.len().gt(0).all() else "image"
+
+
+def unit_values(
+    cells: pd.DataFrame,
+    feature: str,
+    *,
+    unit: str | None = None,
+    statistic: str = "mean",
+    exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
+) -> pd.DataFrame:
+    """One row per (condition, unit): the unit's mean (or median) of ``feature``, its cells and dose."""
+    if feature not in cells.columns:
+        raise StatsError(f"no column {feature!r} in the cells table")
+    table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
+    if "is_excluded" in table.columns:  # quality control, when a later step marks cells
+        table = table[~table["is_excluded"].astype(bool)]
+    table = table[table[feature].notna()]
+    unit = unit or unit_column(table)
+    condition = table["condition"].astype(object).where(table["condition"].notna(), "(none)").astype(str)
+    # A replicate number repeats across conditions: the unit is (condition, replicate).
+    grouped = table.assign(_condition=condition).groupby(["_condition", unit], sort=False)
+    values = grouped[feature].agg(statistic)
+    result = pd.DataFrame({
+        "condition": [k[0] for k in values.index],
+        "unit": [str(k[1]) for k in values.index],
+        "value": values.to_numpy(float),
+        "n_cells": grouped[feature].size().to_numpy(),
+    })
+    if "dose" in table.columns:
+        result["dose"] = grouped["dose"].first().to_numpy(float)
+    return result
+
+
+def hedges_g(treated: np.ndarray, control: np.ndarray) -> float:
+    """Hedges' g: the standardised mean difference with the small-sample correction."""
+    n1, n2 = len(treated), len(control)
+    if n1 < 2 or n2 < 2:
+        return np.nan
+    pooled = np.sqrt(((n1 - 1) * np.var(treated, ddof=1) + (n2 - 1) * np.var(control, ddof=1)) / (n1 + n2 - 2))
+    if pooled == 0:
+        return np.nan
+    correction = 1 - 3 / (4 * (n1 + n2) - 9)
+    return float((np.mean(treated) - np.mean(control)) / pooled * correction)
+
+
+def bootstrap_ci(treated: np.ndarray, control: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of Hedges' g (units resampled within each group)."""
+    if len(treated) < 2 or len(control) < 2:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    draws = np.array([
+        hedges_g(rng.choice(treated, len(treated)), rng.choice(control, len(control))) for _ in range(n_boot)
+    ])
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return (np.nan, np.nan)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment (NaN stays NaN)."""
+    p = np.asarray(p_values, float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return adjusted
+    order = finite[np.argsort(p[finite])]
+    m = order.size
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def mixed_model(cells: pd.DataFrame, feature: str, treated: str, control: str, *, unit: str) -> dict:
+    """``feature ~ treated`` with a random intercept per unit (statsmodels MixedLM, REML)."""
+    import statsmodels.formula.api as smf
+
+    table = cells[cells["condition"].astype(str).isin([treated, control])]
+    table = pd.DataFrame({
+        "y": table[feature].to_numpy(float),
+        "treated": (table["condition"].astype(str) == treated).astype(float).to_numpy(),
+        "unit": (table["condition"].astype(str) + "/" + table[unit].astype(str)).to_numpy(),
+    }).dropna()
+    if table["unit"].nunique() < 3 or table["treated"].nunique() < 2:
+        return {"mixed_coef": np.nan, "mixed_se": np.nan, "mixed_p": np.nan}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on tiny designs; the p-value says enough
+        try:
+            fit = smf.mixedlm("y ~ treated", table, groups=table["unit"]).fit(reml=True)
+        except (ValueError, np.linalg.LinAlgError):
+            return {"mixed_coef": np.nan, "mixed_se": np.nan, "mixed_p": np.nan}
+    return {"mixed_coef": float(fit.params["treated"]), "mixed_se": float(fit.bse["treated"]),
+            "mixed_p": float(fit.pvalues["treated"])}
+
+
+def compare_to_control(
+    cells: pd.DataFrame,
+    features: list[str],
+    control: str,
+    *,
+    statistic: str = "mean",
+    unit: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    mixed: bool = True,
+) -> pd.DataFrame:
+    """One row per (treated condition, feature): counts, difference, effect size, tests.
+
+    Columns: feature, condition, control, unit, n_units, n_units_control,
+    n_cells, n_cells_control, difference, hedges_g, g_ci_low, g_ci_high,
+    welch_p, mannwhitney_p, holm_p (Welch's p adjusted across the features
+    of one condition), mixed_coef, mixed_se, mixed_p, warning.
+    """
+    from scipy import stats as st
+
+    if "condition" not in cells.columns or control not in set(cells["condition"].astype(str)):
+        raise StatsError(f"no cell has the control condition {control!r}")
+    table = cells[~cells["touches_edge"].astype(bool)] if "touches_edge" in cells else cells
+    unit = unit or unit_column(table)
+    rows = []
+    for feature in features:
+        values = unit_values(cells, feature, unit=unit, statistic=statistic)
+        reference = values[values["condition"] == control]
+        for condition in [c for c in values["condition"].unique() if c != control]:
+            group = values[values["condition"] == condition]
+            t, c = group["value"].to_numpy(), reference["value"].to_numpy()
+            welch = st.ttest_ind(t, c, equal_var=False).pvalue if len(t) >= 2 and len(c) >= 2 else np.nan
+            mann = st.mannwhitneyu(t, c, alternative="two-sided").pvalue if len(t) and len(c) else np.nan
+            low, high = bootstrap_ci(t, c, n_boot=n_boot, seed=seed)
+            row = {
+                "feature": feature, "condition": condition, "control": control, "unit": unit,
+                "n_units": len(t), "n_units_control": len(c),
+                "n_cells": int(group["n_cells"].sum()), "n_cells_control": int(reference["n_cells"].sum()),
+                "difference": float(t.mean() - c.mean()) if len(t) and len(c) else np.nan,
+                "hedges_g": hedges_g(t, c), "g_ci_low": low, "g_ci_high": high,
+                "welch_p": float(welch), "mannwhitney_p": float(mann),
+            }
+            if mixed:
+                row.update(mixed_model(table, feature, condition, control, unit=unit))
+            small = [name for name, n in ((condition, len(t)), (control, len(c))) if n < MIN_UNITS]
+            row["warning"] = (f"fewer than {MIN_UNITS} {unit} units in {', '.join(small)}: treat the p-values "
+                              "as descriptive") if small else ""
+            rows.append(row)
+    result = pd.DataFrame(rows)
+    if result.empty:
+        return result
+    result["holm_p"] = np.nan
+    for _, index in result.groupby("condition").groups.items():
+        result.loc[index, "holm_p"] = holm(result.loc[index, "welch_p"].to_numpy())
+    order = ["feature", "condition", "control", "unit", "n_units", "n_units_control", "n_cells", "n_cells_control",
+             "difference", "hedges_g", "g_ci_low", "g_ci_high", "welch_p", "mannwhitney_p", "holm_p",
+             "mixed_coef", "mixed_se", "mixed_p", "warning"]
+    return result[[c for c in order if c in result.columns]]
+
+
+def dose_response(cells: pd.DataFrame, feature: str, *, control: str | None = None,
+                  statistic: str = "mean", unit: str | None = None) -> dict:
+    """Spearman's rho of the per-unit values with the dose; the control counts as dose 0."""
+    from scipy import stats as st
+
+    values = unit_values(cells, feature, unit=unit, statistic=statistic)
+    if "dose" not in values.columns:
+        raise StatsError("the cells table has no dose column")
+    dose = values["dose"].copy()
+    if control is not None:
+        dose[values["condition"] == control] = dose[values["condition"] == control].fillna(0.0)
+    usable = dose.notna()
+    if usable.sum() < 3 or dose[usable].nunique() < 2:
+        return {"feature": feature, "n_units": int(usable.sum()), "spearman_rho": np.nan, "p": np.nan}
+    result = st.spearmanr(dose[usable], values.loc[usable, "value"])
+    return {"feature": feature, "n_units": int(usable.sum()), "spearman_rho": float(result.statistic),
+            "p": float(result.pvalue)}
