@@ -139,3 +139,15 @@ __all__ = [
     "CHART_CONFIG", "NO_CONDITION", "compare_conditions", "correlation_heatmap", "distribution",
     "feature_options", "histogram", "scatter", "scatter_matrix",
 ]
+
+
+def dose_response(values: pd.DataFrame, feature: str, *, rho: float | None = None, p: float | None = None) -> go.Figure:
+    """Per-unit values against dose (the control at 0), coloured by condition."""
+    table = values.assign(dose=values["dose"].fillna(0.0))
+    figure = px.scatter(table, x="dose", y="value", color="condition", hover_data=["unit", "n_cells"],
+                        color_discrete_map=_colours(table["condition"]))
+    figure.update_traces(marker={"size": 12, "line": {"width": 1, "color": "black"}})
+    title = f"{feature}: per-unit values against dose"
+    if rho is not None and np.isfinite(rho):
+        title += f" (Spearman rho {rho:.2f}, p = {p:.2g})"
+    return figure.update_layout(title=title, yaxis_title=feature)

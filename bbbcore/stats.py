@@ -221,3 +221,21 @@ def dose_response(cells: pd.DataFrame, feature: str, *, control: str | None = No
     result = st.spearmanr(dose[usable], values.loc[usable, "value"])
     return {"feature": feature, "n_units": int(usable.sum()), "spearman_rho": float(result.statistic),
             "p": float(result.pvalue)}
+
+
+def sentences(table: pd.DataFrame, *, alpha: float = 0.05) -> list[str]:
+    """A plain-language sentence per result whose Holm-adjusted p is below ``alpha``."""
+    lines = []
+    for _, row in table.iterrows():
+        if not np.isfinite(row["holm_p"]) or row["holm_p"] >= alpha:
+            continue
+        direction = "higher" if row["difference"] > 0 else "lower"
+        unit = {"image_id": "image", "image": "image"}.get(row["unit"], row["unit"])
+        lines.append(
+            f"{row['condition']}: {row['feature']} is {direction} than in {row['control']} by "
+            f"{abs(row['difference']):.4g} (difference of the means of per-{unit} means; {row['n_units']} vs "
+            f"{row['n_units_control']} {unit}s, {row['n_cells']} vs {row['n_cells_control']} cells; Hedges g "
+            f"{row['hedges_g']:.2f} [{row['g_ci_low']:.2f}, {row['g_ci_high']:.2f}]; Welch p = {row['welch_p']:.2g}, "
+            f"Holm-adjusted p = {row['holm_p']:.2g}). The unit of analysis is the {unit}, not the cell."
+        )
+    return lines

@@ -196,3 +196,15 @@ def picture(name: str, options: tuple, make):
             cache.clear()
         cache[key] = make()
     return cache[key]
+
+
+def statistics(features: tuple, control: str, statistic: str) -> pd.DataFrame:
+    """Treated vs control statistics of the session's cells (cached per inputs)."""
+    from bbbcore.stats import compare_to_control
+
+    key = (results_key(), features, control, statistic)
+    cached = st.session_state.get("_stats_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, compare_to_control(cells(), list(features), control, statistic=statistic, n_boot=1000))
+        st.session_state["_stats_cache"] = cached
+    return cached[1]

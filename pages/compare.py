@@ -37,7 +37,38 @@ st.subheader(f"{feature} per group")
 numbers = {c: st.column_config.NumberColumn(format="%.4g") for c in
            ["mean", "median", "sd_between_images", "difference", "percent_of_control"]}
 st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
-st.caption("mean and median: of the per-image means; difference: group mean minus the control's. "
-           "Descriptive only: this page runs no statistical test.")
+st.caption("mean and median: of the per-image means; difference: group mean minus the control's.")
 st.download_button("Download this table (CSV)", table_csv_bytes(table.assign(feature=feature)),
                    file_name=f"compare_{feature}.csv", mime="text/csv", icon=":material/download:")
+
+st.subheader("Statistics")
+st.caption("Every test runs on one value per image (or per replicate / well when the sample sheet gives one): "
+           "the cells of one image are not independent. Edge cells are left out.")
+defaults = [f for f in ["area_um2", "area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter",
+                        "circularity", "junction_continuity"] if f in features][:6]
+chosen = st.multiselect("Features to test (Holm's correction runs across them)", features, default=defaults,
+                        key="stats_features")
+statistic = st.radio("Per-image value", ["mean", "median"], horizontal=True, key="stats_statistic")
+if chosen and len(groups) >= 2 and not by_dose:
+    from bbbcore.stats import compare_to_control, dose_response, sentences, unit_values
+
+    table = state.statistics(tuple(chosen), control, statistic)
+    for line in sentences(table):
+        st.success(line, icon=":material/insights:")
+    if not sentences(table):
+        st.info("No difference to the control reaches Holm-adjusted p < 0.05.")
+    for warning in sorted(set(table["warning"]) - {""}):
+        st.warning(warning)
+    numbers = {c: st.column_config.NumberColumn(format="%.3g") for c in
+               ["difference", "hedges_g", "g_ci_low", "g_ci_high", "welch_p", "mannwhitney_p", "holm_p",
+                "mixed_coef", "mixed_se", "mixed_p"]}
+    st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
+    st.download_button("Download the statistics (CSV)", table_csv_bytes(table), file_name="statistics.csv",
+                       mime="text/csv", icon=":material/download:")
+    if "dose" in cells.columns and cells["dose"].notna().any():
+        trend = dose_response(cells, feature, control=control, statistic=statistic)
+        st.plotly_chart(plots.dose_response(unit_values(cells, feature, statistic=statistic), feature,
+                                            rho=trend["spearman_rho"], p=trend["p"]),
+                        config=plots.CHART_CONFIG, key="dose_chart")
+elif by_dose:
+    st.info("Untick *Split by dose* to test each condition against the control.")

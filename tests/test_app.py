@@ -187,7 +187,12 @@ def test_compare_page_counts_images_per_condition(demo):
     table = at.dataframe[0].value.set_index("group")
     assert table.loc["control", "n_images"] == 3 and table.loc["tat", "n_images"] == 2
     assert table.loc["control", "difference"] == 0
-    assert any("runs no statistical test" in c.value for c in at.caption)
+    # The statistics: per replicate (the demo sheet gives replicates), with the small-n warning.
+    stats = at.dataframe[-1].value
+    assert set(stats["unit"]) == {"replicate"} and (stats["n_units"] == 2).all()
+    assert (stats["n_units_control"] == 3).all()
+    assert any("fewer than 3 replicate units in tat" in w.value for w in at.warning)
+    assert stats["holm_p"].between(0, 1).all()
 
 
 def test_labels_tiff_replaces_the_model_cells(demo):
