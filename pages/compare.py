@@ -44,8 +44,11 @@ st.download_button("Download this table (CSV)", table_csv_bytes(table.assign(fea
 st.subheader("Statistics")
 st.caption("Every test runs on one value per image (or per replicate / well when the sample sheet gives one): "
            "the cells of one image are not independent. Edge cells are left out.")
-defaults = [f for f in ["area_um2", "area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter",
-                        "circularity", "junction_continuity"] if f in features][:6]
+# The original five (in µm when known), then junction continuity: each feature once.
+defaults = [f"{name}_um2" if name == "area" and "area_um2" in features else
+            f"{name}_um" if f"{name}_um" in features else name
+            for name in ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter", "junction_continuity"]]
+defaults = [f for f in defaults if f in features]
 chosen = st.multiselect("Features to test (Holm's correction runs across them)", features, default=defaults,
                         key="stats_features")
 statistic = st.radio("Per-image value", ["mean", "median"], horizontal=True, key="stats_statistic")
