@@ -302,6 +302,16 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _read_cells_csv(path: Path):
+    """A cells table from CSV, or a BBBError naming the file (the CLI prints it, exit 2)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BBBError(f"{path.name}: not a readable CSV ({exc})") from None
+
+
 def _add_anomalies(sub) -> None:
     p = sub.add_parser("anomalies", help="score cells with a dense autoencoder: anomaly_score and is_anomaly")
     p.add_argument("cells", type=Path, help="a cells table with the feature columns (as written by segment)")
@@ -317,16 +327,10 @@ def _add_anomalies(sub) -> None:
 
 
 def _cmd_anomalies(args) -> int:
-    import pandas as pd
-
     from .anomaly import AnomalyModel, fraction_flagged
     from .export import write_csv
 
-    try:
-        cells = pd.read_csv(args.cells)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        print(f"error: {args.cells.name}: not a readable CSV ({exc})", file=sys.stderr)
-        return 2
+    cells = _read_cells_csv(args.cells)
     model = AnomalyModel.fit(cells, design=args.design, fit_on=args.fit_on, contamination=args.contamination,
                              seed=args.seed, source=args.cells.name)
     scored = model.score(cells, source=args.cells.name)
@@ -359,11 +363,7 @@ def _cmd_stats(args) -> int:
     from .export import write_csv
     from .stats import compare_to_control, dose_response
 
-    try:
-        cells = pd.read_csv(args.cells)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        print(f"error: {args.cells.name}: not a readable CSV ({exc})", file=sys.stderr)
-        return 2
+    cells = _read_cells_csv(args.cells)
     features = args.features or ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter"]
     missing = [f for f in [*features, "condition"] if f not in cells.columns]
     if missing:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from take_screenshots import CHROMIUM_ARGS, free_port, start_server  # noqa: E402
+from take_screenshots import CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "bbb" / "unlabelled"
 PAGES = [("Segmentation", "stPlotlyChart"), ("Cells", "stDataFrame"), ("Plots", "stPlotlyChart"),
@@ -99,11 +99,7 @@ def main() -> None:
                     print(f"{visit} visit, switch to {title}: {time.perf_counter() - started:.2f} s")
             browser.close()
     finally:
-        import os
-        import signal
-
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+        stop_server(server)
 
 
 if __name__ == "__main__":

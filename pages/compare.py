@@ -53,7 +53,7 @@ chosen = st.multiselect("Features to test (Holm's correction runs across them)",
                         key="stats_features")
 statistic = st.radio("Per-image value", ["mean", "median"], horizontal=True, key="stats_statistic")
 if chosen and len(groups) >= 2 and not by_dose:
-    from bbbcore.stats import compare_to_control, dose_response, sentences, unit_values
+    from bbbcore.stats import dose_response, sentences, unit_values
 
     table = state.statistics(tuple(chosen), control, statistic)
     for line in sentences(table):

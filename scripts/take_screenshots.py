@@ -50,6 +50,11 @@ def start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("streamlit did not start")
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(10)
+
+
 def wait_idle(page) -> None:
     """Wait until Streamlit has finished running the script."""
     page.wait_for_timeout(500)
@@ -97,8 +102,7 @@ def main() -> None:
                     print(f"wrote {args.out / 'anomalies_on_image.png'}")
             browser.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+        stop_server(server)
 
 
 if __name__ == "__main__":

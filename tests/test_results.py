@@ -15,7 +15,6 @@ from bbbcore import plots
 from bbbcore.compare import compare_table, group_labels, image_means
 from bbbcore.errors import ImageReadError
 from bbbcore.export import labels_tiff_bytes
-from bbbcore.features import cells_table
 from bbbcore.io import load_image
 from bbbcore.metadata import sample_sheet_for
 from bbbcore.overlay import hover_figure, render_cells

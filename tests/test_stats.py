@@ -16,7 +16,7 @@ def experiment(*, effect=0.0, image_sd=1.0, cell_sd=0.3, n_images=3, n_cells=200
     """Cells of control and treated images; each image has its own offset (well, staining, focus)."""
     rng = np.random.default_rng(seed)
     rows = []
-    groups = [("control", 0.0, 0.0)] + [(f"tat", dose, effect) for dose in doses]
+    groups = [("control", 0.0, 0.0)] + [("tat", dose, effect) for dose in doses]
     for condition, dose, shift in groups:
         for index in range(n_images):
             offset = rng.normal(0, image_sd)
