@@ -1,0 +1,157 @@
+"""Experiments persist: SQLite store, one transaction per image, concurrent writers, zip round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bbbcore.export import labels_tiff_bytes
+from bbbcore.features import cells_table
+from bbbcore.store import Store, StoreError, params_key, sha256
+from tests.conftest import ROOT
+
+
+def fake_image(seed: int, n: int = 6) -> tuple[bytes, bytes, pd.DataFrame]:
+    """An 'original file', its labels TIFF and its cells table."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((60, 80), np.int32)
+    for i in range(n):
+        labels[5 + 8 * (i // 3): 12 + 8 * (i // 3), 5 + 20 * (i % 3): 20 + 20 * (i % 3)] = i + 1
+    original = rng.bytes(2000)
+    cells = cells_table(labels, image=f"img{seed}.png", image_id=sha256(original)[:16], pixel_size_um=0.62)
+    return original, labels_tiff_bytes(labels), cells
+
+
+def save(store: Store, experiment: int, seed: int, *, name: str | None = None, params: dict | None = None) -> int:
+    original, labels, cells = fake_image(seed)
+    return store.save_image(experiment, name=name or f"img{seed}.png", original=original, labels_tiff=labels,
+                            cells=cells, params=params or {"model": "bbb_unet 1.0"},
+                            sample={"condition": "tat", "dose": 80.0}, pixel_size_um=0.62, shape=(60, 80))
+
+
+def test_experiments_are_created_renamed_and_deleted(tmp_path):
+    store = Store(tmp_path)
+    first = store.create_experiment("Tat dose series")
+    second = store.create_experiment("pilot")
+    with pytest.raises(StoreError, match="an experiment called 'pilot' exists already"):
+        store.create_experiment("pilot")
+    store.rename_experiment(second, "pilot 2026-11")
+    save(store, first, 1)
+    listing = store.experiments().set_index("name")
+    assert listing.loc["Tat dose series", "n_images"] == 1 and listing.loc["Tat dose series", "n_cells"] == 6
+    assert "pilot 2026-11" in listing.index
+    store.delete_experiment(first)
+    assert store.experiments()["name"].tolist() == ["pilot 2026-11"]
+    assert store.cells(first).empty  # cascaded
+
+
+def test_results_come_back_after_a_restart(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    original, labels, cells = fake_image(3)
+    store.save_image(experiment, name="a.png", original=original, labels_tiff=labels, cells=cells,
+                     params={"model": "m"}, sample={"condition": "control", "dose": 0.0, "replicate": "1"})
+    again = Store(tmp_path)  # a new process would do the same
+    back = again.cells(experiment)[cells.columns].astype(object).where(lambda t: t.notna(), np.nan)
+    expected = cells.astype(object).where(cells.notna(), np.nan)
+    pd.testing.assert_frame_equal(back.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+    image = again.images(experiment).iloc[0]
+    assert image["condition"] == "control" and image["replicate"] == "1"
+    assert again.get_file(image["image_sha"]) == original and again.get_file(image["labels_sha"]) == labels
+
+
+def test_the_same_image_is_recognised_unless_the_parameters_differ(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    original, _, _ = fake_image(5)
+    save(store, experiment, 5, params={"model": "bbb_unet 1.0", "pixel_size_um": 0.62})
+    found = store.find_image(experiment, sha256(original), params_key({"pixel_size_um": 0.62, "model": "bbb_unet 1.0"}))
+    assert found is not None and found["name"] == "img5.png"
+    assert store.find_image(experiment, sha256(original), params_key({"model": "other 2.0"})) is None
+
+
+def test_a_failed_write_leaves_nothing_half_written(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    original, labels, cells = fake_image(7)
+    broken = pd.concat([cells, cells.iloc[:1]], ignore_index=True)  # a repeated cell_id fails mid-write
+    with pytest.raises(Exception):
+        store.save_image(experiment, name="b.png", original=original, labels_tiff=labels, cells=broken, params={})
+    assert store.images(experiment).empty and store.cells(experiment).empty
+
+
+def test_concurrent_threads_lose_no_rows(tmp_path):
+    store = Store(tmp_path)
+    shared = store.create_experiment("shared")
+    own = [store.create_experiment(f"person {i}") for i in range(4)]
+    errors = []
+
+    def work(person: int) -> None:
+        try:
+            for k in range(5):
+                save(store, shared, 100 * person + k)
+                save(store, own[person], 100 * person + k)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(store.images(shared)) == 20 and len(store.cells(shared)) == 120
+    assert all(len(store.cells(e)) == 30 for e in own)
+
+
+def test_two_processes_lose_no_rows(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("shared")
+    script = (
+        "import sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})\n"
+        "from bbbcore.store import Store\n"
+        "from test_store import save\n"
+        "store = Store({folder!r})\n"
+        "for k in range(10): save(store, {experiment}, {offset} + k)\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script.format(root=str(ROOT), tests=str(ROOT / "tests"),
+                                                               folder=str(tmp_path), experiment=experiment,
+                                                               offset=1000 * p)])
+        for p in (1, 2)
+    ]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    assert len(store.images(experiment)) == 20 and len(store.cells(experiment)) == 120
+
+
+def test_export_and_import_on_another_machine(tmp_path):
+    here = Store(tmp_path / "here")
+    experiment = here.create_experiment("Tat 2026")
+    for seed in (1, 2, 3):
+        save(here, experiment, seed)
+    data = here.export_zip(experiment)
+    there = Store(tmp_path / "there")
+    imported = there.import_zip(data)
+    assert there.experiments()["name"].tolist() == ["Tat 2026"]
+    pd.testing.assert_frame_equal(there.cells(imported), here.cells(experiment))
+    image = there.images(imported).iloc[0]
+    assert there.get_file(image["labels_sha"]) == here.get_file(image["labels_sha"])
+    again = there.import_zip(data)  # a second import gets a new name
+    assert there.experiments().set_index("id").loc[again, "name"] == "Tat 2026 (2)"
+    with pytest.raises(StoreError, match="^upload.zip: not an exported experiment"):
+        there.import_zip(b"PK not really", source="upload.zip")
+
+
+def test_the_data_folder_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BBB_DATA_DIR", str(tmp_path / "lab-server"))
+    store = Store()
+    assert store.path == tmp_path / "lab-server" / "bbb.sqlite" and store.path.exists()
+    import sqlite3
+
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
