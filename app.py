@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from dashboard import widgets
+from dashboard import state, widgets
 
 st.set_page_config(page_title="BBB cell analyser", page_icon=":material/biotech:", layout="wide")
 
 pages = [
-    st.Page("pages/analyse.py", title="Upload & analyse", icon=":material/upload:", default=True),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/folder_open:", default=True),
+    st.Page("pages/analyse.py", title="Upload & analyse", icon=":material/upload:"),
     st.Page("pages/segmentation.py", title="Segmentation", icon=":material/biotech:"),
     st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
     st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
@@ -16,5 +17,8 @@ pages = [
     st.Page("pages/home.py", title="About", icon=":material/info:"),
 ]
 navigation = st.navigation(pages)
+state.experiment_id()  # a new session (page reload) reopens the experiment named in the URL
+if state.experiment_id() is not None:
+    st.query_params["experiment"] = str(state.experiment_id())
 widgets.sidebar()
 navigation.run()

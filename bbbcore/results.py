@@ -188,3 +188,79 @@ class ResultSet:
                 used.add(file_name)
                 files[file_name] = data
         return zip_bytes(files)
+
+
+# --------------------------------------------------------------------------
+# Persisting a ResultSet in a Store (bbbcore.store)
+# --------------------------------------------------------------------------
+
+def save_result(store, experiment_id: int, result: ImageResult, original: bytes, params: dict,
+                sample: dict | None = None) -> int:
+    """Store one image's result (one transaction); ``params`` are what produced it."""
+    from .export import labels_tiff_bytes
+    from .features import SAMPLE_FIELDS
+
+    model = result.source.split(" ", 2)[1:] if result.source.startswith("model ") else ["", ""]
+    cells = result.cells.drop(columns=[c for c in SAMPLE_FIELDS if c in result.cells.columns])
+    record = result.record()
+    return store.save_image(
+        experiment_id, name=result.name, original=original,
+        labels_tiff=labels_tiff_bytes(result.labels, pixel_size_um=result.pixel_size_um), cells=cells,
+        params=params, sample=sample, pixel_size_um=result.pixel_size_um,
+        model=(model[0] if model else "", model[1] if len(model) > 1 else ""), source=result.source,
+        shape=result.labels.shape, cell_coverage=record["cell_coverage"],
+    )
+
+
+def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, bytes], dict[str, dict]]:
+    """Rebuild an experiment's results from the store, without recomputing anything.
+
+    Returns the ResultSet (sample sheet from the stored conditions), the
+    original files by name, and the parameters each image was analysed with.
+    """
+    import json
+
+    from .export import read_labels_tiff
+    from .io import load_image
+
+    images = store.images(experiment_id)
+    cells = store.cells(experiment_id)
+    results = ResultSet()
+    originals, params = {}, {}
+    rows = []
+    for _, row in images.iterrows():
+        original = store.get_file(row["image_sha"])
+        used = json.loads(row["params"])
+        image = load_image(original, name=row["name"], channel=used.get("channel"))
+        labels = read_labels_tiff(store.get_file(row["labels_sha"]))
+        table = cells[cells["image"] == row["name"]].reset_index(drop=True) if len(cells) else pd.DataFrame()
+        size = None if pd.isna(row["pixel_size_um"]) else float(row["pixel_size_um"])
+        results.results[row["name"]] = ImageResult(image, labels, table, size, row["source"] or "stored")
+        originals[row["name"]] = original
+        params[row["name"]] = used
+        rows.append({"file": row["name"], **{c: (None if pd.isna(row[c]) else row[c])
+                                             for c in ("condition", "dose", "dose_unit", "replicate", "well")}})
+    if rows:
+        sheet = pd.DataFrame(rows, columns=list(SHEET_COLUMNS))
+        sheet["dose"] = pd.to_numeric(sheet["dose"], errors="coerce").astype(float)
+        results.sheet = sheet
+    return results, originals, params
+
+
+def stored_result(store, experiment_id: int, image: LoadedImage, original: bytes, params: dict) -> ImageResult | None:
+    """The stored result of the same file (by its bytes' hash) with the same parameters, if any.
+
+    The same image uploaded twice, under any name, is then not recomputed.
+    """
+    from .export import read_labels_tiff
+    from .store import params_key, sha256
+
+    found = store.find_image(experiment_id, sha256(original), params_key(params))
+    if found is None:
+        return None
+    cells = store.cells(experiment_id)
+    cells = cells[cells["image"] == found["name"]].reset_index(drop=True)
+    cells["image"] = image.name
+    labels = read_labels_tiff(store.get_file(found["labels_sha"]))
+    size = None if found["pixel_size_um"] is None else float(found["pixel_size_um"])
+    return ImageResult(image, labels, cells, size, f"{found['source']} (same file as {found['name']})")

@@ -173,6 +173,14 @@ class Store:
                 raise StoreError(f"an experiment called {name!r} exists already") from None
             return int(cursor.lastrowid)
 
+    def unique_name(self, wanted: str) -> str:
+        """``wanted``, or ``wanted (2)``, ``(3)``... when the name is taken."""
+        existing = set(self.experiments()["name"])
+        final, counter = wanted, 2
+        while final in existing:
+            final, counter = f"{wanted} ({counter})", counter + 1
+        return final
+
     def rename_experiment(self, experiment_id: int, name: str) -> None:
         name = name.strip()
         if not name:
@@ -336,12 +344,7 @@ class Store:
             if sha256(stored) != digest:
                 raise StoreError(f"{source}: file {digest[:12]}… is damaged (its hash differs)")
             self.put_file(stored)
-        wanted = name or manifest["experiment"]["name"]
-        existing = set(self.experiments()["name"])
-        final, counter = wanted, 2
-        while final in existing:
-            final, counter = f"{wanted} ({counter})", counter + 1
-        experiment_id = self.create_experiment(final)
+        experiment_id = self.create_experiment(self.unique_name(name or manifest["experiment"]["name"]))
         with self._transaction() as db:
             for _, image in images.iterrows():
                 values = [None if pd.isna(image[f]) else image[f] for f in IMAGE_FIELDS]

@@ -83,7 +83,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
             page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
-            page.get_by_text("Upload & analyse").first.wait_for(timeout=60_000)
+            page.get_by_test_id("stSidebarNav").get_by_text("Upload & analyse", exact=True).click(timeout=60_000)
             wait_idle(page)
             first = upload_to_table(page, args.image, 1)
             print(f"upload to table, first image (includes loading the model once per server): {first:.2f} s")

@@ -100,8 +100,11 @@ def pixel_sizes() -> dict[str, float | None]:
 
 
 def add_sample_data() -> None:
-    """Put the demo images and their illustrative sample sheet into the session."""
+    """Put the demo images and their illustrative sample sheet into the session (and an experiment)."""
     from bbbcore.metadata import read_sample_sheet
+
+    if experiment_id() is None:
+        open_experiment(store().create_experiment(store().unique_name("Sample data (demo)")))
 
     for path in sorted(SAMPLE_DIR.glob("*.jpg")):
         set_input(path.name, path.read_bytes())
@@ -208,3 +211,91 @@ def statistics(features: tuple, control: str, statistic: str) -> pd.DataFrame:
         cached = (key, compare_to_control(cells(), list(features), control, statistic=statistic, n_boot=1000))
         st.session_state["_stats_cache"] = cached
     return cached[1]
+
+
+# --- experiments (bbbcore.store) ----------------------------------------------------
+
+@st.cache_resource
+def store():
+    """The data folder's store, shared by every session of this server."""
+    from bbbcore.store import Store
+
+    return Store()
+
+
+def experiment_id() -> int | None:
+    """The open experiment; a new session (a page reload) reopens the one named in the URL."""
+    if "experiment_id" not in st.session_state:
+        st.session_state["experiment_id"] = None
+        wanted = st.query_params.get("experiment")
+        if wanted and str(wanted).isdigit() and int(wanted) in set(store().experiments()["id"]):
+            open_experiment(int(wanted))
+    return st.session_state["experiment_id"]
+
+
+def open_experiment(chosen: int) -> None:
+    """Load an experiment's stored results into this session (nothing is recomputed)."""
+    from bbbcore.results import load_experiment
+
+    for key in ("inputs", "decoded", "results", "pixel_sizes", "_cells_cache", "_summary_cache", "_zip_cache",
+                "_pictures", "_stats_cache", "anomaly", "analysed_with", "last_run"):
+        st.session_state.pop(key, None)
+    loaded, originals, params = load_experiment(store(), chosen)
+    st.session_state["results"] = loaded
+    st.session_state["inputs"] = dict(originals)
+    st.session_state["pixel_sizes"] = {name: params[name].get("pixel_size_um") for name in params}
+    st.session_state["analysed_with"] = {name: tuple(params[name].get("key", ())) for name in params}
+    st.session_state["experiment_id"] = chosen
+    st.session_state["stored_sheet"] = loaded.sheet.copy()
+    settings()["demo"] = False
+    bump_sheet_version()
+    st.query_params["experiment"] = str(chosen)
+
+
+def ensure_experiment(default_name: str) -> int:
+    """The open experiment, or a new one (kept with what this session already holds)."""
+    chosen = experiment_id()
+    if chosen is None:
+        chosen = store().create_experiment(store().unique_name(default_name))
+        st.session_state["experiment_id"] = chosen
+        st.query_params["experiment"] = str(chosen)
+        for name, result in results().results.items():
+            persist_result(result, {"key": list(st.session_state.get("analysed_with", {}).get(name, ()))})
+    return chosen
+
+
+def close_experiment() -> None:
+    st.session_state["experiment_id"] = None
+    st.query_params.pop("experiment", None)
+
+
+def experiment_name() -> str | None:
+    chosen = experiment_id()
+    if chosen is None:
+        return None
+    table = store().experiments()
+    names = table.loc[table["id"] == chosen, "name"]
+    return str(names.iloc[0]) if len(names) else None
+
+
+def persist_result(result, params: dict) -> None:
+    """Save one analysed image into the open experiment (when one is open)."""
+    from bbbcore.metadata import sample_of
+    from bbbcore.results import save_result
+
+    chosen = experiment_id()
+    if chosen is None:
+        return
+    save_result(store(), chosen, result, inputs()[result.name], params, sample=sample_of(results().sheet, result.name))
+    st.session_state["stored_sheet"] = results().sheet.copy()
+
+
+def persist_sheet() -> None:
+    """Store edited conditions when they changed."""
+    chosen = experiment_id()
+    sheet = results().sheet
+    previous = st.session_state.get("stored_sheet")
+    if chosen is None or (previous is not None and previous.equals(sheet)):
+        return
+    store().update_samples(chosen, sheet)
+    st.session_state["stored_sheet"] = sheet.copy()

@@ -21,6 +21,8 @@ def sidebar() -> None:
     """What every page shows in the sidebar: the model in use, and the demo note."""
     settings = state.settings()
     with st.sidebar:
+        name = state.experiment_name()
+        st.caption(f"Experiment: {name}" if name else "No experiment open")
         st.caption(f"Model: {Path(settings['model']).stem}")
         if settings.get("demo"):
             st.caption(":material/science: sample data: the grouping is an illustrative demo")

@@ -10,7 +10,7 @@ import streamlit as st
 from bbbcore.errors import BBBError
 from bbbcore.export import table_csv_bytes
 from bbbcore.metadata import SHEET_COLUMNS, read_sample_sheet, sample_sheet_for
-from bbbcore.results import analyse_image, result_from_labels
+from bbbcore.results import analyse_image, result_from_labels, stored_result
 from bbbcore.unet import read_card
 from dashboard import state
 
@@ -31,9 +31,11 @@ with right:
     if st.button("Load sample data", icon=":material/science:", help="five 10x ZO-1 images with an illustrative demo grouping"):
         state.add_sample_data()
         st.rerun()
-    if files and st.button("Clear all", help="forget every image and result of this session"):
-        for key in ("inputs", "decoded", "results", "pixel_sizes", "_cells_cache"):
+    if files and st.button("Start over", help="close the experiment (it stays saved) and empty this page"):
+        for key in ("inputs", "decoded", "results", "pixel_sizes", "_cells_cache", "_summary_cache",
+                    "analysed_with", "last_run", "anomaly"):
             st.session_state.pop(key, None)
+        state.close_experiment()
         settings["demo"] = False
         state.bump_sheet_version()
         st.rerun()
@@ -141,6 +143,7 @@ for name, size in zip(edited["file"], edited["pixel_size_um"]):
 others = current[~current["file"].isin(names)]
 new_sheet = edited[list(SHEET_COLUMNS)]
 results.sheet = pd.concat([others, new_sheet], ignore_index=True) if len(others) else new_sheet.reset_index(drop=True)
+state.persist_sheet()
 st.download_button("Download sample sheet", table_csv_bytes(new_sheet), file_name="samples.csv",
                    mime="text/csv", icon=":material/download:")
 
@@ -150,10 +153,18 @@ def settings_key(name: str) -> tuple:
             sizes.get(name))
 
 
+def params(name: str) -> dict:
+    """What produced an image's cells: stored with them, so a reload knows them."""
+    return {"model": settings["model"], "channel": settings["channel"], "use_nuclei": settings["use_nuclei"],
+            "junction_threshold": settings["junction_threshold"], "pixel_size_um": sizes.get(name),
+            "key": list(settings_key(name))}
+
+
 done = st.session_state.setdefault("analysed_with", {})
 todo = [n for n in names if n not in results.results or done.get(n) != settings_key(n)]
 label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else "All images analysed"
 if st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:"):
+    state.ensure_experiment(time.strftime("Experiment %Y-%m-%d %H:%M"))
     model = state.load_model(settings["model"])
     progress = st.progress(0.0, text="starting…")
     started = time.perf_counter()
@@ -161,9 +172,11 @@ if st.button(label, type="primary", disabled=not todo, icon=":material/play_arro
     for index, name in enumerate(todo):
         with st.status(f"{name}: segmenting…", expanded=False) as status:
             try:
-                result = analyse_image(good[name], model, pixel_size_um=sizes.get(name),
-                                       use_nuclei=settings["use_nuclei"],
-                                       junction_threshold=settings["junction_threshold"])
+                # The same file already analysed with these settings (under any name): reuse it.
+                result = stored_result(state.store(), state.experiment_id(), good[name], files[name], params(name)) \
+                    or analyse_image(good[name], model, pixel_size_um=sizes.get(name),
+                                     use_nuclei=settings["use_nuclei"],
+                                     junction_threshold=settings["junction_threshold"])
             except BBBError as exc:
                 results.fail(name, str(exc))
                 status.update(label=f"{name}: {exc}", state="error")
@@ -171,6 +184,7 @@ if st.button(label, type="primary", disabled=not todo, icon=":material/play_arro
             else:
                 results.add(result)
                 done[name] = settings_key(name)
+                state.persist_result(result, params(name))
                 text = f"{name}: {len(result.cells)} cells in {result.seconds:.1f} s"
                 status.update(label=text, state="complete")
                 log.append((True, text))
@@ -218,6 +232,7 @@ if len(results):
             else:
                 results.add(result)
                 done[target] = settings_key(target)
+                state.persist_result(result, params(target))
                 st.success(f"{target}: {len(result.cells)} cells from {labels_file.name}.")
     sources = {name: r.source for name, r in results.results.items()}
     st.caption("Cells from: " + "; ".join(f"{n}: {s}" for n, s in sources.items()))

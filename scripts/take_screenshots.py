@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = [("Segmentation", "segmentation"), ("Cells", "cells"), ("Plots", "plots"),
-         ("Compare conditions", "compare"), ("Anomalies", "anomalies"), ("About", "about")]
+         ("Compare conditions", "compare"), ("Anomalies", "anomalies"), ("Experiments", "experiments"),
+         ("About", "about")]
 
 
 def free_port() -> int:
@@ -34,10 +35,14 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen:
+    """``streamlit run app.py`` with a fresh, temporary data folder (BBB_DATA_DIR)."""
+    import tempfile
+
+    env = {**os.environ, "BBB_DATA_DIR": tempfile.mkdtemp(prefix="bbb-data-")}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -74,6 +79,8 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
             page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
+            page.get_by_test_id("stSidebarNav").get_by_text("Upload & analyse", exact=True).click(timeout=60_000)
+            wait_idle(page)
             page.get_by_role("button", name="Load sample data").click(timeout=60_000)
             wait_idle(page)
             page.get_by_role("button", name="Analyse 5 images").click()

@@ -28,6 +28,14 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_folder(tmp_path_factory) -> Path:
+    """The dashboard's store lives in a temporary data folder during the tests (BBB_DATA_DIR)."""
+    folder = tmp_path_factory.mktemp("bbb-data")
+    os.environ["BBB_DATA_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only ../shared/data folder."""

@@ -21,6 +21,11 @@ def new_app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
 
 
+def analyse_page() -> AppTest:
+    """A fresh session on the Upload & analyse page (the app opens on Experiments)."""
+    return new_app().run().switch_page("pages/analyse.py").run()
+
+
 def click(at: AppTest, label: str) -> AppTest:
     [button] = [b for b in at.button if b.label.startswith(label)]
     return button.click().run()
@@ -29,7 +34,7 @@ def click(at: AppTest, label: str) -> AppTest:
 @pytest.fixture(scope="module")
 def demo(shipped_model):
     """The sample data, loaded and analysed once for the module."""
-    at = new_app().run()
+    at = analyse_page()
     click(at, "Load sample data")
     click(at, "Analyse 5 images")
     assert not at.exception
@@ -39,6 +44,8 @@ def demo(shipped_model):
 def test_first_visit_explains_what_to_do():
     at = new_app().run()
     assert not at.exception
+    assert at.title[0].value == "Experiments"
+    at.switch_page("pages/analyse.py").run()
     assert at.title[0].value == "Upload & analyse"
     assert "load the sample data" in " ".join(m.value for m in at.markdown)
     for page in PAGES[:4]:
@@ -58,7 +65,7 @@ def test_sample_data_is_analysed_with_a_demo_grouping(demo):
 
 
 def test_upload_good_and_bad_files(shipped_model, shared_data):
-    at = new_app().run()
+    at = analyse_page()
     good = (shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg").read_bytes()
     at.file_uploader[0].set_value([
         ("tat3b_80ng_frame01.jpg", good, "image/jpeg"),
@@ -94,7 +101,7 @@ def test_model_loads_once_per_server(shipped_model, shared_data, monkeypatch):
     monkeypatch.setattr(BoundaryModel, "load", classmethod(counting))
     data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
     for name in ("a.png", "b.png"):  # two sessions, as two lab members
-        at = new_app().run()
+        at = analyse_page()
         at.file_uploader[0].set_value([(name, data, "image/png")]).run()
         click(at, "Analyse 1 image")
         at.switch_page("pages/cells.py").run()
@@ -104,7 +111,7 @@ def test_model_loads_once_per_server(shipped_model, shared_data, monkeypatch):
 
 
 def test_sample_sheet_upload_sets_conditions(shipped_model, shared_data):
-    at = new_app().run()
+    at = analyse_page()
     data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
     at.file_uploader[0].set_value([("bbb_02.png", data, "image/png")]).run()
     at.file_uploader[1].set_value([("plate.csv", b"file,condition,dose,dose_unit\nbbb_02.png,vehicle,0,ng\n",
@@ -234,3 +241,40 @@ def test_anomalies_page_fits_flags_and_feeds_the_table(demo):
     shown = at.dataframe[0].value
     assert {"anomaly_score", "is_anomaly"} <= set(shown.columns)
     assert shown["is_anomaly"].any()
+
+
+def test_an_experiment_survives_a_page_reload(shipped_model, shared_data):
+    at = analyse_page()
+    data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
+    at.file_uploader[0].set_value([("control_frame07.png", data, "image/png")]).run()
+    click(at, "Analyse 1 image")
+    experiment = at.session_state["experiment_id"]
+    assert experiment is not None and str(at.query_params["experiment"]).strip("[]'") == str(experiment)
+    n_cells = len(at.session_state["results"].results["control_frame07.png"].cells)
+    # A reload is a new session: the URL names the experiment, the store has the results.
+    again = new_app()
+    again.query_params["experiment"] = str(experiment)
+    again.run()
+    assert not again.exception and again.success[0].value.startswith("Open: **Experiment ")
+    again.switch_page("pages/cells.py").run()
+    assert len(again.dataframe[0].value) == n_cells - int(
+        again.session_state["results"].results["control_frame07.png"].cells["touches_edge"].sum())
+    assert set(again.dataframe[0].value["condition"]) == {"control"}
+    again.switch_page("pages/analyse.py").run()
+    assert [b.label for b in again.button if "analysed" in b.label] == ["All images analysed"]  # nothing recomputed
+
+
+def test_experiments_are_created_renamed_and_deleted_in_the_page():
+    at = new_app().run()
+    at.text_input[0].set_value("Plate 3 (Tat 40 ng)")
+    [submit] = [b for b in at.button if b.label == "Create and open"]
+    submit.click().run()
+    assert not at.exception and "Plate 3 (Tat 40 ng)" in at.success[0].value
+    at.text_input(key="exp_new_name").set_value("Plate 3").run()
+    at.button(key="exp_rename").click().run()
+    assert "Plate 3" in set(at.dataframe[0].value["name"]) and "Plate 3 (Tat 40 ng)" not in set(at.dataframe[0].value["name"])
+    assert at.button(key="exp_delete").disabled  # needs the confirmation first
+    at.checkbox(key="exp_sure").check().run()
+    at.button(key="exp_delete").click().run()
+    assert "Plate 3" not in set(at.dataframe[0].value["name"]) if len(at.dataframe) else True
+    assert at.session_state["experiment_id"] is None

@@ -29,7 +29,8 @@ def go_to(page, title: str) -> None:
 def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shared_data, tmp_path):
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
     page.goto(app_server, timeout=60_000)
-    page.get_by_text("Upload & analyse").first.wait_for(timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)  # the app opens on the experiment picker
+    go_to(page, "Upload & analyse")
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
     wait_idle(page)
     page.get_by_role("button", name="Analyse 1 image").click()
@@ -61,17 +62,29 @@ def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shar
         np.testing.assert_allclose(from_browser[column], from_cli[column], rtol=1e-9, err_msg=column)
     assert (from_browser["image_id"] == from_cli["image_id"]).all()
 
-    for title in ("Plots", "Compare conditions", "Anomalies", "About", "Upload & analyse"):
+    for title in ("Plots", "Compare conditions", "Anomalies", "About", "Experiments", "Upload & analyse"):
         go_to(page, title)
         assert page.get_by_test_id("stException").count() == 0, title
     expect(page.get_by_text("Images analysed", exact=True)).to_be_visible()  # nothing lost on the way
+
+    # A page reload starts a new session: the experiment named in the URL comes back from the store.
+    assert "experiment=" in page.url
+    page.reload()
+    page.get_by_text("Images analysed", exact=True).wait_for(timeout=60_000)
+    go_to(page, "Cells")
+    with page.expect_download() as again:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Cells CSV (all)").locator("button").click()
+    reloaded = pd.read_csv(again.value.path())
+    assert reloaded["cell_id"].tolist() == from_browser["cell_id"].tolist()
+    np.testing.assert_allclose(reloaded["area"], from_browser["area"])
 
 
 def test_a_renamed_text_file_gets_its_message(app_server, page, tmp_path):
     fake = tmp_path / "plate_map.png"
     fake.write_text("well,condition\nA1,control\n")
     page.goto(app_server, timeout=60_000)
-    page.get_by_text("Upload & analyse").first.wait_for(timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(fake))
     wait_idle(page)
     expect(page.get_by_text("plate_map.png: not a readable image")).to_be_visible(timeout=30_000)

@@ -155,3 +155,56 @@ def test_the_data_folder_comes_from_the_environment(tmp_path, monkeypatch):
 
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_result_set_survives_the_store(tmp_path):
+    """An analysed image saved and loaded back gives the same cells table and labels."""
+    import io
+
+    from PIL import Image
+
+    from bbbcore.io import load_image
+    from bbbcore.metadata import sample_sheet_for
+    from bbbcore.results import load_experiment, result_from_labels, save_result
+    from tests.synthetic import voronoi_monolayer
+
+    field = voronoi_monolayer(shape=(200, 240), n_cells=15, seed=1)
+    buffer = io.BytesIO()
+    Image.fromarray((field["junction"] * 255).astype(np.uint8)).save(buffer, format="PNG")
+    original = buffer.getvalue()
+    result = result_from_labels(load_image(original, name="tat_80ng_01.png"), labels_tiff_bytes(field["truth"]),
+                                "t.tif", pixel_size_um=0.5)
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    sheet = sample_sheet_for(["tat_80ng_01.png"])
+    save_result(store, experiment, result, original, {"channel": None}, sample={"condition": "tat", "dose": 80.0})
+    loaded, originals, params = load_experiment(store, experiment)
+    back = loaded.results["tat_80ng_01.png"]
+    np.testing.assert_array_equal(back.labels, result.labels)
+    assert originals["tat_80ng_01.png"] == original and params["tat_80ng_01.png"] == {"channel": None}
+    assert loaded.sheet.loc[0, "condition"] == "tat" and loaded.sheet.loc[0, "dose"] == 80.0
+    np.testing.assert_allclose(loaded.cells()["area_um2"], result.cells["area_um2"])
+    assert len(loaded.summary()) == 1 and sheet["file"].tolist() == loaded.names()
+
+
+def test_the_same_file_under_another_name_is_not_recomputed(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from bbbcore.io import load_image
+    from bbbcore.results import result_from_labels, save_result, stored_result
+    from tests.synthetic import voronoi_monolayer
+
+    field = voronoi_monolayer(shape=(120, 160), n_cells=8, seed=2)
+    buffer = io.BytesIO()
+    Image.fromarray((field["junction"] * 255).astype(np.uint8)).save(buffer, format="PNG")
+    original = buffer.getvalue()
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    first = result_from_labels(load_image(original, name="a.png"), labels_tiff_bytes(field["truth"]), "t.tif")
+    save_result(store, experiment, first, original, {"model": "m"})
+    again = stored_result(store, experiment, load_image(original, name="copy of a.png"), original, {"model": "m"})
+    assert again is not None and again.source.endswith("(same file as a.png)")
+    assert (again.cells["image"] == "copy of a.png").all() and len(again.cells) == len(first.cells)
+    assert stored_result(store, experiment, load_image(original, name="b.png"), original, {"model": "n"}) is None

@@ -1,0 +1,85 @@
+"""Experiments: open, create, rename, delete, export and import; everything else works on the open one."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from bbbcore.errors import BBBError
+from dashboard import state
+
+st.title("Experiments")
+store = state.store()
+experiments = store.experiments()
+current = state.experiment_id()
+
+if current is not None:
+    st.success(f"Open: **{state.experiment_name()}**. Every page works on it; its results are saved as you go "
+               f"and come back after a page reload or a server restart.", icon=":material/folder_open:")
+else:
+    st.info("No experiment open. Open one below, create one, or just start on **Upload & analyse**: "
+            "the first analysis creates an experiment.", icon=":material/info:")
+
+if len(experiments):
+    st.dataframe(experiments.rename(columns={"n_images": "images", "n_cells": "cells"})[
+        ["name", "images", "cells", "modified", "created"]], hide_index=True, width="stretch")
+    names = dict(zip(experiments["id"], experiments["name"]))
+    cols = st.columns([3, 1])
+    chosen = cols[0].selectbox("Experiment", list(names), format_func=names.get, key="exp_choice",
+                               index=list(names).index(current) if current in names else 0)
+    if cols[1].button("Open", type="primary", key="exp_open", icon=":material/folder_open:"):
+        with st.spinner("Loading the stored results…"):
+            state.open_experiment(chosen)
+        st.rerun()
+
+with st.form("exp_create", clear_on_submit=True):
+    name = st.text_input("New experiment", placeholder="e.g. Tat dose series, plate 3")
+    if st.form_submit_button("Create and open", icon=":material/add:"):
+        try:
+            created = store.create_experiment(name)
+        except BBBError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            state.open_experiment(created)
+            st.rerun()
+
+if current is not None:
+    with st.expander("Rename, export or delete the open experiment"):
+        new_name = st.text_input("New name", value=state.experiment_name() or "", key="exp_new_name")
+        if st.button("Rename", key="exp_rename"):
+            try:
+                store.rename_experiment(current, new_name)
+            except BBBError as exc:
+                st.error(str(exc), icon=":material/error:")
+            else:
+                st.rerun()
+        if st.button("Prepare an export (zip)", key="exp_export", icon=":material/folder_zip:"):
+            st.session_state["exp_zip"] = (current, store.export_zip(current))
+        ready = st.session_state.get("exp_zip")
+        if ready and ready[0] == current:
+            st.download_button("Download the experiment (zip)", ready[1],
+                               file_name=f"{state.experiment_name()}.bbb-experiment.zip", mime="application/zip",
+                               icon=":material/download:", key="exp_download")
+        row = experiments[experiments["id"] == current].iloc[0]
+        sure = st.checkbox(f"Yes, delete {row['name']!r} with its {row['n_images']} images and "
+                           f"{row['n_cells']} cells", key="exp_sure")
+        if st.button("Delete", disabled=not sure, key="exp_delete", icon=":material/delete:"):
+            store.delete_experiment(current)
+            state.close_experiment()
+            for key in ("results", "inputs", "decoded", "_cells_cache", "_summary_cache"):
+                st.session_state.pop(key, None)
+            st.rerun()
+
+with st.expander("Import an experiment exported on another machine"):
+    upload = st.file_uploader("Experiment zip", type=["zip"], key="exp_import")
+    if upload is not None and st.session_state.get("exp_imported") != upload.file_id:
+        st.session_state["exp_imported"] = upload.file_id
+        try:
+            imported = store.import_zip(upload.getvalue(), source=upload.name)
+        except BBBError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            state.open_experiment(imported)
+            st.rerun()
+st.caption(f"Data folder: {store.folder.resolve()} (set BBB_DATA_DIR to move it). {time.strftime('%Y-%m-%d')}")
