@@ -282,9 +282,27 @@ class Store:
         """Every stored cell of the experiment (all feature columns), images in stored order."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT c.data FROM cells c JOIN images i ON c.image_id = i.id "
+                "SELECT c.data, c.anomaly_score, c.is_anomaly FROM cells c JOIN images i ON c.image_id = i.id "
                 "WHERE i.experiment_id = ? ORDER BY i.id, c.cell_id", (experiment_id,)).fetchall()
-        return pd.DataFrame([json.loads(r["data"]) for r in rows])
+        records = []
+        for row in rows:
+            record = json.loads(row["data"])
+            if row["anomaly_score"] is not None:
+                record["anomaly_score"] = row["anomaly_score"]
+                record["is_anomaly"] = bool(row["is_anomaly"])
+            records.append(record)
+        return pd.DataFrame(records)
+
+    def update_anomalies(self, experiment_id: int, scored: pd.DataFrame) -> None:
+        """Store ``anomaly_score`` and ``is_anomaly`` of scored cells (by image name and cell_id), in one transaction."""
+        with self._transaction() as db:
+            ids = {r["name"]: r["id"] for r in db.execute("SELECT id, name FROM images WHERE experiment_id = ?",
+                                                          (experiment_id,)).fetchall()}
+            db.executemany(
+                "UPDATE cells SET anomaly_score = ?, is_anomaly = ? WHERE image_id = ? AND cell_id = ?",
+                [(_plain(r.anomaly_score), None if pd.isna(r.is_anomaly) else int(bool(r.is_anomaly)),
+                  ids[r.image], int(r.cell_id))
+                 for r in scored[["image", "cell_id", "anomaly_score", "is_anomaly"]].itertuples() if r.image in ids])
 
     def update_samples(self, experiment_id: int, sheet: pd.DataFrame) -> None:
         """Store edited conditions (a sample sheet) for the experiment's images, in one transaction."""

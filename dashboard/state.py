@@ -299,3 +299,14 @@ def persist_sheet() -> None:
         return
     store().update_samples(chosen, sheet)
     st.session_state["stored_sheet"] = sheet.copy()
+
+
+def persist_anomalies(scored: pd.DataFrame) -> None:
+    """Store the anomaly fields of the open experiment's cells when the model or threshold changed."""
+    chosen = experiment_id()
+    settings = anomaly()
+    key = (chosen, id(settings["model"]), settings["contamination"], results_key())
+    if chosen is None or st.session_state.get("_anomalies_stored") == key or "anomaly_score" not in scored:
+        return
+    store().update_anomalies(chosen, scored)
+    st.session_state["_anomalies_stored"] = key

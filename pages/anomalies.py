@@ -66,6 +66,7 @@ settings["contamination"] = st.slider(
     "Threshold: share of the fitted cells flagged", 0.01, 0.40, float(settings["contamination"]), 0.01,
     key="anomaly_contamination", help="0.12 is the study's contamination")
 cells = state.cells()
+state.persist_anomalies(cells)
 threshold = model.threshold_for(settings["contamination"])
 counted = cells[~cells["touches_edge"].astype(bool)]
 card = model.card

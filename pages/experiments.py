@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from bbbcore.errors import BBBError
@@ -82,4 +80,4 @@ with st.expander("Import an experiment exported on another machine"):
         else:
             state.open_experiment(imported)
             st.rerun()
-st.caption(f"Data folder: {store.folder.resolve()} (set BBB_DATA_DIR to move it). {time.strftime('%Y-%m-%d')}")
+st.caption(f"Data folder: {store.folder.resolve()} (set BBB_DATA_DIR to move it).")

@@ -99,12 +99,26 @@ def test_concurrent_threads_lose_no_rows(tmp_path):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
+    seen_partial = []
+    done = threading.Event()
+
+    def read() -> None:  # a third person looking while the others write
+        while not done.is_set():
+            cells = store.cells(shared)
+            if len(cells):
+                counts = cells.groupby("image").size()
+                seen_partial.extend(counts[counts != 6].index)
+
+    reader = threading.Thread(target=read)
+    reader.start()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
+    done.set()
+    reader.join()
+    assert not errors and not seen_partial  # never half an image
     assert len(store.images(shared)) == 20 and len(store.cells(shared)) == 120
     assert all(len(store.cells(e)) == 30 for e in own)
 
@@ -127,6 +141,17 @@ def test_two_processes_lose_no_rows(tmp_path):
     ]
     assert [p.wait(timeout=120) for p in processes] == [0, 0]
     assert len(store.images(experiment)) == 20 and len(store.cells(experiment)) == 120
+
+
+def test_anomaly_fields_are_stored(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    save(store, experiment, 1)
+    scored = store.cells(experiment).assign(anomaly_score=np.linspace(0, 1, 6), is_anomaly=[False] * 5 + [True])
+    store.update_anomalies(experiment, scored)
+    back = store.cells(experiment)
+    np.testing.assert_allclose(back["anomaly_score"], np.linspace(0, 1, 6))
+    assert back["is_anomaly"].tolist() == [False] * 5 + [True]
 
 
 def test_export_and_import_on_another_machine(tmp_path):
