@@ -115,10 +115,22 @@ def compare_conditions(
             hovertemplate="%{customdata[0]}<br>mean %{y:.4g} over %{customdata[1]} cells<extra></extra>",
             showlegend=False,
         ))
+        if len(images) >= 2:  # the mean of the image means with its 95 % t interval
+            from scipy import stats as st
+
+            centre = float(images["mean"].mean())
+            half = float(st.t.ppf(0.975, len(images) - 1) * images["mean"].std(ddof=1) / np.sqrt(len(images)))
+            figure.add_trace(go.Scatter(
+                x=[group], y=[centre], mode="markers", name=f"{group}: mean, 95 % CI",
+                marker={"symbol": "line-ew-open", "size": 30, "color": "black", "line": {"width": 3}},
+                error_y={"type": "data", "array": [half], "color": "black", "thickness": 2, "width": 12},
+                hovertemplate=f"mean of image means %{{y:.4g}} ± {half:.3g} (95 % CI)<extra></extra>",
+                showlegend=False,
+            ))
     figure.update_layout(
         xaxis={"title": "condition", "categoryorder": "array", "categoryarray": groups},
         yaxis={"title": feature}, violinmode="overlay",
-        title=f"{feature}: cells (violins) and image means (points)",
+        title=f"{feature}: cells (violins), image means (points), their mean with a 95 % CI (bar)",
     )
     return figure
 

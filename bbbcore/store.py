@@ -342,6 +342,11 @@ class Store:
                     cells = db.execute("SELECT data FROM cells WHERE image_id = ? ORDER BY cell_id",
                                        (image["id"],)).fetchall()
                     archive.writestr(f"cells/{image['id']}.jsonl", "\n".join(c["data"] for c in cells))
+                    name = db.execute("SELECT name FROM images WHERE id = ?", (image["id"],)).fetchone()["name"]
+                    stem = name.rsplit(".", 1)[0] if "." in name else name
+                    # Named copies for people opening the zip in Fiji; the hashed files are for import.
+                    archive.writestr(f"labels/{image['id']}-{stem}.labels.tif", self.get_file(image["labels_sha"]),
+                                     compress_type=zipfile.ZIP_STORED)
                     for digest in {image["image_sha"], image["labels_sha"]} - written:
                         archive.writestr(f"files/{digest}", self.get_file(digest), compress_type=zipfile.ZIP_STORED)
                         written.add(digest)

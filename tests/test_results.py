@@ -115,9 +115,14 @@ def test_figures_are_built_from_the_table(result_set):
     cells = result_set.cells()
     inner = cells[~cells["touches_edge"]]
     figure = plots.compare_conditions(cells, "area", order=["control", "tat"])
-    points = [trace for trace in figure.data if trace.type == "scatter"]
+    points = [trace for trace in figure.data if trace.type == "scatter" and not trace.name.endswith("CI")]
     per_image = image_means(cells, "area")
     assert sorted(np.concatenate([p.y for p in points])) == pytest.approx(sorted(per_image["mean"]))
+    intervals = {t.x[0]: t for t in figure.data if t.type == "scatter" and t.name.endswith("CI")}
+    control_means = per_image.loc[per_image["group"] == "control", "mean"]
+    assert intervals["control"].y[0] == pytest.approx(control_means.mean())
+    half = 12.706 * control_means.std(ddof=1) / np.sqrt(2)  # t(0.975, 1 df) for two images
+    assert intervals["control"].error_y.array[0] == pytest.approx(half, rel=1e-3)
     violins = [trace for trace in figure.data if trace.type == "violin"]
     assert sum(len(v.y) for v in violins) == len(inner)
     heatmap = plots.correlation_heatmap(cells, ["area", "perimeter", "extent"])

@@ -160,6 +160,12 @@ def test_export_and_import_on_another_machine(tmp_path):
     for seed in (1, 2, 3):
         save(here, experiment, seed)
     data = here.export_zip(experiment)
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert {"manifest.json", "images.csv", "cells.csv"} <= set(names)
+    assert sum(n.startswith("labels/") and n.endswith(".labels.tif") for n in names) == 3
     there = Store(tmp_path / "there")
     imported = there.import_zip(data)
     assert there.experiments()["name"].tolist() == ["Tat 2026"]
