@@ -369,7 +369,9 @@ def _cmd_stats(args) -> int:
     if missing:
         print(f"error: {args.cells.name}: missing column(s) {', '.join(missing)}", file=sys.stderr)
         return 2
-    table = compare_to_control(cells, features, args.control, statistic=args.statistic, n_boot=args.bootstrap)
+    # The contract: the table's `image` column identifies the unit of replication.
+    table = compare_to_control(cells, features, args.control, statistic=args.statistic, n_boot=args.bootstrap,
+                               unit="image")
     if "dose" in cells.columns and cells["dose"].notna().any():
         trends = pd.DataFrame([dose_response(cells, f, control=args.control, statistic=args.statistic)
                                for f in features]).rename(columns={"spearman_rho": "dose_spearman_rho",
@@ -378,9 +380,9 @@ def _cmd_stats(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(table, args.out)
     for _, row in table.iterrows():
-        print(f"{row['feature']}, {row['condition']} vs {row['control']} ({row['n_units']} vs "
-              f"{row['n_units_control']} {row['unit']}): difference {row['difference']:.4g}, "
-              f"Hedges g {row['hedges_g']:.2f}, Welch p {row['welch_p']:.3g}, Holm p {row['holm_p']:.3g}"
+        print(f"{row['feature']}, {row['condition']} vs {row['control']} ({row['n_images']} vs "
+              f"{row['n_images_control']} {row['unit']}s): difference {row['difference']:.4g}, "
+              f"Hedges g {row['effect_size']:.2f}, Welch p {row['p_welch']:.3g}, Holm p {row['p_holm']:.3g}"
               + (f"  [{row['warning']}]" if row["warning"] else ""))
     print(f"wrote {len(table)} rows to {args.out}")
     return 0

@@ -133,15 +133,15 @@ def mixed_model(cells: pd.DataFrame, feature: str, treated: str, control: str, *
         "unit": (table["condition"].astype(str) + "/" + table[unit].astype(str)).to_numpy(),
     }).dropna()
     if table["unit"].nunique() < 3 or table["treated"].nunique() < 2:
-        return {"mixed_coef": np.nan, "mixed_se": np.nan, "mixed_p": np.nan}
+        return {"mixed_coef": np.nan, "mixed_se": np.nan, "p_mixed": np.nan}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on tiny designs; the p-value says enough
         try:
             fit = smf.mixedlm("y ~ treated", table, groups=table["unit"]).fit(reml=True)
         except (ValueError, np.linalg.LinAlgError):
-            return {"mixed_coef": np.nan, "mixed_se": np.nan, "mixed_p": np.nan}
+            return {"mixed_coef": np.nan, "mixed_se": np.nan, "p_mixed": np.nan}
     return {"mixed_coef": float(fit.params["treated"]), "mixed_se": float(fit.bse["treated"]),
-            "mixed_p": float(fit.pvalues["treated"])}
+            "p_mixed": float(fit.pvalues["treated"])}
 
 
 def compare_to_control(
@@ -157,10 +157,12 @@ def compare_to_control(
 ) -> pd.DataFrame:
     """One row per (treated condition, feature): counts, difference, effect size, tests.
 
-    Columns: feature, condition, control, unit, n_units, n_units_control,
-    n_cells, n_cells_control, difference, hedges_g, g_ci_low, g_ci_high,
-    welch_p, mannwhitney_p, holm_p (Welch's p adjusted across the features
-    of one condition), mixed_coef, mixed_se, mixed_p, warning.
+    Columns: feature, condition, control, unit, n_images (units of the
+    treated group: images, or replicates / wells), n_images_control,
+    n_cells, n_cells_control, difference, effect_size (Hedges' g), ci_low,
+    ci_high (its bootstrap 95 % interval), p_welch, p_mannwhitney, p_holm
+    (Welch's p adjusted across the features of one condition), p_mixed,
+    mixed_coef, mixed_se, warning.
     """
     from scipy import stats as st
 
@@ -180,11 +182,11 @@ def compare_to_control(
             low, high = bootstrap_ci(t, c, n_boot=n_boot, seed=seed)
             row = {
                 "feature": feature, "condition": condition, "control": control, "unit": unit,
-                "n_units": len(t), "n_units_control": len(c),
+                "n_images": len(t), "n_images_control": len(c),
                 "n_cells": int(group["n_cells"].sum()), "n_cells_control": int(reference["n_cells"].sum()),
                 "difference": float(t.mean() - c.mean()) if len(t) and len(c) else np.nan,
-                "hedges_g": hedges_g(t, c), "g_ci_low": low, "g_ci_high": high,
-                "welch_p": float(welch), "mannwhitney_p": float(mann),
+                "effect_size": hedges_g(t, c), "ci_low": low, "ci_high": high,
+                "p_welch": float(welch), "p_mannwhitney": float(mann),
             }
             if mixed:
                 row.update(mixed_model(table, feature, condition, control, unit=unit))
@@ -195,12 +197,12 @@ def compare_to_control(
     result = pd.DataFrame(rows)
     if result.empty:
         return result
-    result["holm_p"] = np.nan
+    result["p_holm"] = np.nan
     for _, index in result.groupby("condition").groups.items():
-        result.loc[index, "holm_p"] = holm(result.loc[index, "welch_p"].to_numpy())
-    order = ["feature", "condition", "control", "unit", "n_units", "n_units_control", "n_cells", "n_cells_control",
-             "difference", "hedges_g", "g_ci_low", "g_ci_high", "welch_p", "mannwhitney_p", "holm_p",
-             "mixed_coef", "mixed_se", "mixed_p", "warning"]
+        result.loc[index, "p_holm"] = holm(result.loc[index, "p_welch"].to_numpy())
+    order = ["feature", "condition", "control", "unit", "n_images", "n_images_control", "n_cells", "n_cells_control",
+             "difference", "effect_size", "ci_low", "ci_high", "p_welch", "p_mannwhitney", "p_holm",
+             "p_mixed", "mixed_coef", "mixed_se", "warning"]
     return result[[c for c in order if c in result.columns]]
 
 
@@ -227,15 +229,15 @@ def sentences(table: pd.DataFrame, *, alpha: float = 0.05) -> list[str]:
     """A plain-language sentence per result whose Holm-adjusted p is below ``alpha``."""
     lines = []
     for _, row in table.iterrows():
-        if not np.isfinite(row["holm_p"]) or row["holm_p"] >= alpha:
+        if not np.isfinite(row["p_holm"]) or row["p_holm"] >= alpha:
             continue
         direction = "higher" if row["difference"] > 0 else "lower"
         unit = {"image_id": "image", "image": "image"}.get(row["unit"], row["unit"])
         lines.append(
             f"{row['condition']}: {row['feature']} is {direction} than in {row['control']} by "
-            f"{abs(row['difference']):.4g} (difference of the means of per-{unit} means; {row['n_units']} vs "
-            f"{row['n_units_control']} {unit}s, {row['n_cells']} vs {row['n_cells_control']} cells; Hedges g "
-            f"{row['hedges_g']:.2f} [{row['g_ci_low']:.2f}, {row['g_ci_high']:.2f}]; Welch p = {row['welch_p']:.2g}, "
-            f"Holm-adjusted p = {row['holm_p']:.2g}). The unit of analysis is the {unit}, not the cell."
+            f"{abs(row['difference']):.4g} (difference of the means of per-{unit} means; {row['n_images']} vs "
+            f"{row['n_images_control']} {unit}s, {row['n_cells']} vs {row['n_cells_control']} cells; Hedges g "
+            f"{row['effect_size']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]; Welch p = {row['p_welch']:.2g}, "
+            f"Holm-adjusted p = {row['p_holm']:.2g}). The unit of analysis is the {unit}, not the cell."
         )
     return lines

@@ -63,8 +63,8 @@ if chosen and len(groups) >= 2 and not by_dose:
     for warning in sorted(set(table["warning"]) - {""}):
         st.warning(warning)
     numbers = {c: st.column_config.NumberColumn(format="%.3g") for c in
-               ["difference", "hedges_g", "g_ci_low", "g_ci_high", "welch_p", "mannwhitney_p", "holm_p",
-                "mixed_coef", "mixed_se", "mixed_p"]}
+               ["difference", "effect_size", "ci_low", "ci_high", "p_welch", "p_mannwhitney", "p_holm",
+                "p_mixed", "mixed_coef", "mixed_se"]}
     st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
     st.download_button("Download the statistics (CSV)", table_csv_bytes(table), file_name="statistics.csv",
                        mime="text/csv", icon=":material/download:")

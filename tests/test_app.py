@@ -196,10 +196,10 @@ def test_compare_page_counts_images_per_condition(demo):
     assert table.loc["control", "difference"] == 0
     # The statistics: per replicate (the demo sheet gives replicates), with the small-n warning.
     stats = at.dataframe[-1].value
-    assert set(stats["unit"]) == {"replicate"} and (stats["n_units"] == 2).all()
-    assert (stats["n_units_control"] == 3).all()
+    assert set(stats["unit"]) == {"replicate"} and (stats["n_images"] == 2).all()
+    assert (stats["n_images_control"] == 3).all()
     assert any("fewer than 3 replicate units in tat" in w.value for w in at.warning)
-    assert stats["holm_p"].between(0, 1).all()
+    assert stats["p_holm"].between(0, 1).all()
 
 
 def test_labels_tiff_replaces_the_model_cells(demo):

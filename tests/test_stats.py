@@ -34,10 +34,10 @@ def test_per_image_test_is_not_fooled_by_many_cells():
                          cells.loc[cells["condition"] == "control", "area"], equal_var=False).pvalue
     assert naive < 0.05  # 600 cells against 600: the image offsets look like an effect
     row = compare_to_control(cells, ["area"], "control", n_boot=200).iloc[0]
-    assert row["welch_p"] > 0.05  # 3 images against 3: no evidence
+    assert row["p_welch"] > 0.05  # 3 images against 3: no evidence
     # The mixed model sees the image offsets too (its Wald test is optimistic with 6 units).
-    assert row["mixed_p"] > 1000 * naive
-    assert row["unit"] == "image_id" and row["n_units"] == 3 and row["n_cells"] == 600
+    assert row["p_mixed"] > 1000 * naive
+    assert row["unit"] == "image_id" and row["n_images"] == 3 and row["n_cells"] == 600
 
 
 def test_figures_match_scipy_and_statsmodels():
@@ -50,19 +50,19 @@ def test_figures_match_scipy_and_statsmodels():
     treated, control = means["tat"].to_numpy(), means["control"].to_numpy()
     row = table[table["feature"] == "area"].iloc[0]
     assert row["difference"] == pytest.approx(treated.mean() - control.mean())
-    assert row["welch_p"] == pytest.approx(st.ttest_ind(treated, control, equal_var=False).pvalue)
-    assert row["mannwhitney_p"] == pytest.approx(st.mannwhitneyu(treated, control, alternative="two-sided").pvalue)
+    assert row["p_welch"] == pytest.approx(st.ttest_ind(treated, control, equal_var=False).pvalue)
+    assert row["p_mannwhitney"] == pytest.approx(st.mannwhitneyu(treated, control, alternative="two-sided").pvalue)
     pooled = np.sqrt((3 * treated.var(ddof=1) + 3 * control.var(ddof=1)) / 6)
-    assert row["hedges_g"] == pytest.approx((treated.mean() - control.mean()) / pooled * (1 - 3 / (4 * 8 - 9)))
-    assert row["g_ci_low"] <= row["hedges_g"] <= row["g_ci_high"]
-    expected_holm = multipletests(table["welch_p"], method="holm")[1]
-    np.testing.assert_allclose(table["holm_p"], expected_holm)
+    assert row["effect_size"] == pytest.approx((treated.mean() - control.mean()) / pooled * (1 - 3 / (4 * 8 - 9)))
+    assert row["ci_low"] <= row["effect_size"] <= row["ci_high"]
+    expected_holm = multipletests(table["p_welch"], method="holm")[1]
+    np.testing.assert_allclose(table["p_holm"], expected_holm)
     data = pd.DataFrame({"y": cells["area"], "treated": (cells["condition"] == "tat").astype(float),
                          "unit": cells["condition"] + "/" + cells["image_id"]})
     fit = smf.mixedlm("y ~ treated", data, groups=data["unit"]).fit(reml=True)
     assert row["mixed_coef"] == pytest.approx(fit.params["treated"], rel=1e-4)
-    assert row["mixed_p"] == pytest.approx(fit.pvalues["treated"], rel=1e-3)
-    assert row["welch_p"] < 0.05 and row["warning"] == ""
+    assert row["p_mixed"] == pytest.approx(fit.pvalues["treated"], rel=1e-3)
+    assert row["p_welch"] < 0.05 and row["warning"] == ""
 
 
 def test_few_images_are_warned_about():
@@ -113,5 +113,9 @@ def test_cli_writes_the_statistics_table(tmp_path, capsys):
     assert code == 0
     table = pd.read_csv(tmp_path / "stats.csv")
     assert table["feature"].tolist() == ["area", "perimeter"]
-    assert {"welch_p", "holm_p", "hedges_g", "mixed_p", "dose_spearman_rho"} <= set(table.columns)
-    assert "area, tat vs control (4 vs 4 image_id)" in capsys.readouterr().out
+    # The contract's columns, in its order.
+    contract = ["feature", "condition", "n_images", "n_cells", "difference", "effect_size", "ci_low", "ci_high",
+                "p_welch", "p_mannwhitney", "p_holm", "p_mixed"]
+    assert [c for c in table.columns if c in contract] == contract
+    assert {"p_welch", "p_holm", "effect_size", "p_mixed", "ci_low", "ci_high", "n_images", "dose_spearman_rho"} <= set(table.columns)
+    assert "area, tat vs control (4 vs 4 images)" in capsys.readouterr().out
