@@ -111,12 +111,23 @@ class Store:
 
     def __init__(self, folder: str | Path | None = None):
         self.folder = Path(folder) if folder is not None else default_folder()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "files").mkdir(exist_ok=True)
         self.path = self.folder / "bbb.sqlite"
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "files").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.folder}: cannot use this data folder ({exc.strerror or exc})") from None
+        try:
+            with self._connect() as db:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and "experiments" not in tables:  # check before writing anything
+                    raise StoreError(f"{self.path}: a database of another program (tables: "
+                                     f"{', '.join(sorted(tables))}); it was left untouched")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable BBB database ({exc}); it was left untouched: move it "
+                             "away or set BBB_DATA_DIR to another folder") from None
 
     @contextlib.contextmanager
     def _connect(self):
@@ -132,13 +143,19 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self):
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
+            try:
+                db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{self.path}: cannot write ({exc}); nothing was changed") from None
             try:
                 yield db
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # disk full, read-only file, ...
+                db.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: cannot write ({exc}); nothing was changed") from None
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     # -- files -------------------------------------------------------------------
     def put_file(self, data: bytes) -> str:
@@ -146,12 +163,20 @@ class Store:
         digest = sha256(data)
         target = self.folder / "files" / digest[:2] / digest
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+                    try:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    except OSError:
+                        os.unlink(handle.name)
+                        raise
+                os.replace(handle.name, target)
+            except OSError as exc:  # disk full, read-only folder
+                raise StoreError(f"{target.parent}: cannot store a file ({exc.strerror or exc}); "
+                                 "nothing was changed") from None
         return digest
 
     def get_file(self, digest: str) -> bytes:

@@ -103,7 +103,7 @@ def add_sample_data() -> None:
     """Put the demo images and their illustrative sample sheet into the session (and an experiment)."""
     from bbbcore.metadata import read_sample_sheet
 
-    if experiment_id() is None:
+    if experiment_id() is None and store() is not None:
         open_experiment(store().create_experiment(store().unique_name("Sample data (demo)")))
 
     for path in sorted(SAMPLE_DIR.glob("*.jpg")):
@@ -216,17 +216,31 @@ def statistics(features: tuple, control: str, statistic: str) -> pd.DataFrame:
 # --- experiments (bbbcore.store) ----------------------------------------------------
 
 @st.cache_resource
-def store():
-    """The data folder's store, shared by every session of this server."""
-    from bbbcore.store import Store
+def _open_store():
+    from bbbcore.store import Store, StoreError
 
-    return Store()
+    try:
+        return Store(), None
+    except StoreError as exc:
+        return None, str(exc)
+
+
+def store():
+    """The data folder's store, shared by every session of this server (None when unusable)."""
+    return _open_store()[0]
+
+
+def store_problem() -> str | None:
+    """Why the store cannot be used (a one-line message), if it cannot."""
+    return _open_store()[1]
 
 
 def experiment_id() -> int | None:
     """The open experiment; a new session (a page reload) reopens the one named in the URL."""
     if "experiment_id" not in st.session_state:
         st.session_state["experiment_id"] = None
+        if store() is None:
+            return None
         wanted = st.query_params.get("experiment")
         if wanted and str(wanted).isdigit() and int(wanted) in set(store().experiments()["id"]):
             open_experiment(int(wanted))
@@ -252,9 +266,11 @@ def open_experiment(chosen: int) -> None:
     st.query_params["experiment"] = str(chosen)
 
 
-def ensure_experiment(default_name: str) -> int:
+def ensure_experiment(default_name: str) -> int | None:
     """The open experiment, or a new one (kept with what this session already holds)."""
     chosen = experiment_id()
+    if chosen is None and store() is None:
+        return None
     if chosen is None:
         chosen = store().create_experiment(store().unique_name(default_name))
         st.session_state["experiment_id"] = chosen

@@ -21,7 +21,7 @@ def sidebar() -> None:
     """What every page shows in the sidebar: the model in use, and the demo note."""
     settings = state.settings()
     with st.sidebar:
-        name = state.experiment_name()
+        name = state.experiment_name() if state.store() is not None else None
         st.caption(f"Experiment: {name}" if name else "No experiment open")
         st.caption(f"Model: {Path(settings['model']).stem}")
         if settings.get("demo"):

@@ -9,6 +9,10 @@ from dashboard import state
 
 st.title("Experiments")
 store = state.store()
+if store is None:
+    st.error(state.store_problem(), icon=":material/error:")
+    st.warning("Results are not saved in this session: they live only in this browser tab. Everything else works.")
+    st.stop()
 experiments = store.experiments()
 current = state.experiment_id()
 

@@ -278,3 +278,20 @@ def test_experiments_are_created_renamed_and_deleted_in_the_page():
     at.button(key="exp_delete").click().run()
     assert "Plate 3" not in set(at.dataframe[0].value["name"]) if len(at.dataframe) else True
     assert at.session_state["experiment_id"] is None
+
+
+def test_a_broken_data_folder_is_named_and_the_rest_still_works(tmp_path, monkeypatch, data_folder):
+    from dashboard import state
+
+    (tmp_path / "bbb.sqlite").write_bytes(b"not a database" * 50)
+    monkeypatch.setenv("BBB_DATA_DIR", str(tmp_path))
+    state._open_store.clear()
+    try:
+        at = new_app().run()
+        assert not at.exception
+        assert "not a usable BBB database" in at.error[0].value and "left untouched" in at.error[0].value
+        at.switch_page("pages/analyse.py").run()
+        assert not at.exception and at.title[0].value == "Upload & analyse"
+    finally:
+        monkeypatch.setenv("BBB_DATA_DIR", str(data_folder))
+        state._open_store.clear()

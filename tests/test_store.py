@@ -239,3 +239,76 @@ def test_the_same_file_under_another_name_is_not_recomputed(tmp_path):
     assert again is not None and again.source.endswith("(same file as a.png)")
     assert (again.cells["image"] == "copy of a.png").all() and len(again.cells) == len(first.cells)
     assert stored_result(store, experiment, load_image(original, name="b.png"), original, {"model": "n"}) is None
+
+
+def test_a_writer_killed_mid_write_leaves_a_sound_database(tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    store = Store(tmp_path)
+    experiment = store.create_experiment("shared")
+    script = (
+        "import sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})\n"
+        "from bbbcore.store import Store\n"
+        "from test_store import save\n"
+        "store = Store({folder!r})\n"
+        "for k in range(100000): save(store, {experiment}, k)\n"
+    ).format(root=str(ROOT), tests=str(ROOT / "tests"), folder=str(tmp_path), experiment=experiment)
+    writer = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while len(Store(tmp_path).images(experiment)) < 5 and time.time() < deadline:
+        time.sleep(0.2)
+    writer.send_signal(signal.SIGKILL)  # no cleanup, mid-write most likely
+    writer.wait(10)
+    reopened = Store(tmp_path)
+    with sqlite3.connect(reopened.path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    images = reopened.images(experiment)
+    cells = reopened.cells(experiment)
+    assert len(images) >= 5
+    assert (cells.groupby("image").size() == 6).all() and len(cells) == 6 * len(images)  # whole images only
+    for digest in images["labels_sha"]:
+        assert reopened.get_file(digest)
+
+
+def test_a_foreign_or_broken_database_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bbb.sqlite").write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a usable BBB database"):
+        Store(broken)
+    assert (broken / "bbb.sqlite").read_bytes() == b"this is not sqlite at all" * 100
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "bbb.sqlite") as db:
+        db.execute("CREATE TABLE inventory (item TEXT)")
+    with pytest.raises(StoreError, match="a database of another program"):
+        Store(foreign)
+    with sqlite3.connect(foreign / "bbb.sqlite") as db:  # untouched: no table of ours was added
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["inventory"]
+
+
+def test_a_read_only_data_folder_is_a_clear_error(tmp_path):
+    import os
+
+    store = Store(tmp_path / "data")
+    experiment = store.create_experiment("e")
+    save(store, experiment, 1)
+    if os.geteuid() == 0:  # root ignores permissions: simulate a full disk on the files folder instead
+        files = tmp_path / "data" / "files"
+        (files / "ab").mkdir(exist_ok=True)
+        original, labels, cells = fake_image(99)
+        import unittest.mock as mock
+
+        with mock.patch("os.fsync", side_effect=OSError(28, "No space left on device")):
+            with pytest.raises(StoreError, match="cannot store a file .*No space left on device"):
+                store.save_image(experiment, name="full.png", original=original, labels_tiff=labels,
+                                 cells=cells, params={})
+    else:
+        os.chmod(tmp_path / "data" / "files", 0o500)
+        with pytest.raises(StoreError, match="cannot store a file"):
+            save(store, experiment, 2)
+    assert len(store.images(experiment)) == 1  # what was there is untouched
