@@ -58,8 +58,8 @@ def unit_values(
     if feature not in cells.columns:
         raise StatsError(f"no column {feature!r} in the cells table")
     table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
-    if "is_excluded" in table.columns:  # quality control, when a later step marks cells
-        table = table[~table["is_excluded"].astype(bool)]
+    if "is_excluded" in table.columns:  # quality control (empty for images never marked)
+        table = table[~table["is_excluded"].eq(True)]
     table = table[table[feature].notna()]
     unit = unit or unit_column(table)
     condition = table["condition"].astype(object).where(table["condition"].notna(), "(none)").astype(str)

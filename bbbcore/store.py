@@ -34,7 +34,7 @@ from .errors import BBBError
 #: Columns of the images table besides the ids.
 IMAGE_FIELDS = ("name", "image_sha", "labels_sha", "condition", "dose", "dose_unit", "replicate", "well",
                 "pixel_size_um", "model_name", "model_version", "params", "params_key", "source", "height",
-                "width", "cell_coverage", "created")
+                "width", "cell_coverage", "created", "excluded")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS images (
     source TEXT,
     height INTEGER, width INTEGER, cell_coverage REAL,
     created TEXT NOT NULL,
+    excluded TEXT,
     UNIQUE (experiment_id, name)
 );
 CREATE TABLE IF NOT EXISTS cells (
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS cells (
     cell_id INTEGER NOT NULL,
     anomaly_score REAL,
     is_anomaly INTEGER,
+    excluded TEXT,
     data TEXT NOT NULL,
     PRIMARY KEY (image_id, cell_id)
 );
@@ -125,6 +127,10 @@ class Store:
                                      f"{', '.join(sorted(tables))}); it was left untouched")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
+                for table in ("images", "cells"):  # databases made before exclusions existed
+                    columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                    if "excluded" not in columns:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN excluded TEXT")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable BBB database ({exc}); it was left untouched: move it "
                              "away or set BBB_DATA_DIR to another folder") from None
@@ -289,7 +295,7 @@ class Store:
                  _plain(sample.get("dose")), _plain(sample.get("dose_unit")), _plain(sample.get("replicate")),
                  _plain(sample.get("well")), _plain(pixel_size_um), model[0], model[1],
                  json.dumps(params, sort_keys=True, default=str), params_key(params), source,
-                 int(shape[0]), int(shape[1]), _plain(cell_coverage), _now()),
+                 int(shape[0]), int(shape[1]), _plain(cell_coverage), _now(), None),
             )
             image_row = int(cursor.lastrowid)
             db.executemany("INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, data) "
@@ -307,7 +313,8 @@ class Store:
         """Every stored cell of the experiment (all feature columns), images in stored order."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT c.data, c.anomaly_score, c.is_anomaly FROM cells c JOIN images i ON c.image_id = i.id "
+                "SELECT c.data, c.anomaly_score, c.is_anomaly, COALESCE(i.excluded, c.excluded) AS excluded "
+                "FROM cells c JOIN images i ON c.image_id = i.id "
                 "WHERE i.experiment_id = ? ORDER BY i.id, c.cell_id", (experiment_id,)).fetchall()
         records = []
         for row in rows:
@@ -315,8 +322,41 @@ class Store:
             if row["anomaly_score"] is not None:
                 record["anomaly_score"] = row["anomaly_score"]
                 record["is_anomaly"] = bool(row["is_anomaly"])
+            record["excluded_reason"] = row["excluded"] or ""
             records.append(record)
-        return pd.DataFrame(records)
+        table = pd.DataFrame(records)
+        if len(table):
+            table["is_excluded"] = table["excluded_reason"] != ""
+        return table
+
+    def exclude(self, experiment_id: int, image: str, reason: str | None, cell_ids=None) -> None:
+        """Exclude an image, or some of its cells, from statistics with a reason (None: include again).
+
+        Nothing is deleted: the rows stay, with the reason beside them.
+        """
+        reason = (reason or "").strip() or None
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM images WHERE experiment_id = ? AND name = ?",
+                             (experiment_id, image)).fetchone()
+            if row is None:
+                raise StoreError(f"no image {image!r} in experiment {experiment_id}")
+            if cell_ids is None:
+                db.execute("UPDATE images SET excluded = ? WHERE id = ?", (reason, row["id"]))
+            else:
+                db.executemany("UPDATE cells SET excluded = ? WHERE image_id = ? AND cell_id = ?",
+                               [(reason, row["id"], int(c)) for c in cell_ids])
+
+    def exclusions(self, experiment_id: int) -> pd.DataFrame:
+        """Every exclusion of the experiment: image, cell_id (empty for a whole image), reason."""
+        with self._connect() as db:
+            images = db.execute("SELECT name, excluded FROM images WHERE experiment_id = ? AND excluded IS NOT NULL",
+                                (experiment_id,)).fetchall()
+            cells = db.execute("SELECT i.name, c.cell_id, c.excluded FROM cells c JOIN images i ON c.image_id = i.id "
+                               "WHERE i.experiment_id = ? AND c.excluded IS NOT NULL ORDER BY i.id, c.cell_id",
+                               (experiment_id,)).fetchall()
+        rows = [{"image": r["name"], "cell_id": None, "reason": r["excluded"]} for r in images]
+        rows += [{"image": r["name"], "cell_id": int(r["cell_id"]), "reason": r["excluded"]} for r in cells]
+        return pd.DataFrame(rows, columns=["image", "cell_id", "reason"])
 
     def update_anomalies(self, experiment_id: int, scored: pd.DataFrame) -> None:
         """Store ``anomaly_score`` and ``is_anomaly`` of scored cells (by image name and cell_id), in one transaction."""
@@ -344,8 +384,9 @@ class Store:
             db.execute("DELETE FROM images WHERE experiment_id = ? AND name = ?", (experiment_id, name))
 
     # -- moving experiments between machines -------------------------------------------
-    def export_zip(self, experiment_id: int) -> bytes:
-        """One zip: manifest.json, images.csv, cells.csv, and the original and labels files."""
+    def export_zip(self, experiment_id: int, *, methods: str | None = None) -> bytes:
+        """One zip: manifest.json, images.csv, cells.csv, exclusions.csv, methods.txt (when given),
+        named labels TIFFs, and the original and labels files by hash (for import)."""
         from .export import table_csv_bytes
 
         with self._connect() as db:
@@ -360,13 +401,18 @@ class Store:
             archive.writestr("manifest.json", json.dumps(manifest, indent=1))
             archive.writestr("images.csv", table_csv_bytes(images))
             archive.writestr("cells.csv", table_csv_bytes(self.cells(experiment_id)))
+            archive.writestr("exclusions.csv", table_csv_bytes(self.exclusions(experiment_id)))
+            if methods:
+                archive.writestr("methods.txt", methods + "\n")
             written: set[str] = set()
             with self._connect() as db:
                 for image in db.execute("SELECT id, image_sha, labels_sha FROM images WHERE experiment_id = ?",
                                         (experiment_id,)).fetchall():
-                    cells = db.execute("SELECT data FROM cells WHERE image_id = ? ORDER BY cell_id",
+                    cells = db.execute("SELECT data, excluded FROM cells WHERE image_id = ? ORDER BY cell_id",
                                        (image["id"],)).fetchall()
-                    archive.writestr(f"cells/{image['id']}.jsonl", "\n".join(c["data"] for c in cells))
+                    lines = [c["data"] if c["excluded"] is None
+                             else json.dumps({**json.loads(c["data"]), "_excluded": c["excluded"]}) for c in cells]
+                    archive.writestr(f"cells/{image['id']}.jsonl", "\n".join(lines))
                     name = db.execute("SELECT name FROM images WHERE id = ?", (image["id"],)).fetchone()["name"]
                     stem = name.rsplit(".", 1)[0] if "." in name else name
                     # Named copies for people opening the zip in Fiji; the hashed files are for import.
@@ -401,9 +447,11 @@ class Store:
                     f"VALUES (?, {', '.join('?' * len(IMAGE_FIELDS))})", (experiment_id, *map(_plain, values)))
                 lines = archive.read(f"cells/{int(image['id'])}.jsonl").decode().splitlines()
                 rows = [json.loads(line) for line in lines if line]
+                excluded = [r.pop("_excluded", None) for r in rows]
                 db.executemany(
-                    "INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, data) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, excluded, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [(cursor.lastrowid, int(r["cell_id"]), r.get("anomaly_score"),
-                      None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])), json.dumps(r))
-                     for r in rows])
+                      None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])), reason, json.dumps(r))
+                     for r, reason in zip(rows, excluded)])
         return experiment_id

@@ -326,3 +326,46 @@ def persist_anomalies(scored: pd.DataFrame) -> None:
         return
     store().update_anomalies(chosen, scored)
     st.session_state["_anomalies_stored"] = key
+
+
+def exclude(name: str, reason: str | None, cell_ids=None) -> None:
+    """Exclude an image (or some of its cells) from statistics with a reason; None includes it again."""
+    import dataclasses
+
+    store_ = results()
+    result = store_.results[name]
+    cells_ = result.cells.copy()
+    if "excluded_reason" not in cells_:
+        cells_["excluded_reason"] = ""
+    chosen = cells_["cell_id"].isin(list(cell_ids)) if cell_ids is not None else slice(None)
+    cells_.loc[chosen, "excluded_reason"] = (reason or "").strip()
+    cells_["is_excluded"] = cells_["excluded_reason"] != ""
+    store_.results[name] = dataclasses.replace(result, cells=cells_)
+    if experiment_id() is not None:
+        store().exclude(experiment_id(), name, reason, cell_ids=cell_ids)
+
+
+def methods_text() -> str:
+    """The methods paragraph of what this session ran."""
+    from bbbcore.report import methods_paragraph
+    from bbbcore.unet import read_card
+
+    table = cells()
+    exclusions = None
+    if "is_excluded" in table:
+        excluded = table[table["is_excluded"].eq(True)]
+        whole = excluded.groupby("image")["cell_id"].transform("size") == table[
+            table["image"].isin(excluded["image"])].groupby("image")["cell_id"].transform("size").reindex(excluded.index)
+        exclusions = pd.DataFrame({"image": excluded["image"], "cell_id": excluded["cell_id"].where(~whole),
+                                   "reason": excluded["excluded_reason"]}).drop_duplicates(["image", "cell_id"])
+    comparison = st.session_state.get("_stats_cache")
+    control = features = None
+    statistic, unit = "mean", "image"
+    if comparison is not None:
+        _, features, control, statistic = comparison[0]
+        features = list(features)
+        unit = comparison[1]["unit"].iloc[0] if len(comparison[1]) else "image"
+    model = anomaly()["model"]
+    return methods_paragraph(table, model_card=read_card(settings()["model"]), exclusions=exclusions,
+                             control=control, features=features, statistic=statistic, unit=unit,
+                             anomaly_card=model.card if model is not None else None)

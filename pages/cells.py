@@ -43,6 +43,28 @@ downloads[0].download_button("Cells CSV (shown)", table_csv_bytes(view), file_na
 downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_name="cells.csv",
                              mime="text/csv", icon=":material/download:", key="dl_cells")
 
+with st.expander("Quality control: exclude images or cells from the statistics"):
+    st.caption("Excluded rows stay in the table and the files, marked with their reason; only the statistics "
+               "(Compare conditions) leave them out.")
+    cols = st.columns([2, 1])
+    qc_image = cols[0].selectbox("Image", results.names(), key="qc_image")
+    scope = cols[1].radio("Exclude", ["the whole image", "chosen cells"], key="qc_scope")
+    qc_cells = None
+    if scope == "chosen cells":
+        ids = cells.loc[cells["image"] == qc_image, "cell_id"].astype(int).tolist()
+        qc_cells = st.multiselect("Cells (ids as on the Segmentation page)", ids, key="qc_cells")
+    reason = st.text_input("Reason", placeholder="e.g. out of focus, debris, scratch", key="qc_reason")
+    buttons = st.columns(2)
+    if buttons[0].button("Exclude", key="qc_exclude", disabled=not reason.strip() or qc_cells == []):
+        state.exclude(qc_image, reason, cell_ids=qc_cells)
+        st.rerun()
+    if buttons[1].button("Include again", key="qc_include"):
+        state.exclude(qc_image, None, cell_ids=qc_cells)
+        st.rerun()
+    if "is_excluded" in cells and cells["is_excluded"].eq(True).any():
+        listing = cells[cells["is_excluded"].eq(True)].groupby(["image", "excluded_reason"]).size()
+        st.dataframe(listing.rename("cells").reset_index(), hide_index=True, width="stretch")
+
 st.subheader("Per image")
 summary = state.summary()
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")

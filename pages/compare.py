@@ -56,6 +56,9 @@ if chosen and len(groups) >= 2 and not by_dose:
     from bbbcore.stats import dose_response, sentences, unit_values
 
     table = state.statistics(tuple(chosen), control, statistic)
+    if table.empty:
+        st.warning("Nothing to test: every treated image is excluded or has no cells.")
+        st.stop()
     for line in sentences(table):
         st.success(line, icon=":material/insights:")
     if not sentences(table):
@@ -75,3 +78,9 @@ if chosen and len(groups) >= 2 and not by_dose:
                         config=plots.CHART_CONFIG, key="dose_chart")
 elif by_dose:
     st.info("Untick *Split by dose* to test each condition against the control.")
+
+with st.expander("Methods paragraph (for a paper)"):
+    text = state.methods_text()
+    st.write(text)
+    st.download_button("Download methods.txt", text.encode("utf-8"), file_name="methods.txt", mime="text/plain",
+                       icon=":material/download:", key="methods_download")

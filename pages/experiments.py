@@ -57,7 +57,7 @@ if current is not None:
             else:
                 st.rerun()
         if st.button("Prepare an export (zip)", key="exp_export", icon=":material/folder_zip:"):
-            st.session_state["exp_zip"] = (current, store.export_zip(current))
+            st.session_state["exp_zip"] = (current, store.export_zip(current, methods=state.methods_text()))
         ready = st.session_state.get("exp_zip")
         if ready and ready[0] == current:
             st.download_button("Download the experiment (zip)", ready[1],

@@ -295,3 +295,20 @@ def test_a_broken_data_folder_is_named_and_the_rest_still_works(tmp_path, monkey
     finally:
         monkeypatch.setenv("BBB_DATA_DIR", str(data_folder))
         state._open_store.clear()
+
+
+def test_quality_control_exclusion_reaches_the_statistics_and_the_methods(demo):
+    at = demo.switch_page("pages/compare.py").run()
+    before = at.dataframe[-1].value["n_images_control"].iloc[0]
+    at.switch_page("pages/cells.py").run()
+    at.selectbox(key="qc_image").set_value("bbb_rgb_05.jpg")
+    at.text_input(key="qc_reason").set_value("out of focus").run()
+    at.button(key="qc_exclude").click().run()
+    assert not at.exception
+    at.switch_page("pages/compare.py").run()
+    assert at.dataframe[-1].value["n_images_control"].iloc[0] == before - 1
+    methods = " ".join(m.value for m in at.markdown)
+    assert "1 image and 0 further cells were excluded from the statistics (out of focus: 1)" in methods
+    at.switch_page("pages/cells.py").run()
+    at.selectbox(key="qc_image").set_value("bbb_rgb_05.jpg").run()
+    at.button(key="qc_include").click().run()  # leave the shared demo as it was

@@ -119,3 +119,13 @@ def test_cli_writes_the_statistics_table(tmp_path, capsys):
     assert [c for c in table.columns if c in contract] == contract
     assert {"p_welch", "p_holm", "effect_size", "p_mixed", "ci_low", "ci_high", "n_images", "dose_spearman_rho"} <= set(table.columns)
     assert "area, tat vs control (4 vs 4 images)" in capsys.readouterr().out
+
+
+def test_excluded_cells_and_images_are_left_out():
+    cells = experiment(n_images=4, seed=6)
+    cells["is_excluded"] = pd.Series(np.nan, index=cells.index, dtype=object)  # images never marked
+    first = cells["image_id"] == "tat_80_0.tif"
+    cells.loc[first, "is_excluded"] = True
+    cells.loc[first, "excluded_reason"] = "out of focus"
+    row = compare_to_control(cells, ["area"], "control", n_boot=50, mixed=False).iloc[0]
+    assert row["n_images"] == 3 and row["n_images_control"] == 4 and row["n_cells"] == 600

@@ -312,3 +312,23 @@ def test_a_read_only_data_folder_is_a_clear_error(tmp_path):
         with pytest.raises(StoreError, match="cannot store a file"):
             save(store, experiment, 2)
     assert len(store.images(experiment)) == 1  # what was there is untouched
+
+
+def test_exclusions_are_kept_with_their_reason_and_travel(tmp_path):
+    store = Store(tmp_path / "a")
+    experiment = store.create_experiment("e")
+    for seed in (1, 2):
+        save(store, experiment, seed)
+    store.exclude(experiment, "img1.png", "out of focus")
+    store.exclude(experiment, "img2.png", "debris", cell_ids=[2, 3])
+    cells = store.cells(experiment)
+    assert len(cells) == 12  # nothing deleted
+    assert cells.loc[cells["image"] == "img1.png", "excluded_reason"].eq("out of focus").all()
+    assert cells.loc[cells["is_excluded"], "cell_id"].tolist() == [1, 2, 3, 4, 5, 6, 2, 3]
+    listing = store.exclusions(experiment)
+    assert listing["reason"].tolist() == ["out of focus", "debris", "debris"]
+    other = Store(tmp_path / "b")
+    imported = other.import_zip(store.export_zip(experiment, methods="Cells were segmented ..."))
+    assert other.exclusions(imported)["reason"].tolist() == ["out of focus", "debris", "debris"]
+    store.exclude(experiment, "img1.png", None)  # included again
+    assert store.cells(experiment)["is_excluded"].sum() == 2

@@ -1,0 +1,26 @@
+"""The methods paragraph says what was run, with its numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bbbcore import config
+from bbbcore.report import methods_paragraph
+from bbbcore.unet import read_card
+
+
+def test_methods_paragraph_names_model_metrics_exclusions_and_tests(synthetic_monolayer):
+    from bbbcore.features import cells_table
+
+    cells = cells_table(synthetic_monolayer["truth"], image="a.png", pixel_size_um=0.62)
+    exclusions = pd.DataFrame({"image": ["b.png", "a.png"], "cell_id": [None, 3], "reason": ["blurred", "debris"]})
+    card = read_card(config.DEFAULT_MODEL) if config.DEFAULT_MODEL.exists() else None
+    text = methods_paragraph(cells, model_card=card, exclusions=exclusions, control="control",
+                             features=["area_um2", "circularity"], statistic="median", unit="replicate")
+    if card is not None:
+        assert f"{card.name} version {card.version}" in text
+        assert f"{card.metrics['leave_one_image_out']['bbb_01']['f1@0.5']:.2f} on held-out image bbb_01" in text
+    assert f"{len(cells)} cells were measured" in text and "pixel size 0.62 µm" in text
+    assert "1 image and 1 further cell were excluded from the statistics (blurred: 1 and debris: 1)" in text
+    assert "the replicate, not the cell, was the unit of analysis" in text
+    assert "on the median of each replicate" in text and "Holm's correction" in text
