@@ -22,6 +22,10 @@ if current is not None:
 else:
     st.info("No experiment open. Open one below, create one, or just start on **Upload & analyse**: "
             "the first analysis creates an experiment.", icon=":material/info:")
+    if st.button("First time here? Load the sample data", icon=":material/science:", key="exp_sample",
+                 help="five 10x ZO-1 images with an illustrative demo grouping, in a new experiment"):
+        state.add_sample_data()
+        st.switch_page("pages/analyse.py")
 
 if len(experiments):
     st.dataframe(experiments.rename(columns={"n_images": "images", "n_cells": "cells"})[

@@ -312,3 +312,12 @@ def test_quality_control_exclusion_reaches_the_statistics_and_the_methods(demo):
     at.switch_page("pages/cells.py").run()
     at.selectbox(key="qc_image").set_value("bbb_rgb_05.jpg").run()
     at.button(key="qc_include").click().run()  # leave the shared demo as it was
+
+
+def test_a_first_time_user_finds_the_sample_data_on_the_start_page():
+    at = new_app().run()
+    at.button(key="exp_sample").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Upload & analyse"
+    assert len(at.session_state["inputs"]) == 5 and at.session_state["experiment_id"] is not None
+    assert any(b.label == "Analyse 5 images" for b in at.button)
