@@ -104,6 +104,42 @@ def _unique_stem(name: str, used: set[str], image_id: str = "") -> str:
     return stem
 
 
+class _Output:
+    """What segment / measure / import-annotations write: per-image files now, the tables at the end."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.tables: list = []
+        self.records: list = []
+        self.used: set[str] = set()
+        out.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, labels, cells, *, image_id: str = "", junction=None,
+            pixel_size_um: float | None = None, stem_name: str | None = None) -> str:
+        """Write one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows. Returns its stem.
+
+        The files are named after ``stem_name`` (default: the image's name), kept apart from earlier ones.
+        """
+        from .export import image_outputs, write_files
+        from .features import image_record
+
+        stem = _unique_stem(stem_name or name, self.used, image_id)
+        write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
+                                            pixel_size_um=pixel_size_um))
+        self.tables.append(cells)
+        self.records.append(image_record(labels, image=name, image_id=image_id, pixel_size_um=pixel_size_um))
+        return stem
+
+    def finish(self, samples) -> None:
+        _write_tables(self.out, self.tables, self.records, samples)
+
+
+def _table_pixel_size(cells, fallback: float | None) -> float | None:
+    """The pixel size a cells table was measured with (its pixel_size_um column), else ``fallback``."""
+    size = cells["pixel_size_um"].iloc[0] if len(cells) else fallback
+    return None if size is None or size != size else float(size)
+
+
 def _write_tables(out: Path, tables: list, records: list, samples) -> None:
     import pandas as pd
 
@@ -137,8 +173,6 @@ def _add_segment(sub) -> None:
 
 
 def _cmd_segment(args) -> int:
-    from .export import image_outputs, write_files
-    from .features import image_record
     from .io import load_image
     from .metadata import sample_of
     from .pipeline import segment_image
@@ -146,8 +180,7 @@ def _cmd_segment(args) -> int:
 
     samples = _samples(args, [path.name for path in args.images])
     model = BoundaryModel.load(args.model)
-    args.out.mkdir(parents=True, exist_ok=True)
-    tables, records, failed, used = [], [], [], set()
+    output, failed = _Output(args.out), []
     for path in args.images:
         try:
             image = load_image(path, channel=args.channel, max_projection=args.max_projection)
@@ -159,20 +192,15 @@ def _cmd_segment(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(path.name)
             continue
-        stem = _unique_stem(path.name, used, image.image_id)
-        write_files(args.out, image_outputs(
-            stem, result.labels, cells=result.cells, junction=image.junction, pixel_size_um=result.pixel_size_um,
-        ))
-        tables.append(result.cells)
-        records.append(image_record(result.labels, image=image.name, image_id=image.image_id,
-                                    pixel_size_um=result.pixel_size_um))
+        output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
+                   pixel_size_um=result.pixel_size_um)
         t = result.timings
         print(
             f"{path.name}: {len(result.cells)} cells "
             f"({int(result.cells['touches_edge'].sum())} at the edge), "
             f"{t['inference_s'] + t['postprocess_s'] + t['measure_s']:.2f} s"
         )
-    _write_tables(args.out, tables, records, samples)
+    output.finish(samples)
     if failed:
         print(f"error: {len(failed)} file(s) could not be segmented: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -194,8 +222,7 @@ def _add_measure(sub) -> None:
 
 def _cmd_measure(args) -> int:
     from .errors import ImageReadError
-    from .export import image_outputs, read_labels_tiff, write_files
-    from .features import image_record
+    from .export import read_labels_tiff
     from .io import load_image
     from .metadata import sample_of
     from .pipeline import measure_labels
@@ -207,8 +234,7 @@ def _cmd_measure(args) -> int:
     images = args.image or [None] * len(args.labels)
     names = [(image.name if image else path.name) for path, image in zip(args.labels, images)]
     samples = _samples(args, names)
-    args.out.mkdir(parents=True, exist_ok=True)
-    tables, records, failed, used = [], [], [], set()
+    output, failed = _Output(args.out), []
     for path, image_path, name in zip(args.labels, images, names):
         try:
             try:
@@ -222,16 +248,11 @@ def _cmd_measure(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(path.name)
             continue
-        size = cells["pixel_size_um"].iloc[0] if len(cells) else args.pixel_size
-        size = None if size is None or size != size else float(size)
-        stem = _unique_stem(name, used, image.image_id if image else "")
-        write_files(args.out, image_outputs(stem, labels, cells=cells, pixel_size_um=size,
-                                            junction=image.junction if image else None))
-        tables.append(cells)
-        records.append(image_record(labels, image=name, image_id=image.image_id if image else "",
-                                    pixel_size_um=size))
+        output.add(name, labels, cells, image_id=image.image_id if image else "",
+                   junction=image.junction if image else None,
+                   pixel_size_um=_table_pixel_size(cells, args.pixel_size))
         print(f"{path.name}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
-    _write_tables(args.out, tables, records, samples)
+    output.finish(samples)
     if failed:
         print(f"error: {len(failed)} file(s) could not be measured: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -254,8 +275,6 @@ def _cmd_import(args) -> int:
     import re
 
     from .annotations import read_polygon_annotations
-    from .export import image_outputs, write_files
-    from .features import image_record
     from .io import load_image
     from .metadata import sample_of
     from .pipeline import measure_labels
@@ -264,8 +283,7 @@ def _cmd_import(args) -> int:
     by_name = {path.name.lower(): path for path in args.image}
     by_name.update({path.name.rsplit(".", 1)[0].lower(): path for path in args.image})
     samples = _samples(args, sorted({a.image for a in annotations}))
-    args.out.mkdir(parents=True, exist_ok=True)
-    tables, records, used, loaded = [], [], set(), {}
+    output, loaded = _Output(args.out), {}
     repeated = {a.image for a in annotations if sum(b.image == a.image for b in annotations) > 1}
     for annotation in annotations:
         key = annotation.image.lower()
@@ -288,17 +306,13 @@ def _cmd_import(args) -> int:
         if annotation.image in repeated:
             person = re.sub(r"[^A-Za-z0-9]+", "_", annotation.annotator.split("@")[0]).strip("_") or "annotation"
             name = f"{name.rsplit('.', 1)[0]}.{person}.x"
-        stem = _unique_stem(name, used)
-        size = cells["pixel_size_um"].iloc[0] if len(cells) else None
-        size = None if size is None or size != size else float(size)
-        write_files(args.out, image_outputs(stem, labels, cells=cells, pixel_size_um=size,
-                                            junction=image.junction if image else None))
-        tables.append(cells)
-        records.append(image_record(labels, image=annotation.image, image_id=cells["image_id"].iloc[0]
-                                    if len(cells) else "", pixel_size_um=size))
+        stem = output.add(annotation.image, labels, cells, stem_name=name,
+                          image_id=cells["image_id"].iloc[0] if len(cells) else "",
+                          junction=image.junction if image else None,
+                          pixel_size_um=_table_pixel_size(cells, None))
         print(f"{annotation.image} ({annotation.annotator or 'unknown annotator'}): "
               f"{len(annotation.polygons)} polygons -> {len(cells)} cells, {stem}.labels.tif")
-    _write_tables(args.out, tables, records, samples)
+    output.finish(samples)
     return 0
 
 

@@ -157,31 +157,27 @@ class ResultSet:
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 
-    def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS) -> pd.DataFrame:
-        """One row per image (:func:`bbbcore.features.summary_table`)."""
+    def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
+                cells: pd.DataFrame | None = None) -> pd.DataFrame:
+        """One row per image (:func:`bbbcore.features.summary_table`); ``cells`` when already built."""
         if not self.results:
             return pd.DataFrame()
         records = [result.record() for result in self.results.values()]
-        return summary_table(self.cells(), images=records, exclude_edge=exclude_edge)
-
-    def image_files(self, name: str) -> dict[str, bytes]:
-        """The per-image files of one image (labels TIFF, ROI zip, GeoJSON, overlay PNG)."""
-        result = self.results[name]
-        cells = self.cells()
-        cells = cells[cells["image"] == name]
-        return image_outputs(result.stem, result.labels, cells=cells, junction=result.image.junction,
-                             pixel_size_um=result.pixel_size_um)
+        return summary_table(self.cells() if cells is None else cells, images=records, exclude_edge=exclude_edge)
 
     def export_zip(self) -> bytes:
         """Everything, as the CLI's output folder: cells.csv, summary.csv, samples.csv and per-image files."""
+        cells = self.cells()
         files = {
-            "cells.csv": table_csv_bytes(self.cells()),
-            "summary.csv": table_csv_bytes(self.summary()),
+            "cells.csv": table_csv_bytes(cells),
+            "summary.csv": table_csv_bytes(self.summary(cells=cells)),
             "samples.csv": table_csv_bytes(self.sheet[list(SHEET_COLUMNS)]),
         }
         used: set[str] = set()
-        for name in self.results:
-            for file_name, data in self.image_files(name).items():
+        for name, result in self.results.items():
+            per_image = image_outputs(result.stem, result.labels, cells=cells[cells["image"] == name],
+                                      junction=result.image.junction, pixel_size_um=result.pixel_size_um)
+            for file_name, data in per_image.items():
                 if file_name in used:  # two files with one stem (from different folders)
                     stem = Path(file_name).name
                     file_name = f"{self.results[name].image.image_id[:8]}-{stem}"

@@ -91,6 +91,14 @@ def params_key(params: dict) -> str:
     return sha256(json.dumps(params, sort_keys=True, default=str).encode())[:16]
 
 
+def _experiment_name(name: str) -> str:
+    """A usable experiment name (stripped), or a StoreError."""
+    name = (name or "").strip()
+    if not name:
+        raise StoreError("an experiment needs a name")
+    return name
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
 
@@ -193,9 +201,7 @@ class Store:
 
     # -- experiments ---------------------------------------------------------------
     def create_experiment(self, name: str) -> int:
-        name = name.strip()
-        if not name:
-            raise StoreError("an experiment needs a name")
+        name = _experiment_name(name)
         with self._transaction() as db:
             try:
                 cursor = db.execute("INSERT INTO experiments (name, created, modified) VALUES (?, ?, ?)",
@@ -213,9 +219,7 @@ class Store:
         return final
 
     def rename_experiment(self, experiment_id: int, name: str) -> None:
-        name = name.strip()
-        if not name:
-            raise StoreError("an experiment needs a name")
+        name = _experiment_name(name)
         with self._transaction() as db:
             try:
                 changed = db.execute("UPDATE experiments SET name = ?, modified = ? WHERE id = ?",

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from take_screenshots import CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+from take_screenshots import app_in_browser  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "bbb" / "unlabelled"
 PAGES = [("Segmentation", "stPlotlyChart"), ("Cells", "stDataFrame"), ("Plots", "stPlotlyChart"),
@@ -72,34 +72,21 @@ def main() -> None:
     parser.add_argument("--second", type=Path, default=IMAGES / "bbb_rgb_04.jpg")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
     seconds = segmentation_seconds(args.image)
     print(f"segmentation of {args.image.name} (segment_image, warm model): {seconds:.2f} s")
-    port = free_port()
-    server = start_server(port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
-            page.get_by_test_id("stSidebarNav").get_by_text("Upload & analyse", exact=True).click(timeout=60_000)
-            wait_idle(page)
-            first = upload_to_table(page, args.image, 1)
-            print(f"upload to table, first image (includes loading the model once per server): {first:.2f} s")
-            second = upload_to_table(page, args.second, 2)
-            print(f"upload to table, next image: {second:.2f} s "
-                  f"(segmentation + {second - seconds:.2f} s; target <= segmentation + 2 s)")
-            for visit in ("first", "second"):
-                for title, element in PAGES:
-                    started = time.perf_counter()
-                    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-                    page.get_by_test_id(element).first.wait_for(timeout=60_000)
-                    wait_idle(page)
-                    print(f"{visit} visit, switch to {title}: {time.perf_counter() - started:.2f} s")
-            browser.close()
-    finally:
-        stop_server(server)
+    with app_in_browser(height=1400) as page:
+        first = upload_to_table(page, args.image, 1)
+        print(f"upload to table, first image (includes loading the model once per server): {first:.2f} s")
+        second = upload_to_table(page, args.second, 2)
+        print(f"upload to table, next image: {second:.2f} s "
+              f"(segmentation + {second - seconds:.2f} s; target <= segmentation + 2 s)")
+        for visit in ("first", "second"):
+            for title, element in PAGES:
+                started = time.perf_counter()
+                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+                page.get_by_test_id(element).first.wait_for(timeout=60_000)
+                wait_idle(page)
+                print(f"{visit} visit, switch to {title}: {time.perf_counter() - started:.2f} s")
 
 
 if __name__ == "__main__":

@@ -353,9 +353,10 @@ def methods_text() -> str:
     table = cells()
     exclusions = None
     if "is_excluded" in table:
+        # An image whose every cell is excluded counts as one excluded image (cell_id empty).
         excluded = table[table["is_excluded"].eq(True)]
-        whole = excluded.groupby("image")["cell_id"].transform("size") == table[
-            table["image"].isin(excluded["image"])].groupby("image")["cell_id"].transform("size").reindex(excluded.index)
+        whole = excluded["image"].map(excluded["image"].value_counts()) == excluded["image"].map(
+            table["image"].value_counts())
         exclusions = pd.DataFrame({"image": excluded["image"], "cell_id": excluded["cell_id"].where(~whole),
                                    "reason": excluded["excluded_reason"]}).drop_duplicates(["image", "cell_id"])
     comparison = st.session_state.get("_stats_cache")

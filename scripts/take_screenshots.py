@@ -9,6 +9,7 @@ analyses it, visits every page and saves ``docs/screenshots/<page>.png``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -67,49 +68,56 @@ def wait_idle(page) -> None:
     page.wait_for_timeout(800)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def app_in_browser(height: int = 1500):
+    """A fresh app server and a chromium page on its Upload & analyse page; both stopped afterwards."""
     port = free_port()
     server = start_server(port)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page = browser.new_page(viewport={"width": 1400, "height": height})
             page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
             page.get_by_test_id("stSidebarNav").get_by_text("Upload & analyse", exact=True).click(timeout=60_000)
             wait_idle(page)
-            page.get_by_role("button", name="Load sample data").click(timeout=60_000)
-            wait_idle(page)
-            page.get_by_role("button", name="Analyse 5 images").click()
-            expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=180_000)
-            wait_idle(page)
-            page.screenshot(path=args.out / "analyse.png")
-            print(f"wrote {args.out / 'analyse.png'}")
-            for title, file in PAGES:
-                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-                wait_idle(page)
-                if file == "segmentation":
-                    page.get_by_test_id("stImage").nth(1).locator("img").wait_for(timeout=30_000)
-                if file == "anomalies":
-                    page.get_by_role("button", name="Find anomalous cells").click()
-                    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=120_000)
-                    wait_idle(page)
-                if file in ("plots", "compare", "segmentation", "anomalies"):
-                    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
-                    page.wait_for_timeout(1500)
-                page.screenshot(path=args.out / f"{file}.png")
-                print(f"wrote {args.out / (file + '.png')}")
-                if file == "anomalies":  # the flagged cells on the image, further down
-                    page.get_by_test_id("stImage").last.scroll_into_view_if_needed()
-                    page.wait_for_timeout(1500)
-                    page.screenshot(path=args.out / "anomalies_on_image.png")
-                    print(f"wrote {args.out / 'anomalies_on_image.png'}")
+            yield page
             browser.close()
     finally:
         stop_server(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with app_in_browser() as page:
+        page.get_by_role("button", name="Load sample data").click(timeout=60_000)
+        wait_idle(page)
+        page.get_by_role("button", name="Analyse 5 images").click()
+        expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=180_000)
+        wait_idle(page)
+        page.screenshot(path=args.out / "analyse.png")
+        print(f"wrote {args.out / 'analyse.png'}")
+        for title, file in PAGES:
+            page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+            wait_idle(page)
+            if file == "segmentation":
+                page.get_by_test_id("stImage").nth(1).locator("img").wait_for(timeout=30_000)
+            if file == "anomalies":
+                page.get_by_role("button", name="Find anomalous cells").click()
+                page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=120_000)
+                wait_idle(page)
+            if file in ("plots", "compare", "segmentation", "anomalies"):
+                page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
+                page.wait_for_timeout(1500)
+            page.screenshot(path=args.out / f"{file}.png")
+            print(f"wrote {args.out / (file + '.png')}")
+            if file == "anomalies":  # the flagged cells on the image, further down
+                page.get_by_test_id("stImage").last.scroll_into_view_if_needed()
+                page.wait_for_timeout(1500)
+                page.screenshot(path=args.out / "anomalies_on_image.png")
+                print(f"wrote {args.out / 'anomalies_on_image.png'}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ def save(store: Store, experiment: int, seed: int, *, name: str | None = None, p
                             sample={"condition": "tat", "dose": 80.0}, pixel_size_um=0.62, shape=(60, 80))
 
 
+def writer(folder, experiment: int, seeds: range) -> subprocess.Popen:
+    """Another process saving one image per seed into the store at ``folder``."""
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from bbbcore.store import Store\n"
+        "from test_store import save\n"
+        f"store = Store({str(folder)!r})\n"
+        f"for k in range({seeds.start}, {seeds.stop}): save(store, {experiment}, k)\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", script])
+
+
 def test_experiments_are_created_renamed_and_deleted(tmp_path):
     store = Store(tmp_path)
     first = store.create_experiment("Tat dose series")
@@ -126,19 +138,7 @@ def test_concurrent_threads_lose_no_rows(tmp_path):
 def test_two_processes_lose_no_rows(tmp_path):
     store = Store(tmp_path)
     experiment = store.create_experiment("shared")
-    script = (
-        "import sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})\n"
-        "from bbbcore.store import Store\n"
-        "from test_store import save\n"
-        "store = Store({folder!r})\n"
-        "for k in range(10): save(store, {experiment}, {offset} + k)\n"
-    )
-    processes = [
-        subprocess.Popen([sys.executable, "-c", script.format(root=str(ROOT), tests=str(ROOT / "tests"),
-                                                               folder=str(tmp_path), experiment=experiment,
-                                                               offset=1000 * p)])
-        for p in (1, 2)
-    ]
+    processes = [writer(tmp_path, experiment, range(1000 * p, 1000 * p + 10)) for p in (1, 2)]
     assert [p.wait(timeout=120) for p in processes] == [0, 0]
     assert len(store.images(experiment)) == 20 and len(store.cells(experiment)) == 120
 
@@ -248,19 +248,12 @@ def test_a_writer_killed_mid_write_leaves_a_sound_database(tmp_path):
 
     store = Store(tmp_path)
     experiment = store.create_experiment("shared")
-    script = (
-        "import sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})\n"
-        "from bbbcore.store import Store\n"
-        "from test_store import save\n"
-        "store = Store({folder!r})\n"
-        "for k in range(100000): save(store, {experiment}, k)\n"
-    ).format(root=str(ROOT), tests=str(ROOT / "tests"), folder=str(tmp_path), experiment=experiment)
-    writer = subprocess.Popen([sys.executable, "-c", script])
+    process = writer(tmp_path, experiment, range(100000))
     deadline = time.time() + 60
     while len(Store(tmp_path).images(experiment)) < 5 and time.time() < deadline:
         time.sleep(0.2)
-    writer.send_signal(signal.SIGKILL)  # no cleanup, mid-write most likely
-    writer.wait(10)
+    process.send_signal(signal.SIGKILL)  # no cleanup, mid-write most likely
+    process.wait(10)
     reopened = Store(tmp_path)
     with sqlite3.connect(reopened.path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
