@@ -276,7 +276,9 @@ def test_experiments_are_created_renamed_and_deleted_in_the_page():
     assert at.button(key="exp_delete").disabled  # needs the confirmation first
     at.checkbox(key="exp_sure").check().run()
     at.button(key="exp_delete").click().run()
-    assert "Plate 3" not in set(at.dataframe[0].value["name"]) if len(at.dataframe) else True
+    from dashboard import state
+
+    assert "Plate 3" not in set(state.store().experiments()["name"])
     assert at.session_state["experiment_id"] is None
 
 
