@@ -28,8 +28,17 @@ def _add_train(sub) -> None:
     p.add_argument("--input-scale", type=float, default=0.5, help="resize factor from the data's scale to the network's")
     p.add_argument("--pixel-size", type=float, default=0.617, help="µm/px of the training images")
     p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--zoom-range", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),
+                   help="random scale augmentation range")
+    p.add_argument("--dim-junctions", type=float, default=0.0, metavar="P",
+                   help="share of patches whose junctions are faded in a random region (0-1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="resume from / write checkpoints here")
+    g = p.add_argument_group("self-training on unannotated images")
+    g.add_argument("--pseudo-label", type=Path, default=None, metavar="FOLDER",
+                   help="also train on the images in FOLDER, labelled by --teacher (its surest half of the cells)")
+    g.add_argument("--teacher", type=Path, default=None, help="model (.keras) that labels the --pseudo-label images")
+    g.add_argument("--pseudo-share", type=float, default=0.5, help="share of training patches from those images")
 
 
 def _cmd_train(args) -> int:
@@ -43,6 +52,9 @@ def _cmd_train(args) -> int:
     else:
         images = isbi_dataset(args.data, scale=args.input_scale, slices=args.images)
         source = f"{args.data.name}: dense labels (0 = membrane)"
+    if args.pseudo_label is not None:
+        images, note = _with_pseudo_labels(images, args)
+        source = f"{source}; {note}"
     card = ModelCard(
         name=args.name or args.out.stem,
         version=args.version,
@@ -63,10 +75,36 @@ def _cmd_train(args) -> int:
         patch=args.patch,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        zoom_range=tuple(args.zoom_range),
+        dim_junctions=args.dim_junctions,
         checkpoint_dir=args.checkpoint_dir,
     )
     print(f"wrote {args.out}")
     return 0
+
+
+def _with_pseudo_labels(images, args):
+    """``images`` plus the --pseudo-label folder's images labelled by --teacher, and a line for the card."""
+    from .io import IMAGE_SUFFIXES
+    from .training import pseudo_labelled_dataset
+    from .unet import BoundaryModel
+
+    if args.teacher is None:
+        raise BBBError("--pseudo-label needs --teacher MODEL (the model that labels those images)")
+    if not 0 < args.pseudo_share < 1:
+        raise BBBError(f"--pseudo-share must lie between 0 and 1, got {args.pseudo_share}")
+    paths = sorted(p for p in args.pseudo_label.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    pseudo = pseudo_labelled_dataset(BoundaryModel.load(args.teacher), paths, scale=args.input_scale)
+    if not pseudo:
+        raise BBBError(f"{args.pseudo_label}: no image there gave pseudo-labels")
+    real_known = sum(float(im.known.sum()) for im in images)
+    pseudo_known = sum(float(im.known.sum()) for im in pseudo)
+    weight = args.pseudo_share / (1 - args.pseudo_share) * real_known / pseudo_known
+    for im in pseudo:
+        im.weight = weight
+    note = (f"plus {len(pseudo)} unannotated image(s) from {args.pseudo_label.name} pseudo-labelled by "
+            f"{args.teacher.name} (its surest half of the cells; {args.pseudo_share:.0%} of patches)")
+    return images + pseudo, note
 
 
 def _add_sample_options(p) -> None:

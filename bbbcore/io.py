@@ -27,6 +27,8 @@ SUPPORTED_DTYPES = tuple(
     np.dtype(t) for t in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 )
 
+#: File suffixes the loader reads (content is checked too, not only the name).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
 _JUNCTION_NAMES = ("zo-1", "zo1", "zo_1", "junction", "tjp1", "claudin", "occludin", "ve-cad", "cdh5")
 _NUCLEAR_NAMES = ("dapi", "hoechst", "nuclei", "nucleus", "nuclear", "draq5")

@@ -42,6 +42,9 @@ class ModelCard:
     #: Output maps, in channel order: "boundary" probability and, optionally,
     #: "distance" (distance to the cell's border, 1 at its centre, 0 on it).
     outputs: tuple[str, ...] = ("boundary", "distance")
+    #: Test-time augmentation: the outputs are averaged over this many mirrored
+    #: copies of the input (1: none; 2: + left-right; 4: + up-down and both).
+    flips: int = 1
     #: Watershed settings tuned with this model (see bbbcore.instances).
     thresholds: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
@@ -60,6 +63,8 @@ class ModelCard:
         missing = [k for k in ("name", "version") if k not in data]
         if missing:
             raise ModelCardError(f"{source}: model card lacks {', '.join(missing)}")
+        if data.get("flips", 1) not in (1, 2, 4):
+            raise ModelCardError(f"{source}: flips must be 1, 2 or 4, got {data['flips']!r}")
         data = dict(data)
         for key in ("normalise_percentiles", "outputs"):
             if key in data:
@@ -213,7 +218,16 @@ class BoundaryModel:
         return predict_tiled(self._run, image, multiple=2**self.card.depth, tile=tile, context=context)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._forward(batch).numpy()
+        # Averaging over mirrored copies (test-time augmentation) smooths out
+        # the network's orientation-dependent errors on faint borders.
+        axes = [(), (2,), (1,), (1, 2)][: max(1, min(4, int(self.card.flips)))]
+        total = None
+        for axis in axes:
+            flipped = np.ascontiguousarray(np.flip(batch, axis)) if axis else batch
+            out = self._forward(flipped).numpy()
+            out = np.flip(out, axis) if axis else out
+            total = out if total is None else total + out
+        return total / len(axes)
 
     def predict_maps(
         self,

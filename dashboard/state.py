@@ -13,11 +13,11 @@ import streamlit as st
 
 from bbbcore import config
 from bbbcore.errors import BBBError
-from bbbcore.io import LoadedImage, load_image
+from bbbcore.io import IMAGE_SUFFIXES, LoadedImage, load_image
 from bbbcore.results import ResultSet
 
 SAMPLE_DIR = config.REPO_DIR / "sample_data"
-IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 SAMPLE_PIXEL_SIZE_UM = 0.617
 
 

@@ -111,3 +111,21 @@ def test_missing_model_is_a_clear_error(tmp_path, shared_data, capsys):
     code = main(["segment", str(shared_data / "bbb" / "train" / "bbb_02.png"), "--out", str(tmp_path),
                  "--model", str(tmp_path / "none.keras")])
     assert code == 2 and "none.keras: model file not found" in capsys.readouterr().err
+
+
+def test_train_with_pseudo_labelled_images(tmp_path, shared_data, capsys):
+    # Two tiny steps: the unannotated sample images join the annotated one, labelled by the shipped model.
+    out = tmp_path / "student.keras"
+    args = ["train", str(shared_data / "bbb" / "train"), "--images", "bbb_02", "--out", str(out),
+            "--steps", "2", "--batch", "2", "--patch", "32", "--base-width", "4", "--depth", "2",
+            "--pseudo-label", str(ROOT / "sample_data")]
+    assert main(args) == 2
+    assert "--pseudo-label needs --teacher" in capsys.readouterr().err
+    assert main(args + ["--teacher", str(config.DEFAULT_MODEL)]) == 0
+    printed = capsys.readouterr().out
+    assert "bbb_rgb_01.jpg (pseudo-labels)" in printed and "bbb_02.png" in printed
+    from bbbcore.unet import read_card
+
+    card = read_card(out)
+    assert "pseudo-labelled by bbb_unet.keras" in card.training["data"]
+    assert len(card.training["images"]) == 6  # bbb_02 + the five sample images

@@ -6,8 +6,18 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
+from skimage import segmentation
 
-from bbbcore.training import PatchSampler, TrainingImage, distance_target, targets_from_cells, train
+from bbbcore.training import (
+    PatchSampler,
+    TrainingImage,
+    confident_cells,
+    distance_target,
+    faded_junctions,
+    targets_from_cells,
+    train,
+)
 from bbbcore.unet import BoundaryModel, ModelCard
 
 
@@ -38,6 +48,62 @@ def test_sampler_is_reproducible_and_augments():
     assert a[0].shape == (3, 32, 32, 1) and a[1].shape == (3, 32, 32, 2) and a[2].shape == (3, 32, 32, 1)
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
+
+
+def test_faded_junctions_weaken_only_the_junction_line():
+    # A grid of blurred bright lines on a dim cytoplasm, as the ZO-1 channel shows.
+    rng = np.random.default_rng(0)
+    border = np.zeros((96, 96), np.float32)
+    border[::24, :] = border[:, ::24] = 1
+    image = (0.2 + 0.6 * np.clip(ndi.gaussian_filter(border, 1.0) * 3, 0, 1)).astype(np.float32)
+    image += rng.normal(0, 0.01, image.shape).astype(np.float32)
+    faded = faded_junctions(image, border, np.random.default_rng(3))
+    line, far = border > 0.5, ~ndi.binary_dilation(border > 0.5, iterations=4)
+    np.testing.assert_array_equal(faded[far], image[far])  # cytoplasm untouched
+    assert np.all(faded <= image + 1e-6)
+    drop = (image - faded)[line]
+    assert drop.max() > 0.2  # somewhere the line is strongly faded ...
+    assert np.percentile(drop, 5) < 0.25 * drop.max()  # ... elsewhere much less: the fading varies
+    again = faded_junctions(image, border, np.random.default_rng(3))
+    np.testing.assert_array_equal(faded, again)
+
+
+def test_sampler_fades_junctions_when_asked():
+    cells = np.zeros((120, 120), np.int32)
+    cells[:60, :60], cells[:60, 60:], cells[60:, :60], cells[60:, 60:] = 1, 2, 3, 4
+    border, known = targets_from_cells(cells)
+    image = (0.2 + 0.6 * ndi.gaussian_filter(border.astype(np.float32), 1.0)).astype(np.float32)
+    item = TrainingImage("grid", image, border.astype(np.float32), distance_target(cells), known.astype(np.float32))
+    plain = PatchSampler([item], patch=48, seed=1, zoom_range=(1.0, 1.0))
+    faded = PatchSampler([item], patch=48, seed=1, zoom_range=(1.0, 1.0), dim_junctions=1.0)
+    x_plain, y_plain, _ = plain.sample(8)
+    x_faded, y_faded, _ = faded.sample(8)
+    on_line = y_faded[..., 0] > 0.5
+    # Same patches and targets apart from the fading draws; the junction contrast drops.
+    contrast = lambda x, y: x[..., 0][y[..., 0] > 0.5].mean() - x[..., 0][y[..., 0] < 0.5].mean()  # noqa: E731
+    assert on_line.any()
+    assert contrast(x_faded, y_faded) < contrast(x_plain, y_plain)
+
+
+def test_confident_cells_keep_the_surest_inner_cells():
+    # A 3 x 3 grid of cells inside an empty margin; the middle row has crisp
+    # borders (0.9), the others fainter ones (0.2 + 0.01 x id).
+    labels = np.zeros((90, 90), np.int32)
+    for i in range(3):
+        for j in range(3):
+            labels[30 * i : 30 * i + 30, 30 * j : 30 * j + 30] = 3 * i + j + 1
+    labels = np.pad(labels, 5)
+    band = segmentation.find_boundaries(labels, mode="thick") & (labels > 0)
+    per_cell = np.where(np.isin(np.arange(10), [4, 5, 6]), 0.9, 0.2 + 0.01 * np.arange(10))
+    probability = np.where(band, per_cell[labels], 0.0).astype(np.float32)
+    kept = confident_cells(labels, probability, keep=0.5)
+    # The surest half (rounded up): the crisp row and the two surest faint cells.
+    assert set(np.unique(kept)) - {0} == {4, 5, 6, 8, 9}
+    np.testing.assert_array_equal(kept[kept > 0], labels[kept > 0])  # kept cells are unchanged
+    # Cells cut by the image edge are never kept, however sure.
+    edge = np.zeros((40, 60), np.int32)
+    edge[:, :30], edge[:, 30:] = 1, 2
+    assert not confident_cells(edge, np.ones((40, 60), np.float32), keep=1.0).any()
 
 
 @pytest.mark.shared

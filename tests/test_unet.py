@@ -40,6 +40,23 @@ def test_tiled_prediction_does_not_depend_on_tile_size(tiny_model):
     assert np.abs(whole - odd).max() < 1e-3
 
 
+def test_flip_averaging_makes_the_prediction_mirror_symmetric(tiny_model):
+    import dataclasses
+
+    image = np.clip(np.random.default_rng(4).normal(0.3, 0.2, (96, 112)), 0, 1).astype(np.float32)
+    mirror = lambda a: a[::-1, ::-1]  # noqa: E731
+    plain = tiny_model.predict_tiles(image, tile=64, context=32)
+    # A random network is not mirror-symmetric ...
+    assert np.abs(tiny_model.predict_tiles(mirror(image), tile=64, context=32) - mirror(plain)).max() > 1e-3
+    averaged = BoundaryModel(tiny_model.keras_model, dataclasses.replace(tiny_model.card, flips=4))
+    # ... the average over the four mirrorings is, and it differs from the plain output.
+    out = averaged.predict_tiles(image, tile=64, context=32)
+    np.testing.assert_allclose(averaged.predict_tiles(mirror(image), tile=64, context=32), mirror(out), atol=1e-5)
+    assert np.abs(out - plain).max() > 1e-3
+    with pytest.raises(ModelCardError, match="flips must be 1, 2 or 4"):
+        ModelCard.from_dict({"name": "x", "version": "0", "flips": 3})
+
+
 def test_rescales_to_model_scale_and_back(tiny_model):
     image = np.random.default_rng(1).random((120, 160)).astype(np.float32)
     maps = tiny_model.predict_maps(image, pixel_size_um=0.25)  # 2x finer than the model's 0.5

@@ -1,0 +1,64 @@
+"""Score a pair of leave-one-image-out fold models, with and without flip averaging.
+
+Used to compare training recipes before one is shipped: each model trained on
+one annotated image is scored on the other (bbb_01 against annotator A), as in
+``score_models.py``, once per test-time flip setting.
+
+    python benchmarks/score_folds.py                       # the committed fold models
+    python benchmarks/score_folds.py --train01 runs/exp/a_train01.keras \\
+        --train02 runs/exp/a_train02.keras --flips 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bbbcore import config  # noqa: E402
+from bbbcore.annotations import read_truth_cells  # noqa: E402
+from bbbcore.io import load_image  # noqa: E402
+from bbbcore.metrics import score_segmentation  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "bbb" / "train"
+
+
+def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int = 1000) -> list[dict]:
+    """One row per (held-out image, flips) with F1@0.5, F1@0.75 (95 % CIs) and mean IoU."""
+    from bbbcore.pipeline import segment_image
+    from bbbcore.unet import BoundaryModel
+
+    rows = []
+    for held_out, model_path, truth_name in (
+        ("bbb_02", train01, "bbb_02.outline.png"),
+        ("bbb_01", train02, "bbb_01.outline.annotator_a.png"),
+    ):
+        image = load_image(DATA / f"{held_out}.png")
+        truth = read_truth_cells(DATA / truth_name)
+        model = BoundaryModel.load(model_path)
+        for n in flips:
+            flipped = BoundaryModel(model.keras_model, dataclasses.replace(model.card, flips=n))
+            scores = score_segmentation(truth, segment_image(image, flipped).labels, n_bootstrap=n_bootstrap)
+            rows.append({"held_out": held_out, "model": Path(model_path).name, "flips": n, **scores})
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train01", type=Path, default=config.MODELS_DIR / "folds" / "bbb_unet_train01.keras",
+                        help="model trained on bbb_01 (scored on bbb_02)")
+    parser.add_argument("--train02", type=Path, default=config.MODELS_DIR / "folds" / "bbb_unet_train02.keras",
+                        help="model trained on bbb_02 (scored on bbb_01)")
+    parser.add_argument("--flips", type=int, nargs="+", default=[1, 2, 4], choices=[1, 2, 4])
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args()
+    print("| held-out image | model | flips | F1@0.5 [95% CI] | F1@0.75 [95% CI] | mean IoU |")
+    print("|---|---|---|---|---|---|")
+    for r in score_pair(args.train01, args.train02, args.flips, args.bootstrap):
+        ci5, ci75 = r.get("f1@0.5_ci95", [0, 0]), r.get("f1@0.75_ci95", [0, 0])
+        print(f"| {r['held_out']} | {r['model']} | {r['flips']} | {r['f1@0.5']:.3f} [{ci5[0]:.2f}, {ci5[1]:.2f}] | "
+              f"{r['f1@0.75']:.3f} [{ci75[0]:.2f}, {ci75[1]:.2f}] | {r['mean_iou']:.3f} |", flush=True)
