@@ -45,8 +45,9 @@ def methods_paragraph(
             f"Cells were segmented in {n_images} ZO-1 image{'s' if n_images != 1 else ''} with the BBB cell analyser: a "
             f"U-Net ({model_card.name} version {model_card.version}; depth {model_card.depth}, base width "
             f"{model_card.base_width}, run at {model_card.input_scale:g}x resolution, trained at "
-            f"{model_card.pixel_size_um:g} µm per pixel) predicted cell borders and distances to the border, and a "
-            f"seeded watershed made one object per cell"
+            f"{model_card.pixel_size_um:g} µm per pixel) predicted cell borders and distances to the border"
+            + (f" (averaged over {model_card.flips} mirrored copies of each image)" if model_card.flips > 1 else "")
+            + ", and a seeded watershed made one object per cell"
             + (f" (the model reached {_join(held_out)})" if held_out else "") + "."
         )
     else:

@@ -20,6 +20,7 @@ def test_methods_paragraph_names_model_metrics_exclusions_and_tests(synthetic_mo
     if card is not None:
         assert f"{card.name} version {card.version}" in text
         assert f"{card.metrics['leave_one_image_out']['bbb_01']['f1@0.5']:.2f} on held-out image bbb_01" in text
+        assert ("mirrored copies" in text) == (card.flips > 1)
     assert f"{len(cells)} cells were measured" in text and "pixel size 0.62 µm" in text
     assert "1 image and 1 further cell were excluded from the statistics (blurred: 1 and debris: 1)" in text
     assert "the replicate, not the cell, was the unit of analysis" in text
