@@ -32,6 +32,8 @@ def _add_train(sub) -> None:
                    help="random scale augmentation range")
     p.add_argument("--dim-junctions", type=float, default=0.0, metavar="P",
                    help="share of patches whose junctions are faded in a random region (0-1)")
+    p.add_argument("--flips", type=int, choices=[1, 2, 4], default=2,
+                   help="test-time flip averaging written into the card (1: none; 2: + left-right; 4: all flips)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="resume from / write checkpoints here")
     g = p.add_argument_group("self-training on unannotated images")
@@ -62,6 +64,7 @@ def _cmd_train(args) -> int:
         base_width=args.base_width,
         input_scale=args.input_scale,
         pixel_size_um=args.pixel_size,
+        flips=args.flips,
         thresholds=dict(DEFAULT_SETTINGS),
         training={"data": source, "data_folder": str(args.data)},
     )

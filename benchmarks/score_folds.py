@@ -1,12 +1,15 @@
-"""Score a pair of leave-one-image-out fold models, with and without flip averaging.
+"""Score pairs of leave-one-image-out fold models, with and without flip averaging.
 
 Used to compare training recipes before one is shipped: each model trained on
 one annotated image is scored on the other (bbb_01 against annotator A), as in
-``score_models.py``, once per test-time flip setting.
+``score_models.py``, once per test-time flip setting, and the pair's mean over
+both folds and every flip setting is printed last (the figure recipes are
+compared by: with 23 and 60 cells, one run's figure moves by several points
+when a single cell merges).
 
     python benchmarks/score_folds.py                       # the committed fold models
-    python benchmarks/score_folds.py --train01 runs/exp/a_train01.keras \\
-        --train02 runs/exp/a_train02.keras --flips 1 2 4
+    python benchmarks/score_folds.py --pair recipeA runs/exp/a_train01.keras runs/exp/a_train02.keras \\
+        --pair recipeB runs/exp/b_train01.keras runs/exp/b_train02.keras --flips 1 2 4
 """
 
 from __future__ import annotations
@@ -49,16 +52,25 @@ def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train01", type=Path, default=config.MODELS_DIR / "folds" / "bbb_unet_train01.keras",
-                        help="model trained on bbb_01 (scored on bbb_02)")
-    parser.add_argument("--train02", type=Path, default=config.MODELS_DIR / "folds" / "bbb_unet_train02.keras",
-                        help="model trained on bbb_02 (scored on bbb_01)")
+    parser.add_argument("--pair", nargs=3, action="append", metavar=("NAME", "TRAIN01", "TRAIN02"),
+                        help="a recipe's name, its model trained on bbb_01 and its model trained on bbb_02 "
+                             "(repeatable; default: the committed fold models)")
     parser.add_argument("--flips", type=int, nargs="+", default=[1, 2, 4], choices=[1, 2, 4])
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    print("| held-out image | model | flips | F1@0.5 [95% CI] | F1@0.75 [95% CI] | mean IoU |")
+    folds = config.MODELS_DIR / "folds"
+    pairs = args.pair or [("shipped folds", folds / "bbb_unet_train01.keras", folds / "bbb_unet_train02.keras")]
+    means = []
+    print("| recipe | held-out image | flips | F1@0.5 [95% CI] | F1@0.75 [95% CI] | mean IoU |")
     print("|---|---|---|---|---|---|")
-    for r in score_pair(args.train01, args.train02, args.flips, args.bootstrap):
-        ci5, ci75 = r.get("f1@0.5_ci95", [0, 0]), r.get("f1@0.75_ci95", [0, 0])
-        print(f"| {r['held_out']} | {r['model']} | {r['flips']} | {r['f1@0.5']:.3f} [{ci5[0]:.2f}, {ci5[1]:.2f}] | "
-              f"{r['f1@0.75']:.3f} [{ci75[0]:.2f}, {ci75[1]:.2f}] | {r['mean_iou']:.3f} |", flush=True)
+    for name, train01, train02 in pairs:
+        rows = score_pair(Path(train01), Path(train02), args.flips, args.bootstrap)
+        for r in rows:
+            ci5, ci75 = r.get("f1@0.5_ci95", ["-", "-"]), r.get("f1@0.75_ci95", ["-", "-"])
+            print(f"| {name} | {r['held_out']} | {r['flips']} | {r['f1@0.5']:.3f} [{ci5[0]}, {ci5[1]}] | "
+                  f"{r['f1@0.75']:.3f} [{ci75[0]}, {ci75[1]}] | {r['mean_iou']:.3f} |", flush=True)
+        means.append((name, *(sum(r[k] for r in rows) / len(rows) for k in ("f1@0.5", "f1@0.75", "mean_iou"))))
+    print("\n| recipe | mean F1@0.5 | mean F1@0.75 | mean IoU | (both folds, flips " + ", ".join(map(str, args.flips)) + ") |")
+    print("|---|---|---|---|---|")
+    for name, f5, f75, iou in means:
+        print(f"| {name} | {f5:.3f} | {f75:.3f} | {iou:.3f} | |")
