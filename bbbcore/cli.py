@@ -97,7 +97,8 @@ def _with_pseudo_labels(images, args):
     if not 0 < args.pseudo_share < 1:
         raise BBBError(f"--pseudo-share must lie between 0 and 1, got {args.pseudo_share}")
     paths = sorted(p for p in args.pseudo_label.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    pseudo = pseudo_labelled_dataset(BoundaryModel.load(args.teacher), paths, scale=args.input_scale)
+    teacher = BoundaryModel.load(args.teacher)
+    pseudo = pseudo_labelled_dataset(teacher, paths, scale=args.input_scale)
     if not pseudo:
         raise BBBError(f"{args.pseudo_label}: no image there gave pseudo-labels")
     real_known = sum(float(im.known.sum()) for im in images)
@@ -106,7 +107,9 @@ def _with_pseudo_labels(images, args):
     for im in pseudo:
         im.weight = weight
     note = (f"plus {len(pseudo)} unannotated image(s) from {args.pseudo_label.name} pseudo-labelled by "
-            f"{args.teacher.name} (its surest half of the cells; {args.pseudo_share:.0%} of patches)")
+            f"{teacher.card.name} version {teacher.card.version} ({args.teacher.name}; trained on "
+            f"{', '.join(teacher.card.training.get('images', [])) or 'unknown images'}), its surest half of the "
+            f"cells; {args.pseudo_share:.0%} of patches")
     return images + pseudo, note
 
 

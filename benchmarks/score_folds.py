@@ -66,9 +66,9 @@ if __name__ == "__main__":
     for name, train01, train02 in pairs:
         rows = score_pair(Path(train01), Path(train02), args.flips, args.bootstrap)
         for r in rows:
-            ci5, ci75 = r.get("f1@0.5_ci95", ["-", "-"]), r.get("f1@0.75_ci95", ["-", "-"])
-            print(f"| {name} | {r['held_out']} | {r['flips']} | {r['f1@0.5']:.3f} [{ci5[0]}, {ci5[1]}] | "
-                  f"{r['f1@0.75']:.3f} [{ci75[0]}, {ci75[1]}] | {r['mean_iou']:.3f} |", flush=True)
+            ci = {k: f" [{r[k][0]:.2f}, {r[k][1]:.2f}]" if k in r else "" for k in ("f1@0.5_ci95", "f1@0.75_ci95")}
+            print(f"| {name} | {r['held_out']} | {r['flips']} | {r['f1@0.5']:.3f}{ci['f1@0.5_ci95']} | "
+                  f"{r['f1@0.75']:.3f}{ci['f1@0.75_ci95']} | {r['mean_iou']:.3f} |", flush=True)
         means.append((name, *(sum(r[k] for r in rows) / len(rows) for k in ("f1@0.5", "f1@0.75", "mean_iou"))))
     print("\n| recipe | mean F1@0.5 | mean F1@0.75 | mean IoU | (both folds, flips " + ", ".join(map(str, args.flips)) + ") |")
     print("|---|---|---|---|---|")

@@ -127,6 +127,6 @@ def test_train_with_pseudo_labelled_images(tmp_path, shared_data, capsys):
     from bbbcore.unet import read_card
 
     card = read_card(out)
-    assert "pseudo-labelled by bbb_unet.keras" in card.training["data"]
+    assert "pseudo-labelled by bbb_unet version" in card.training["data"] and "(bbb_unet.keras" in card.training["data"]
     assert len(card.training["images"]) == 6  # bbb_02 + the five sample images
     assert card.flips == 2  # the default test-time flip averaging is written into the card
