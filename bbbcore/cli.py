@@ -41,6 +41,8 @@ def _add_train(sub) -> None:
                    help="also train on the images in FOLDER, labelled by --teacher (its surest half of the cells)")
     g.add_argument("--teacher", type=Path, default=None, help="model (.keras) that labels the --pseudo-label images")
     g.add_argument("--pseudo-share", type=float, default=0.5, help="share of training patches from those images")
+    g.add_argument("--pseudo-keep", type=float, default=0.5,
+                   help="share of each image's cells kept as labels (those with the surest borders)")
 
 
 def _cmd_train(args) -> int:
@@ -96,9 +98,11 @@ def _with_pseudo_labels(images, args):
         raise BBBError("--pseudo-label needs --teacher MODEL (the model that labels those images)")
     if not 0 < args.pseudo_share < 1:
         raise BBBError(f"--pseudo-share must lie between 0 and 1, got {args.pseudo_share}")
+    if not 0 < args.pseudo_keep <= 1:
+        raise BBBError(f"--pseudo-keep must lie in (0, 1], got {args.pseudo_keep}")
     paths = sorted(p for p in args.pseudo_label.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     teacher = BoundaryModel.load(args.teacher)
-    pseudo = pseudo_labelled_dataset(teacher, paths, scale=args.input_scale)
+    pseudo = pseudo_labelled_dataset(teacher, paths, scale=args.input_scale, keep=args.pseudo_keep)
     if not pseudo:
         raise BBBError(f"{args.pseudo_label}: no image there gave pseudo-labels")
     real_known = sum(float(im.known.sum()) for im in images)
@@ -108,9 +112,13 @@ def _with_pseudo_labels(images, args):
         im.weight = weight
     note = (f"plus {len(pseudo)} unannotated image(s) from {args.pseudo_label.name} pseudo-labelled by "
             f"{teacher.card.name} version {teacher.card.version} ({args.teacher.name}; trained on "
-            f"{', '.join(teacher.card.training.get('images', [])) or 'unknown images'}), its surest half of the "
-            f"cells; {args.pseudo_share:.0%} of patches")
+            f"{', '.join(teacher.card.training.get('images', [])) or 'unknown images'}), its surest "
+            f"{_share_words(args.pseudo_keep)} of the cells; {args.pseudo_share:.0%} of patches")
     return images + pseudo, note
+
+
+def _share_words(share: float) -> str:
+    return {0.5: "half", 1.0: "whole"}.get(share, f"{share:.0%}")
 
 
 def _add_sample_options(p) -> None:

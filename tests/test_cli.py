@@ -121,6 +121,8 @@ def test_train_with_pseudo_labelled_images(tmp_path, shared_data, capsys):
             "--pseudo-label", str(ROOT / "sample_data")]
     assert main(args) == 2
     assert "--pseudo-label needs --teacher" in capsys.readouterr().err
+    assert main(args + ["--teacher", str(config.DEFAULT_MODEL), "--pseudo-keep", "0"]) == 2
+    assert "--pseudo-keep must lie in (0, 1]" in capsys.readouterr().err
     assert main(args + ["--teacher", str(config.DEFAULT_MODEL)]) == 0
     printed = capsys.readouterr().out
     assert "bbb_rgb_01.jpg (pseudo-labels)" in printed and "bbb_02.png" in printed
