@@ -38,7 +38,7 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="resume from / write checkpoints here")
     g = p.add_argument_group("self-training on unannotated images")
     g.add_argument("--pseudo-label", type=Path, default=None, metavar="FOLDER",
-                   help="also train on the images in FOLDER, labelled by --teacher (its surest half of the cells)")
+                   help="also train on the images in FOLDER, labelled by --teacher (the cells it is surest of)")
     g.add_argument("--teacher", type=Path, default=None, help="model (.keras) that labels the --pseudo-label images")
     g.add_argument("--pseudo-share", type=float, default=0.5, help="share of training patches from those images")
     g.add_argument("--pseudo-keep", type=float, default=0.5,
@@ -113,12 +113,8 @@ def _with_pseudo_labels(images, args):
     note = (f"plus {len(pseudo)} unannotated image(s) from {args.pseudo_label.name} pseudo-labelled by "
             f"{teacher.card.name} version {teacher.card.version} ({args.teacher.name}; trained on "
             f"{', '.join(teacher.card.training.get('images', [])) or 'unknown images'}), its surest "
-            f"{_share_words(args.pseudo_keep)} of the cells; {args.pseudo_share:.0%} of patches")
+            f"{args.pseudo_keep:.0%} of the cells; {args.pseudo_share:.0%} of patches")
     return images + pseudo, note
-
-
-def _share_words(share: float) -> str:
-    return {0.5: "half", 1.0: "whole"}.get(share, f"{share:.0%}")
 
 
 def _add_sample_options(p) -> None:

@@ -176,7 +176,7 @@ def confident_cells(labels: np.ndarray, boundary_probability: np.ndarray, raw: n
     if candidates.size == 0:
         return np.zeros_like(labels)
     cut = np.quantile(candidates, 1 - keep)
-    return np.where(np.isin(labels, ids[(confidence >= cut) & (confidence >= 0)]), labels, 0)
+    return np.where(np.isin(labels, ids[confidence >= cut]), labels, 0)
 
 
 def isbi_dataset(folder: str | Path, *, scale: float = 1.0, slices: list[str] | None = None) -> list[TrainingImage]:

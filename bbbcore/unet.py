@@ -17,6 +17,8 @@ from scipy import ndimage as ndi
 from .errors import ModelCardError
 
 CARD_SUFFIX = ".card.json"
+#: Batch (N, H, W, C) axes mirrored for each of up to four flip-averaged copies.
+_MIRROR_AXES = [(), (2,), (1,), (1, 2)]
 
 
 @dataclass
@@ -220,13 +222,8 @@ class BoundaryModel:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         # Averaging over mirrored copies (test-time augmentation) smooths out
         # the network's orientation-dependent errors on faint borders.
-        axes = [(), (2,), (1,), (1, 2)][: max(1, min(4, int(self.card.flips)))]
-        total = None
-        for axis in axes:
-            flipped = np.ascontiguousarray(np.flip(batch, axis)) if axis else batch
-            out = self._forward(flipped).numpy()
-            out = np.flip(out, axis) if axis else out
-            total = out if total is None else total + out
+        axes = _MIRROR_AXES[: self.card.flips]
+        total = sum(np.flip(self._forward(np.ascontiguousarray(np.flip(batch, axis))).numpy(), axis) for axis in axes)
         return total / len(axes)
 
     def predict_maps(
