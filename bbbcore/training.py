@@ -130,7 +130,7 @@ def pseudo_labelled_dataset(
     image_paths: list[str | Path],
     *,
     scale: float,
-    keep: float = 0.5,
+    keep: float = 0.8,
 ) -> list[TrainingImage]:
     """Unannotated images labelled by a trained model, as extra partial truth.
 
