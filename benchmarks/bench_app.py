@@ -58,11 +58,19 @@ def wait_idle(page) -> None:
 
 def upload_to_table(page, image: Path, expected_images: int) -> float:
     started = time.perf_counter()
-    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
-    page.get_by_role("button", name="Analyse 1 image").click(timeout=120_000)
-    page.get_by_test_id("stMetricValue").first.filter(has_text=str(expected_images)).wait_for(timeout=300_000)
-    page.get_by_test_id("stDataFrame").last.wait_for(timeout=60_000)
-    wait_idle(page)
+    try:
+        page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
+        page.get_by_role("button", name="Analyse 1 image").click(timeout=120_000)
+        page.get_by_test_id("stMetricValue").first.filter(has_text=str(expected_images)).wait_for(timeout=300_000)
+        page.get_by_test_id("stDataFrame").last.wait_for(timeout=60_000)
+        wait_idle(page)
+    except Exception:
+        # Keep what the browser showed, to tell a slow server from a lost upload.
+        shot = ROOT / "runs" / f"bench_app_failed_upload_{expected_images}.png"
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"upload {expected_images} failed; the page is in {shot}", file=sys.stderr)
+        raise
     return time.perf_counter() - started
 
 
