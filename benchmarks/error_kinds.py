@@ -22,13 +22,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bbbcore import config  # noqa: E402
 from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import iou_matrix  # noqa: E402
 from bbbcore.pipeline import segment_image  # noqa: E402
 from bbbcore.unet import BoundaryModel  # noqa: E402
+from score_models import DATA, FOLDS  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "bbb" / "train"
 KINDS = ("split", "merged with an annotated neighbour", "spills into unannotated area", "border placement")
 
 
@@ -57,10 +58,10 @@ def error_kinds(truth: np.ndarray, predicted: np.ndarray, *, iou_threshold: floa
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs=2, metavar=("TRAIN01", "TRAIN02"),
-                        default=[ROOT / "models/folds/bbb_unet_train01.keras", ROOT / "models/folds/bbb_unet_train02.keras"])
+                        default=[config.MODELS_DIR / model for model, _ in FOLDS.values()])
     args = parser.parse_args()
-    for path, held_out, truth_name in ((args.models[0], "bbb_02", "bbb_02.outline.png"),
-                                       (args.models[1], "bbb_01", "bbb_01.outline.annotator_a.png")):
+    # FOLDS lists bbb_02 (scored with the bbb_01 model) first, in the order of --models.
+    for path, (held_out, (_, truth_name)) in zip(args.models, FOLDS.items()):
         truth = read_truth_cells(DATA / truth_name)
         predicted = segment_image(load_image(DATA / f"{held_out}.png"), BoundaryModel.load(path)).labels
         kinds, best = error_kinds(truth, predicted)

@@ -27,7 +27,7 @@ from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import score_segmentation  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "bbb" / "train"
+from score_models import DATA, FOLDS  # noqa: E402
 
 
 def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int = 1000) -> list[dict]:
@@ -36,10 +36,8 @@ def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int 
     from bbbcore.unet import BoundaryModel
 
     rows = []
-    for held_out, model_path, truth_name in (
-        ("bbb_02", train01, "bbb_02.outline.png"),
-        ("bbb_01", train02, "bbb_01.outline.annotator_a.png"),
-    ):
+    # FOLDS lists bbb_02 (scored with the bbb_01 model) first.
+    for model_path, (held_out, (_, truth_name)) in zip((train01, train02), FOLDS.items()):
         image = load_image(DATA / f"{held_out}.png")
         truth = read_truth_cells(DATA / truth_name)
         model = BoundaryModel.load(model_path)
@@ -58,8 +56,7 @@ if __name__ == "__main__":
     parser.add_argument("--flips", type=int, nargs="+", default=[1, 2, 4], choices=[1, 2, 4])
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    folds = config.MODELS_DIR / "folds"
-    pairs = args.pair or [("shipped folds", folds / "bbb_unet_train01.keras", folds / "bbb_unet_train02.keras")]
+    pairs = args.pair or [("shipped folds", *(config.MODELS_DIR / model for model, _ in FOLDS.values()))]
     means = []
     print("| recipe | held-out image | flips | F1@0.5 [95% CI] | F1@0.75 [95% CI] | mean IoU |")
     print("|---|---|---|---|---|---|")

@@ -14,14 +14,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bbbcore import config  # noqa: E402
 from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import score_segmentation  # noqa: E402
 from bbbcore.pipeline import segment_image  # noqa: E402
 from bbbcore.unet import BoundaryModel  # noqa: E402
+from score_models import DATA, FOLDS  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "bbb" / "train"
-TRUTH = {"bbb_01": "bbb_01.outline.annotator_a.png", "bbb_02": "bbb_02.outline.png"}
+TRUTH = {image: truth for image, (_, truth) in FOLDS.items()}
 #: distance_threshold, merge_threshold, smoothing_sigma
 GRID = list(itertools.product([0.4, 0.5, 0.6], [0.2, 0.3, 0.45], [1.0, 1.5, 2.5]))
 
@@ -44,7 +45,7 @@ def tune(model: BoundaryModel, images: list[str]) -> tuple[dict, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs=2, metavar=("TRAIN01", "TRAIN02"),
-                        default=[ROOT / "models/folds/bbb_unet_train01.keras", ROOT / "models/folds/bbb_unet_train02.keras"])
+                        default=[config.MODELS_DIR / model for model, _ in FOLDS.values()])
     args = parser.parse_args()
     for path, trained_on, held_out in ((args.models[0], "bbb_01", "bbb_02"), (args.models[1], "bbb_02", "bbb_01")):
         model = BoundaryModel.load(path)
