@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
-from .features import cells_table
-from .instances import burned_in_mask, cells_from_boundary, scaled_settings, tidy_labels
+from .features import cells_table, find_nuclei
+from .instances import burned_in_mask, cells_from_boundary, find_bright_nuclei, scaled_settings, tidy_labels
 from . import config
 from .io import LoadedImage, normalise
 from .unet import resize_labels, resize_to
@@ -87,11 +87,20 @@ def segment_image(
     small_shape = maps["boundary"].shape
     chosen = scaled_settings({**model.card.thresholds, **(settings or {})}, model.card.input_scale)
     exclude = resize_labels(burned_in_mask(image.raw), small_shape)
-    nuclei = resize_to(image.nuclei, small_shape, antialias=True) if use_nuclei and image.nuclei is not None else None
+    small_junction = resize_to(junction, small_shape, antialias=True)
+    small_nuclei = resize_to(image.nuclei, small_shape, antialias=True) if image.nuclei is not None else None
+    # Nuclei from DAPI when there is a nuclear channel (as the nuclei_count
+    # column finds them), else the bright ovals of the ZO-1 image itself;
+    # cells holding none are pieces of a neighbour, to be joined.
+    nucleus_mask = None
+    if chosen["nucleus_merge_threshold"] > 0 and small_nuclei is not None:
+        grid_um = model.card.pixel_size_um / model.card.input_scale if model.card.pixel_size_um else None
+        nucleus_mask, _ = find_nuclei(small_nuclei, pixel_size_um=grid_um)
+    elif chosen["nucleus_merge_threshold"] > 0:
+        nucleus_mask = find_bright_nuclei(small_junction, pixel_scale=model.card.input_scale)
     small_labels = cells_from_boundary(
-        maps["boundary"], cell_distance=maps.get("distance"), nuclei=nuclei, exclude=exclude,
-        intensity=resize_to(junction, small_shape, antialias=True),
-        **chosen,
+        maps["boundary"], cell_distance=maps.get("distance"), nuclei=small_nuclei if use_nuclei else None,
+        exclude=exclude, intensity=small_junction, nucleus_mask=nucleus_mask, **chosen,
     )
     labels = tidy_labels(resize_labels(small_labels, image.shape))
     probability = resize_to(maps["boundary"], image.shape)

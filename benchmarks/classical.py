@@ -8,7 +8,8 @@ border, as the model's fallback uses); the nuclei, the bright blobs of these
 images (a Gaussian-smoothed image thresholded by Otsu); or the regional
 minima of the smoothed ridge map deeper than a ``dynamic`` (MorphoLibJ's
 "Morphological Segmentation" in Fiji, the tool such a user reaches for).
-Neighbours whose shared border shows no ridge are merged. The parameters are tuned by :func:`tune` with a grid
+Neighbours whose shared border shows no ridge are merged, and a cell holding no
+nucleus joins its neighbour across a weak border (as in the U-Net pipeline). The parameters are tuned by :func:`tune` with a grid
 search on the two annotated images, which favours the baseline (it sees the
 images it is scored on).
 
@@ -27,11 +28,11 @@ from skimage import filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bbbcore.instances import burned_in_mask, cells_from_boundary  # noqa: E402
+from bbbcore.instances import burned_in_mask, cells_from_boundary, find_bright_nuclei  # noqa: E402
 
 #: Chosen by ``tune`` (see benchmarks/README.md for the grid and its scores).
 TUNED = {"sigmas": (1.0, 2.0, 3.0), "threshold": 0.2, "marker_erosion": 4.0, "marker_h": 10.0, "smoothing_sigma": 2.0,
-         "seeds": "basins", "merge_threshold": 0.3, "dynamic": 0.1}
+         "seeds": "basins", "merge_threshold": 0.3, "dynamic": 0.1, "nucleus_check": True}
 
 
 def ridge_map(junction: np.ndarray, *, sigmas=(1.0, 2.0, 3.0), background_sigma: float = 30.0) -> np.ndarray:
@@ -52,7 +53,11 @@ def nuclei_map(junction: np.ndarray) -> np.ndarray:
 def classical_segment(
     junction: np.ndarray, raw: np.ndarray | None = None, *, border: np.ndarray | None = None, **params
 ) -> np.ndarray:
-    """Labels image from the classical pipeline with ``TUNED`` (or given) parameters."""
+    """Labels image from the classical pipeline with ``TUNED`` (or given) parameters.
+
+    With ``nucleus_check`` (basin and nuclei seeds), the U-Net pipeline's last step runs too: a
+    cell holding no nucleus joins its neighbour across a weak border.
+    """
     p = {**TUNED, **params}
     if border is None:
         border = ridge_map(junction, sigmas=p["sigmas"])
@@ -68,6 +73,7 @@ def classical_segment(
         marker_h=p["marker_h"],
         smoothing_sigma=p["smoothing_sigma"],
         merge_threshold=p["merge_threshold"],
+        nucleus_mask=find_bright_nuclei(junction) if p["nucleus_check"] else None,
     )
 
 

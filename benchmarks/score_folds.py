@@ -10,6 +10,7 @@ when a single cell merges).
     python benchmarks/score_folds.py                       # the committed fold models
     python benchmarks/score_folds.py --pair recipeA runs/exp/a_train01.keras runs/exp/a_train02.keras \\
         --pair recipeB runs/exp/b_train01.keras runs/exp/b_train02.keras --flips 1 2 4
+    python benchmarks/score_folds.py --set nucleus_merge_threshold=0     # a watershed setting changed
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from bbbcore.metrics import score_segmentation  # noqa: E402
 from score_models import DATA, FOLDS  # noqa: E402
 
 
-def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int = 1000) -> list[dict]:
-    """One row per (held-out image, flips) with F1@0.5, F1@0.75 (95 % CIs) and mean IoU."""
+def score_pair(
+    train01: Path, train02: Path, flips: list[int], n_bootstrap: int = 1000, settings: dict | None = None
+) -> list[dict]:
+    """One row per (held-out image, flips) with F1@0.5, F1@0.75 (95 % CIs) and mean IoU.
+
+    ``settings`` override the cards' watershed settings (:data:`bbbcore.instances.DEFAULT_SETTINGS`).
+    """
     from bbbcore.pipeline import segment_image
     from bbbcore.unet import BoundaryModel
 
@@ -43,7 +49,7 @@ def score_pair(train01: Path, train02: Path, flips: list[int], n_bootstrap: int 
         model = BoundaryModel.load(model_path)
         for n in flips:
             flipped = BoundaryModel(model.keras_model, dataclasses.replace(model.card, flips=n))
-            scores = score_segmentation(truth, segment_image(image, flipped).labels, n_bootstrap=n_bootstrap)
+            scores = score_segmentation(truth, segment_image(image, flipped, settings=settings).labels, n_bootstrap=n_bootstrap)
             rows.append({"held_out": held_out, "model": Path(model_path).name, "flips": n, **scores})
     return rows
 
@@ -55,13 +61,16 @@ if __name__ == "__main__":
                              "(repeatable; default: the committed fold models)")
     parser.add_argument("--flips", type=int, nargs="+", default=[1, 2, 4], choices=[1, 2, 4])
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a watershed setting for every model (repeatable)")
     args = parser.parse_args()
+    settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
     pairs = args.pair or [("shipped folds", *(config.MODELS_DIR / model for model, _ in FOLDS.values()))]
     means = []
     print("| recipe | held-out image | flips | F1@0.5 [95% CI] | F1@0.75 [95% CI] | mean IoU |")
     print("|---|---|---|---|---|---|")
     for name, train01, train02 in pairs:
-        rows = score_pair(Path(train01), Path(train02), args.flips, args.bootstrap)
+        rows = score_pair(Path(train01), Path(train02), args.flips, args.bootstrap, settings)
         for r in rows:
             ci = {k: f" [{r[k][0]:.2f}, {r[k][1]:.2f}]" if k in r else "" for k in ("f1@0.5_ci95", "f1@0.75_ci95")}
             print(f"| {name} | {r['held_out']} | {r['flips']} | {r['f1@0.5']:.3f}{ci['f1@0.5_ci95']} | "

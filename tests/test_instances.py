@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scipy import ndimage as ndi
+from skimage import segmentation
+
 from bbbcore.instances import burned_in_mask, cells_from_boundary, scaled_settings, touches_edge
 from bbbcore.metrics import score_segmentation
 from tests.synthetic import voronoi_monolayer
@@ -116,3 +119,75 @@ def test_gap_in_the_monolayer_is_no_cell(synthetic_monolayer):
     labels = cells_from_boundary(junction, intensity=intensity, **SETTINGS)
     assert (labels[hole] == 0).mean() > 0.8
     assert (labels[~hole] > 0).mean() > 0.97
+
+
+def test_bright_nuclei_are_found_in_the_junction_channel(synthetic_monolayer):
+    from bbbcore.instances import find_bright_nuclei
+
+    # Nuclei bleed into the synthetic junction channel, as in ZO-1 images; the
+    # borders are brighter still but thin, and must not count as nuclei.
+    mask = find_bright_nuclei(synthetic_monolayer["junction"])
+    truth = synthetic_monolayer["truth"]
+    blobs, _ = ndi.label(mask)
+    inner = np.flatnonzero(~touches_edge(truth))[1:]
+    per_cell = [len(np.unique(blobs[(truth == cell) & (blobs > 0)])) for cell in inner]
+    assert per_cell.count(1) >= 0.9 * len(inner), per_cell
+    assert mask[synthetic_monolayer["border"]].mean() < 0.01
+
+
+def _cut_cell(truth, nuclei, strength):
+    """A boundary map of the truth, plus a line of ``strength`` across one inner cell, away from its nucleus."""
+    probability = np.clip(ndi.gaussian_filter(segmentation.find_boundaries(truth, mode="thick").astype(np.float32), 1) * 2, 0, 1)
+    areas = np.bincount(truth.ravel())
+    areas[np.flatnonzero(touches_edge(truth))] = 0
+    cell = int(areas.argmax())
+    inside = truth == cell
+    centre_row, centre_col = np.unravel_index(np.argmax(np.where(inside, nuclei, -1)), truth.shape)
+    last_col = np.flatnonzero(inside.any(axis=0)).max()
+    cut = centre_col + int(0.4 * (last_col - centre_col))
+    line = inside & (np.abs(np.arange(truth.shape[1]) - cut) <= 2)[None, :]
+    probability[line] = strength
+    return probability, inside
+
+
+def _pieces(labels, inside):
+    """The labels covering at least a tenth of a truth cell (neighbours' outlines overlap its rim)."""
+    ids, counts = np.unique(labels[inside], return_counts=True)
+    return ids[counts >= 0.1 * inside.sum()]
+
+
+@pytest.mark.parametrize("strength, joined", [(0.45, True), (0.9, False)])
+def test_nucleus_free_piece_joins_its_cell_unless_the_border_is_sure(synthetic_monolayer, strength, joined):
+    from bbbcore.instances import find_bright_nuclei
+
+    truth, nuclei = synthetic_monolayer["truth"], synthetic_monolayer["nuclei"]
+    probability, inside = _cut_cell(truth, nuclei, strength)
+    split = cells_from_boundary(probability, **SETTINGS)
+    assert len(_pieces(split, inside)) == 2  # the line cuts the cell without the nuclear check
+    labels = cells_from_boundary(probability, nucleus_mask=find_bright_nuclei(synthetic_monolayer["junction"]), **SETTINGS)
+    pieces = _pieces(labels, inside)
+    assert (len(pieces) == 1) == joined, pieces
+    if joined:
+        assert labels.max() == split.max() - 1  # the cell is whole again, and nothing else merged
+        assert score_segmentation(truth, labels, n_bootstrap=0)["recall@0.5"] >= 0.95
+
+
+def test_nucleus_free_merge_spares_edge_cells_and_images_without_nuclei():
+    from bbbcore.instances import merge_nucleus_free
+
+    # A 3 x 3 grid of 30-px cells; the centre one (5) holds a nucleus and has lost
+    # its right part to a piece (10). No cell on the edge holds a nucleus.
+    labels = (np.arange(90)[:, None] // 30 * 3 + np.arange(90)[None, :] // 30 + 1).astype(np.int32)
+    labels[30:60, 50:60] = 10
+    probability = np.full(labels.shape, 0.3, np.float32)
+    probability[30:60, 49:51] = 0.1  # the faint line between 5 and its piece
+    nuclei = np.zeros(labels.shape, bool)
+    nuclei[40:50, 35:42] = True
+    merged = merge_nucleus_free(labels, probability, nuclei, 0.5)
+    assert (merged[30:60, 30:60] == merged[45, 38]).all()  # the piece joined the cell with the nucleus
+    assert len(np.unique(merged)) == 9  # nucleus-free edge cells keep their shape: theirs may lie outside
+    assert not np.array_equal(merged, labels)
+    # A mask in which most inner cells hold no nucleus does not show this image's nuclei: nothing merges.
+    assert np.array_equal(merge_nucleus_free(labels, probability, np.zeros_like(nuclei), 0.5), labels)
+    # Nor does a piece behind a sure border (above the threshold) join.
+    assert np.array_equal(merge_nucleus_free(labels, probability + 0.5, nuclei, 0.5), labels)
