@@ -4,7 +4,10 @@ Endothelial cells of a monolayer hold one nucleus each (a few divide), so in
 images with a DAPI channel the share of cells (not at the image edge) with
 exactly one nucleus is a rough quality figure: two cells merged into one show
 two nuclei, a cell cut in two leaves a piece with none. It is a proxy, not a
-score: touching nuclei count as one and a dim nucleus as none.
+score: touching nuclei count as one and a dim nucleus as none. Since model 1.3
+the watershed itself joins nucleus-free cells to a neighbour across an unsure
+border, so the "0 nuclei" share is no longer independent of the segmentation;
+the "2+" share (merges) still is.
 
     python benchmarks/nuclei_check.py                          # the shipped model
     python benchmarks/nuclei_check.py models/bbb_unet.keras runs/other.keras --images my/*.tif
