@@ -260,7 +260,10 @@ def merge_weak_borders(labels: np.ndarray, boundary_probability: np.ndarray, thr
 
 
 def find_bright_nuclei(plane: np.ndarray, *, pixel_scale: float = 1.0) -> np.ndarray:
-    """Nuclei as bright blobs: in a DAPI channel, or the bright ovals of a ZO-1 image.
+    """Nuclei as blobs brighter than the cytoplasm around them: the ovals of a ZO-1 image.
+
+    Used when an image has no nuclear channel (a DAPI channel goes through
+    :func:`bbbcore.features.find_nuclei`, as for the ``nuclei_count`` column).
 
     A white top-hat: an opening with a 13-px square removes bright structures
     narrower than a nucleus (junction lines, specks), the plane is smoothed
@@ -340,9 +343,7 @@ def merge_nucleus_free(
         rp, rn = root(piece), root(neighbour)
         if rp == rn or nucleated[rp]:
             continue  # already joined, or has gained a nucleus by joining
-        parent[rp] = rn
-        nucleated[rn] |= nucleated[rp]
-        edge[rn] |= edge[rp]
+        parent[rp] = rn  # rp holds no nucleus, so rn keeps its own state
     lookup = np.array([root(i) for i in range(n)])
     return lookup[labels]
 
