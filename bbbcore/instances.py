@@ -244,19 +244,24 @@ def merge_weak_borders(labels: np.ndarray, boundary_probability: np.ndarray, thr
     if weak.size == 0:
         return labels
     parent = np.arange(int(labels.max()) + 1)
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for a, b in weak:
-        ra, rb = root(a), root(b)
+        ra, rb = _root(parent, a), _root(parent, b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    lookup = np.array([root(i) for i in range(parent.size)])
-    return lookup[labels]
+    return _roots(parent)[labels]
+
+
+def _root(parent: np.ndarray, i: int) -> int:
+    """The representative of ``i`` in a union-find forest (path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """Every id's representative: a lookup table for a labels image."""
+    return np.array([_root(parent, i) for i in range(parent.size)])
 
 
 def find_bright_nuclei(plane: np.ndarray, *, pixel_scale: float = 1.0) -> np.ndarray:
@@ -332,20 +337,12 @@ def merge_nucleus_free(
                   for a, b in ((a, b), (b, a)) if not nucleated[a] and not edge[a]]
     candidates.sort()
     parent = np.arange(n)
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for _, piece, neighbour in candidates:
-        rp, rn = root(piece), root(neighbour)
+        rp, rn = _root(parent, piece), _root(parent, neighbour)
         if rp == rn or nucleated[rp]:
             continue  # already joined, or has gained a nucleus by joining
         parent[rp] = rn  # rp holds no nucleus, so rn keeps its own state
-    lookup = np.array([root(i) for i in range(n)])
-    return lookup[labels]
+    return _roots(parent)[labels]
 
 
 def burned_in_mask(raw: np.ndarray) -> np.ndarray:

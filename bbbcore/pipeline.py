@@ -93,11 +93,12 @@ def segment_image(
     # column finds them), else the bright ovals of the ZO-1 image itself;
     # cells holding none are pieces of a neighbour, to be joined.
     nucleus_mask = None
-    if chosen["nucleus_merge_threshold"] > 0 and small_nuclei is not None:
-        grid_um = model.card.pixel_size_um / model.card.input_scale if model.card.pixel_size_um else None
-        nucleus_mask, _ = find_nuclei(small_nuclei, pixel_size_um=grid_um)
-    elif chosen["nucleus_merge_threshold"] > 0:
-        nucleus_mask = find_bright_nuclei(small_junction, pixel_scale=model.card.input_scale)
+    if chosen["nucleus_merge_threshold"] > 0:
+        if small_nuclei is not None:
+            grid_um = model.card.pixel_size_um / model.card.input_scale if model.card.pixel_size_um else None
+            nucleus_mask, _ = find_nuclei(small_nuclei, pixel_size_um=grid_um)
+        else:
+            nucleus_mask = find_bright_nuclei(small_junction, pixel_scale=model.card.input_scale)
     small_labels = cells_from_boundary(
         maps["boundary"], cell_distance=maps.get("distance"), nuclei=small_nuclei if use_nuclei else None,
         exclude=exclude, intensity=small_junction, nucleus_mask=nucleus_mask, **chosen,
