@@ -47,7 +47,7 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .instances import DEFAULT_SETTINGS
+    from .instances import WatershedSettings
     from .training import bbb_dataset, isbi_dataset, train
     from .unet import ModelCard
 
@@ -68,7 +68,7 @@ def _cmd_train(args) -> int:
         input_scale=args.input_scale,
         pixel_size_um=args.pixel_size,
         flips=args.flips,
-        thresholds=dict(DEFAULT_SETTINGS),
+        thresholds=WatershedSettings().to_dict(),
         training={"data": source, "data_folder": str(args.data)},
     )
     print(f"training {card.name} on {len(images)} image(s): {', '.join(im.name for im in images)}")
@@ -143,16 +143,6 @@ def _samples(args, names: list[str]):
                             overrides=overrides)
 
 
-def _unique_stem(name: str, used: set[str], image_id: str = "") -> str:
-    """The output stem of a file: its name without extension, kept apart from earlier ones."""
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    stem = stem[:-7] if stem.endswith(".labels") else stem
-    if stem in used:
-        stem = f"{stem}-{image_id[:8] or len(used)}"
-    used.add(stem)
-    return stem
-
-
 class _Output:
     """What segment / measure / import-annotations write: per-image files now, the tables at the end."""
 
@@ -171,8 +161,9 @@ class _Output:
         """
         from .export import image_outputs, write_files
         from .features import image_record
+        from .metadata import output_stem
 
-        stem = _unique_stem(stem_name or name, self.used, image_id)
+        stem = output_stem(stem_name or name, image_id=image_id, used=self.used)
         write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
                                             pixel_size_um=pixel_size_um))
         self.tables.append(cells)
@@ -243,12 +234,8 @@ def _cmd_segment(args) -> int:
             continue
         output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
                    pixel_size_um=result.pixel_size_um)
-        t = result.timings
-        print(
-            f"{path.name}: {len(result.cells)} cells "
-            f"({int(result.cells['touches_edge'].sum())} at the edge), "
-            f"{t['inference_s'] + t['postprocess_s'] + t['measure_s']:.2f} s"
-        )
+        print(f"{path.name}: {len(result.cells)} cells ({int(result.cells['touches_edge'].sum())} at the edge), "
+              f"{result.seconds:.2f} s")
     output.finish(samples)
     if failed:
         print(f"error: {len(failed)} file(s) could not be segmented: {', '.join(failed)}", file=sys.stderr)

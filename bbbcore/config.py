@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The checkout holding the package (sample_data/, models/); meaningless in a
+#: non-editable install, where the package sits in site-packages.
 REPO_DIR = PACKAGE_DIR.parent
-MODELS_DIR = REPO_DIR / "models"
+
+
+def models_dir() -> Path:
+    """The folder of the shipped models.
+
+    ``$BBB_MODELS_DIR`` when set; else the checkout's ``models/`` (a clone or
+    an editable install: the package's parent holds pyproject.toml and
+    models/); else the copy a non-editable ``pip install .`` put inside the
+    package (``bbbcore/models/``, package data mapped from models/ in
+    pyproject.toml).
+    """
+    configured = os.environ.get("BBB_MODELS_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = REPO_DIR / "models"
+    if checkout.is_dir() and (REPO_DIR / "pyproject.toml").is_file():
+        return checkout
+    return PACKAGE_DIR / "models"
+
+
+MODELS_DIR = models_dir()
 
 #: The shipped default model (a ``.keras`` file with a ``.card.json`` beside it).
 DEFAULT_MODEL = MODELS_DIR / "bbb_unet.keras"

@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
-from skimage import filters, measure, segmentation
+from skimage import measure, segmentation
 
 from . import config
 from .instances import shared_borders, touches_edge
+from .metadata import NUMERIC_SAMPLE_FIELDS, TABLE_SAMPLE_FIELDS
+from .metadata import SAMPLE_FIELDS as _FIELD_HELP
+from .nuclei import count_nuclei, find_nuclei
 
-#: Sample-sheet fields carried into every row (see :mod:`bbbcore.metadata`).
-SAMPLE_FIELDS = ("condition", "dose", "dose_unit", "replicate", "well")
+#: Sample fields carried into every row (the schema is :data:`bbbcore.metadata.SAMPLE_FIELDS`).
+SAMPLE_FIELDS = TABLE_SAMPLE_FIELDS
 
 #: name -> (unit, definition). The order is the column order of the tables.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -70,6 +73,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "dose_unit": ("", "unit of the dose (ng, µM, ...)"),
     "replicate": ("", "biological replicate the image belongs to"),
     "well": ("", "well or dish the image was taken in"),
+    **{name: ("px" if name == "diameter_px" else "", _FIELD_HELP[name])
+       for name in ("channel", "nuclear_channel", "diameter_px")},
     "annotator": ("", "who drew the cells (imported hand annotations only)"),
     "anomaly_score": ("", "reconstruction error of the cell's standardised shape features by the anomaly autoencoder (after `anomalies` or the Anomalies page)"),
     "is_anomaly": ("", "anomaly_score above the threshold (the chosen share of the fitted cells; the original design: outside the EllipticEnvelope)"),
@@ -173,7 +178,9 @@ def cells_table(
     for field in SAMPLE_FIELDS:
         value = sample.get(field)
         table[field] = np.nan if value is None or (isinstance(value, float) and np.isnan(value)) else value
-    table["dose"] = pd.to_numeric(table["dose"], errors="coerce")
+    for field in NUMERIC_SAMPLE_FIELDS:
+        if field in table:
+            table[field] = pd.to_numeric(table[field], errors="coerce")
     return table[[c for c in COLUMNS if c in table.columns]]
 
 
@@ -425,53 +432,6 @@ def junction_features(
             "junction_absent_fraction": 1.0 - continuity,
         }
     )
-
-
-def find_nuclei(nuclei: np.ndarray, *, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Nuclei: Otsu's threshold of the smoothed nuclear channel, specks dropped.
-
-    Found on every other row and column (a nucleus is 15 px or more across at
-    10x, so nothing is lost, at a quarter of the cost).
-
-    Returns
-    -------
-    mask : (H, W) bool, the nuclei at full size
-    centres : (n, 2) float, row and column of each nucleus' centre
-    """
-    plane = np.asarray(nuclei, np.float32)
-    small = ndi.gaussian_filter(plane[::2, ::2], 0.5, truncate=2.0)
-    if np.ptp(small) == 0:
-        return np.zeros(plane.shape, bool), np.zeros((0, 2))
-    mask = small > filters.threshold_otsu(small)
-    min_area = config.MIN_NUCLEUS_AREA_UM2 / pixel_size_um**2 if pixel_size_um else config.MIN_NUCLEUS_AREA_PX
-    found, n = ndi.label(mask)
-    sizes = np.bincount(found.ravel())
-    sizes[0] = 0
-    keep = sizes >= min_area / 4  # areas counted on the half-size grid
-    mask = keep[found]
-    rows, cols = np.nonzero(mask)
-    which = found[rows, cols]
-    count = np.bincount(which, minlength=n + 1)
-    kept = np.flatnonzero(keep)
-    centres = np.column_stack([
-        np.bincount(which, weights=rows, minlength=n + 1)[kept] / count[kept],
-        np.bincount(which, weights=cols, minlength=n + 1)[kept] / count[kept],
-    ]) * 2
-    full = np.repeat(np.repeat(mask, 2, axis=0), 2, axis=1)[: plane.shape[0], : plane.shape[1]]
-    return full, centres
-
-
-def count_nuclei(labels: np.ndarray, centres: np.ndarray, *, ids: np.ndarray | None = None) -> np.ndarray:
-    """Number of nuclei whose centre (row, column) lies in each cell; touching nuclei count as one."""
-    labels = np.asarray(labels)
-    ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
-    counts = np.zeros(int(labels.max()) + 1, np.int64)
-    if len(centres):
-        rows = np.clip(np.round(centres[:, 0]).astype(int), 0, labels.shape[0] - 1)
-        cols = np.clip(np.round(centres[:, 1]).astype(int), 0, labels.shape[1] - 1)
-        owners = labels[rows, cols]
-        counts += np.bincount(owners[owners > 0], minlength=counts.size)
-    return counts[ids]
 
 
 def image_record(

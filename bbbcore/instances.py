@@ -2,44 +2,97 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, segmentation
 
 from . import config
+from .nuclei import find_bright_nuclei, find_nuclei
+from .resize import resize_labels, resize_to
 
-#: Watershed settings in pixels at the 10x scale of the shipped model
-#: (0.62 µm/px); :func:`scaled_settings` converts them for another pixel size.
-DEFAULT_SETTINGS = {
-    "threshold": 0.5,
-    "smoothing_sigma": 1.5,
-    "marker_erosion": 4.0,
-    "marker_h": 4.0,
-    "min_marker_area": 150,
-    "min_cell_area": config.MIN_CELL_AREA_PX,
-    "distance_threshold": 0.5,
-    "merge_threshold": 0.3,
-    "empty_fraction": 0.15,
-    "nucleus_merge_threshold": 0.5,
-}
+@dataclass(frozen=True)
+class WatershedSettings:
+    """How boundary maps become cells; lengths and areas in pixels.
 
+    The defaults are set for the 10x scale of the shipped model (0.62 µm/px,
+    cells about 60 px across); :meth:`scaled` converts them for another
+    scale, :meth:`from_card` takes a model card's tuned values. Unknown keys
+    are rejected, so a typo cannot pass silently.
 
-def scaled_settings(settings: dict | None, pixel_scale: float = 1.0) -> dict:
-    """Settings for an image whose pixels are ``pixel_scale`` times smaller.
-
-    ``pixel_scale`` is (reference µm/px) / (image µm/px): lengths are
-    multiplied by it and areas by its square.
+    Attributes
+    ----------
+    threshold : float
+        Boundary probability below which a pixel is inside a cell (a basin).
+    smoothing_sigma : float
+        Gaussian smoothing of the maps before the watershed (px).
+    marker_erosion : float
+        Seeds keep only pixels farther than this from a border (px).
+    marker_h : float
+        A distance peak seeds its own cell when it stands this high (px).
+    min_marker_area, min_cell_area : float
+        Smaller seeds are specks; smaller cells give their pixels to neighbours (px²).
+    distance_threshold : float
+        Seeds from a predicted distance map: its regions above this value.
+    merge_threshold : float
+        Neighbours whose shared border has a lower mean boundary probability are one cell.
+    empty_fraction : float
+        A region darker than this share of the median region is a gap in the monolayer.
+    nucleus_merge_threshold : float
+        A cell holding no nucleus joins its neighbour across a border below this (0: off).
+    scale : float
+        The factor the pixel values were scaled by (1: the model's training scale).
     """
-    merged = {**DEFAULT_SETTINGS, **(settings or {})}
-    unknown = set(merged) - set(DEFAULT_SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown watershed setting(s): {', '.join(sorted(unknown))}")
-    out = dict(merged)
-    for key in ("smoothing_sigma", "marker_erosion", "marker_h"):
-        out[key] = merged[key] * pixel_scale
-    for key in ("min_marker_area", "min_cell_area"):
-        out[key] = merged[key] * pixel_scale**2
-    return out
+
+    threshold: float = 0.5
+    smoothing_sigma: float = 1.5
+    marker_erosion: float = 4.0
+    marker_h: float = 4.0
+    min_marker_area: float = 150
+    min_cell_area: float = config.MIN_CELL_AREA_PX
+    distance_threshold: float = 0.5
+    merge_threshold: float = 0.3
+    empty_fraction: float = 0.15
+    nucleus_merge_threshold: float = 0.5
+    scale: float = 1.0
+
+    #: Settings that are lengths (scaled by the factor) and areas (by its square).
+    LENGTHS: ClassVar[tuple[str, ...]] = ("smoothing_sigma", "marker_erosion", "marker_h")
+    AREAS: ClassVar[tuple[str, ...]] = ("min_marker_area", "min_cell_area")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float] | None = None, *, source: str = "watershed settings",
+                  ) -> WatershedSettings:
+        """Settings from a mapping (missing keys keep their defaults).
+
+        Raises
+        ------
+        ValueError
+            A key that is not a setting.
+        """
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{source}: unknown watershed setting(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def from_card(cls, card, overrides: Mapping[str, float] | None = None) -> WatershedSettings:
+        """A model card's tuned settings (``card.thresholds``), then ``overrides``, at the card's image scale."""
+        return cls.from_dict({**card.thresholds, **(overrides or {})}, source=f"model card {card.name}")
+
+    def scaled(self, pixel_scale: float) -> WatershedSettings:
+        """The settings for pixels ``pixel_scale`` times smaller (lengths x scale, areas x scale²)."""
+        changes = {key: getattr(self, key) * pixel_scale for key in self.LENGTHS}
+        changes.update({key: getattr(self, key) * pixel_scale**2 for key in self.AREAS})
+        return replace(self, **changes, scale=self.scale * pixel_scale)
+
+    def to_dict(self) -> dict[str, float]:
+        """The settings as a plain dict (for a model card), without ``scale``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scale"}
 
 
 def cell_markers(
@@ -102,30 +155,86 @@ def _with_nuclei(basins, interior, nuclei, min_marker_area):
     return np.where(seeds > 0, seeds, orphans).astype(np.int32)
 
 
+def labels_from_maps(
+    maps: Mapping[str, np.ndarray],
+    image,
+    settings: WatershedSettings,
+    *,
+    junction: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
+    seed_from_nuclei: bool = False,
+    grid_pixel_size_um: float | None = None,
+) -> np.ndarray:
+    """Instance labels at the image's size from a network's maps at any grid.
+
+    The watershed runs on the maps' grid (4x fewer pixels than a 10x image
+    for the shipped model) and its labels are mapped back. This stage builds
+    what it needs from the image: the burned-in scale bar to leave out, the
+    junction plane for empty regions, and the nuclei that keep a cell whole
+    (DAPI when the image has a nuclear channel, as the ``nuclei_count``
+    column finds them, else the bright ovals of the ZO-1 image).
+
+    Parameters
+    ----------
+    maps : mapping
+        ``"boundary"`` probability and optionally ``"distance"``, (h, w) each.
+    image : LoadedImage
+    settings : WatershedSettings
+        Already scaled to the maps' grid (``settings.scale`` is that grid's
+        factor relative to the model's training scale).
+    junction : (H, W) array, optional
+        The normalised junction plane (default: ``image.junction``).
+    nuclei : (H, W) array, optional
+        The nuclear plane (default: ``image.nuclei``; None when it has none).
+    seed_from_nuclei : bool
+        Seed the watershed from the nuclei instead of border-free basins.
+    grid_pixel_size_um : float, optional
+        µm per pixel of the maps' grid (sets the smallest DAPI nucleus).
+
+    Returns
+    -------
+    labels : (H, W) int32, one connected piece per cell
+    """
+    grid = maps["boundary"].shape
+    junction = image.junction if junction is None else junction
+    nuclei = image.nuclei if nuclei is None else nuclei
+    exclude = resize_labels(burned_in_mask(image.raw), grid)
+    grid_junction = resize_to(junction, grid, antialias=True)
+    grid_nuclei = resize_to(nuclei, grid, antialias=True) if nuclei is not None else None
+    # Cells holding no nucleus are pieces of a neighbour, to be joined.
+    nucleus_mask = None
+    if settings.nucleus_merge_threshold > 0:
+        if grid_nuclei is not None:
+            nucleus_mask, _ = find_nuclei(grid_nuclei, pixel_size_um=grid_pixel_size_um)
+        else:
+            nucleus_mask = find_bright_nuclei(grid_junction, pixel_scale=settings.scale)
+    grid_labels = cells_from_boundary(
+        maps["boundary"], settings, cell_distance=maps.get("distance"),
+        nuclei=grid_nuclei if seed_from_nuclei else None, exclude=exclude, intensity=grid_junction,
+        nucleus_mask=nucleus_mask,
+    )
+    return tidy_labels(resize_labels(grid_labels, image.shape))
+
+
 def cells_from_boundary(
     boundary_probability: np.ndarray,
+    settings: WatershedSettings | None = None,
     *,
     nuclei: np.ndarray | None = None,
     cell_distance: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
-    threshold: float = DEFAULT_SETTINGS["threshold"],
-    smoothing_sigma: float = DEFAULT_SETTINGS["smoothing_sigma"],
-    marker_erosion: float = DEFAULT_SETTINGS["marker_erosion"],
-    marker_h: float = DEFAULT_SETTINGS["marker_h"],
-    min_marker_area: float = DEFAULT_SETTINGS["min_marker_area"],
-    min_cell_area: float = DEFAULT_SETTINGS["min_cell_area"],
-    distance_threshold: float = DEFAULT_SETTINGS["distance_threshold"],
-    merge_threshold: float = DEFAULT_SETTINGS["merge_threshold"],
     intensity: np.ndarray | None = None,
-    empty_fraction: float = DEFAULT_SETTINGS["empty_fraction"],
     nucleus_mask: np.ndarray | None = None,
-    nucleus_merge_threshold: float = DEFAULT_SETTINGS["nucleus_merge_threshold"],
 ) -> np.ndarray:
     """Turn a boundary probability map into a labels image, one id per cell.
 
     Parameters
     ----------
     boundary_probability : (H, W) float array in [0, 1]
+    settings : WatershedSettings, optional
+        In pixels of this map (default: the 10x defaults). Two neighbours
+        whose shared border has a mean boundary probability below
+        ``merge_threshold`` are one cell split by a spurious seed, and are merged.
     nuclei : (H, W) float array, optional
         Normalised nuclear channel; when given, nuclei seed the watershed.
     cell_distance : (H, W) float array, optional
@@ -139,14 +248,9 @@ def cells_from_boundary(
         below ``empty_fraction`` times the median region's is a gap in the
         monolayer (black: no cytoplasm, no junction) and becomes 0.
     nucleus_mask : (H, W) bool array, optional
-        Nuclei (:func:`find_bright_nuclei`). When given, a cell holding no
-        nucleus is a piece of a neighbour cut off along a faint line, and
-        joins it (see :func:`merge_nucleus_free`).
-    threshold, smoothing_sigma, marker_erosion, marker_h, min_marker_area, min_cell_area, distance_threshold,
-    merge_threshold, empty_fraction, nucleus_merge_threshold
-        See :data:`DEFAULT_SETTINGS` (pixels). Two neighbours whose shared
-        border has a mean boundary probability below ``merge_threshold`` are
-        one cell split by a spurious seed, and are merged.
+        Nuclei (:func:`bbbcore.nuclei.find_bright_nuclei`). When given, a cell
+        holding no nucleus is a piece of a neighbour cut off along a faint
+        line, and joins it (see :func:`merge_nucleus_free`).
 
     Returns
     -------
@@ -154,17 +258,18 @@ def cells_from_boundary(
         Neighbouring cells touch; border pixels belong to a cell; 0 only where
         there is no cell. Ids are 1..N.
     """
+    s = settings if settings is not None else WatershedSettings()
     probability = np.asarray(boundary_probability, dtype=np.float32)
     if probability.ndim != 2:
         raise ValueError(f"boundary_probability must be 2-D, got shape {probability.shape}")
-    elevation = ndi.gaussian_filter(probability, smoothing_sigma) if smoothing_sigma > 0 else probability
+    elevation = ndi.gaussian_filter(probability, s.smoothing_sigma) if s.smoothing_sigma > 0 else probability
     distance = None
     if cell_distance is not None:
-        distance = ndi.gaussian_filter(np.asarray(cell_distance, np.float32), smoothing_sigma)
+        distance = ndi.gaussian_filter(np.asarray(cell_distance, np.float32), s.smoothing_sigma)
     markers = cell_markers(
-        elevation, threshold=threshold, marker_erosion=marker_erosion, marker_h=marker_h,
-        min_marker_area=min_marker_area, nuclei=nuclei, cell_distance=distance,
-        distance_threshold=distance_threshold,
+        elevation, threshold=s.threshold, marker_erosion=s.marker_erosion, marker_h=s.marker_h,
+        min_marker_area=s.min_marker_area, nuclei=nuclei, cell_distance=distance,
+        distance_threshold=s.distance_threshold,
     )
     if distance is not None:
         # Flood from the centres outwards; borders still form the ridges.
@@ -172,13 +277,13 @@ def cells_from_boundary(
     if exclude is not None:
         markers[exclude] = 0
     labels = segmentation.watershed(elevation, markers)
-    if merge_threshold > 0:
-        labels = merge_weak_borders(labels, probability, merge_threshold)
+    if s.merge_threshold > 0:
+        labels = merge_weak_borders(labels, probability, s.merge_threshold)
         markers = np.where(markers > 0, labels, 0)
     # Cells too small to be real give their seed up; their pixels join neighbours.
     for _ in range(2):
         areas = np.bincount(labels.ravel())
-        small = np.flatnonzero(areas < min_cell_area)
+        small = np.flatnonzero(areas < s.min_cell_area)
         small = small[small > 0]
         if small.size == 0:
             break
@@ -186,10 +291,10 @@ def cells_from_boundary(
         if markers.max() == 0:
             return np.zeros(probability.shape, np.int32)
         labels = segmentation.watershed(elevation, markers)
-    if intensity is not None and empty_fraction > 0 and labels.max() > 0:
+    if intensity is not None and s.empty_fraction > 0 and labels.max() > 0:
         ids = np.unique(labels[labels > 0])  # merging leaves gaps in the ids
         medians = np.asarray(ndi.median(intensity, labels, ids))
-        empty = ids[medians < empty_fraction * np.median(medians)]
+        empty = ids[medians < s.empty_fraction * np.median(medians)]
         labels[np.isin(labels, empty)] = 0
     if exclude is not None and exclude.any():
         inside = np.bincount(labels[exclude].ravel(), minlength=labels.max() + 1)
@@ -197,8 +302,8 @@ def cells_from_boundary(
         mostly_excluded = np.flatnonzero(inside >= 0.5 * np.maximum(areas, 1))
         labels[np.isin(labels, mostly_excluded)] = 0
         labels[exclude] = 0
-    if nucleus_mask is not None and nucleus_merge_threshold > 0:
-        labels = merge_nucleus_free(labels, probability, nucleus_mask, nucleus_merge_threshold)
+    if nucleus_mask is not None and s.nucleus_merge_threshold > 0:
+        labels = merge_nucleus_free(labels, probability, nucleus_mask, s.nucleus_merge_threshold)
     labels, _, _ = segmentation.relabel_sequential(labels)
     return labels.astype(np.int32)
 
@@ -264,42 +369,11 @@ def _roots(parent: np.ndarray) -> np.ndarray:
     return np.array([_root(parent, i) for i in range(parent.size)])
 
 
-def find_bright_nuclei(plane: np.ndarray, *, pixel_scale: float = 1.0) -> np.ndarray:
-    """Nuclei as blobs brighter than the cytoplasm around them: the ovals of a ZO-1 image.
-
-    Used when an image has no nuclear channel (a DAPI channel goes through
-    :func:`bbbcore.features.find_nuclei`, as for the ``nuclei_count`` column).
-
-    A white top-hat: an opening with a 13-px square removes bright structures
-    narrower than a nucleus (junction lines, specks), the plane is smoothed
-    (sigma 4 px), and its background (an opening with a 61-px square, wider
-    than any nucleus) is subtracted, so that bright cytoplasm stays below
-    Otsu's threshold. Blobs smaller than 300 px (about 115 µm² at 10x) are
-    dropped. Sizes are in pixels at the 10x scale of the shipped model and are
-    multiplied by ``pixel_scale`` (its square for the area), as in
-    :func:`scaled_settings`. Square openings are separable, hence fast.
-
-    Returns
-    -------
-    (H, W) bool
-    """
-    plane = np.asarray(plane, np.float32)
-    line_px = 2 * max(1, round(6 * pixel_scale)) + 1
-    blobs_only = ndi.grey_opening(plane, size=(line_px, line_px))
-    smooth = ndi.gaussian_filter(blobs_only, 4.0 * pixel_scale)
-    background_px = 2 * max(1, round(30 * pixel_scale)) + 1
-    excess = smooth - ndi.grey_opening(smooth, size=(background_px, background_px))
-    if np.ptp(excess) == 0:
-        return np.zeros(plane.shape, bool)
-    blobs = excess > filters.threshold_otsu(excess)
-    return morphology.remove_small_objects(blobs, max_size=max(0, int(300 * pixel_scale**2) - 1))
-
-
 def merge_nucleus_free(
     labels: np.ndarray,
     boundary_probability: np.ndarray,
     nucleus_mask: np.ndarray,
-    threshold: float = DEFAULT_SETTINGS["nucleus_merge_threshold"],
+    threshold: float = WatershedSettings.nucleus_merge_threshold,
     *,
     min_nucleated_share: float = 0.5,
 ) -> np.ndarray:

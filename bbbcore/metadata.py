@@ -1,9 +1,8 @@
 """Which condition, dose and replicate each image belongs to.
 
 The primary source is a **sample sheet**: a CSV with one row per image file
-and the columns ``file, condition, dose, dose_unit, replicate, well`` (only
-``file`` is required; ``image``, ``filename`` or ``file_name`` are accepted
-for it). Without a sheet, fields are parsed from the file name by a regular
+and the columns of :data:`SAMPLE_FIELDS` (only ``file`` is required;
+``image``, ``filename`` or ``file_name`` are accepted for it). Without a sheet, fields are parsed from the file name by a regular
 expression with named groups (``condition``, ``dose``, ``dose_unit``,
 ``replicate``, ``well``); the default, :data:`DEFAULT_NAME_PATTERN`, reads
 names like the original study's::
@@ -29,8 +28,31 @@ import pandas as pd
 
 from .errors import BBBError
 
-#: Columns of a sample sheet, in order.
-SHEET_COLUMNS = ("file", "condition", "dose", "dose_unit", "replicate", "well")
+#: The per-image sample fields, one schema everywhere: the sample sheet's
+#: columns (in order), the store's image columns, the tables' columns (where
+#: ``file`` is the ``image`` column) and the dashboard's editable table. The
+#: last four say how to analyse the image; they may stay empty.
+SAMPLE_FIELDS: dict[str, str] = {
+    "file": "the image file's name",
+    "condition": "treatment or group, e.g. control, tat",
+    "dose": "dose as a number (its unit in dose_unit)",
+    "dose_unit": "unit of the dose: ng, µM, …",
+    "replicate": "biological replicate (the unit of statistics when given)",
+    "well": "well or dish",
+    "pixel_size_um": "µm per pixel (empty: from the file, else unknown: no µm columns)",
+    "channel": "junction channel: an index, a colour (green) or a name (ZO-1); empty: automatic",
+    "nuclear_channel": "nuclear channel, as for channel; empty: automatic",
+    "diameter_px": "typical cell diameter in pixels (empty: estimated)",
+}
+#: Sample fields holding numbers (floats; the others are text).
+NUMERIC_SAMPLE_FIELDS = ("dose", "pixel_size_um", "diameter_px")
+#: Fields describing the sample; editing them never changes a segmentation.
+DESCRIPTIVE_FIELDS = ("condition", "dose", "dose_unit", "replicate", "well")
+#: Columns of a sample sheet, in order (the same names).
+SHEET_COLUMNS = tuple(SAMPLE_FIELDS)
+#: Sample fields a cells table carries besides ``image`` (its own
+#: ``pixel_size_um`` column is the one its µm columns were measured with).
+TABLE_SAMPLE_FIELDS = tuple(f for f in SAMPLE_FIELDS if f not in ("file", "pixel_size_um"))
 
 #: Other spellings accepted for a sheet's columns (lower case).
 _ALIASES = {
@@ -38,6 +60,8 @@ _ALIASES = {
     "treatment": "condition", "group": "condition",
     "concentration": "dose", "unit": "dose_unit", "dose unit": "dose_unit",
     "rep": "replicate", "biological_replicate": "replicate",
+    "pixel_size": "pixel_size_um", "pixel size": "pixel_size_um", "pixel size (µm/px)": "pixel_size_um",
+    "diameter": "diameter_px", "cell_diameter_px": "diameter_px",
 }
 
 #: Units recognised in file names, spelled as written in tables.
@@ -78,10 +102,7 @@ def parse_file_name(name: str, pattern: str = DEFAULT_NAME_PATTERN) -> dict:
     dict with every field of :data:`SHEET_COLUMNS` but ``file``; fields the
     pattern does not give are None, ``dose`` is a float.
     """
-    stem = Path(str(name)).name
-    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
-    if stem.endswith((".ome", ".labels")):
-        stem = stem.rsplit(".", 1)[0]
+    stem = output_stem(name)
     fields = {key: None for key in SHEET_COLUMNS[1:]}
     try:
         match = re.search(pattern, stem, flags=re.IGNORECASE)
@@ -104,9 +125,22 @@ def empty_sheet(files: Iterable[str] = ()) -> pd.DataFrame:
     files = list(files)
     sheet = pd.DataFrame({"file": pd.Series(files, dtype=object)})
     for column in SHEET_COLUMNS[1:]:
-        sheet[column] = np.nan if column == "dose" else None
-    sheet["dose"] = sheet["dose"].astype(float)
-    return sheet[list(SHEET_COLUMNS)]
+        sheet[column] = np.nan if column in NUMERIC_SAMPLE_FIELDS else None
+    return tidy_sheet(sheet)
+
+
+def tidy_sheet(sheet: pd.DataFrame) -> pd.DataFrame:
+    """A sheet with every field of :data:`SAMPLE_FIELDS`, in order, numbers as floats, text or None."""
+    sheet = sheet.copy()
+    for column in SHEET_COLUMNS:
+        if column not in sheet.columns:
+            sheet[column] = None
+        if column in NUMERIC_SAMPLE_FIELDS:
+            sheet[column] = pd.to_numeric(sheet[column], errors="coerce").astype(float)
+        elif column != "file":
+            sheet[column] = sheet[column].astype(object).map(
+                lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v))
+    return sheet[list(SHEET_COLUMNS)].reset_index(drop=True)
 
 
 def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:
@@ -144,21 +178,20 @@ def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) ->
             sheet[column] = ""
     sheet = sheet.apply(lambda column: column.str.strip())
     sheet = sheet[sheet["file"] != ""]
-    doses = sheet["dose"].str.replace(",", ".", regex=False)
-    numeric = pd.to_numeric(doses.where(doses != ""), errors="coerce")
-    bad = (doses != "") & numeric.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SampleSheetError(
-            f"{label}: row {row + 2}: dose {sheet['dose'].iloc[row]!r} is not a number (put the unit in dose_unit)"
-        )
-    sheet["dose"] = numeric.astype(float)
+    for column in NUMERIC_SAMPLE_FIELDS:
+        text = sheet[column].str.replace(",", ".", regex=False)
+        numeric = pd.to_numeric(text.where(text != ""), errors="coerce")
+        bad = (text != "") & numeric.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            hint = " (put the unit in dose_unit)" if column == "dose" else ""
+            raise SampleSheetError(
+                f"{label}: row {row + 2}: {column} {sheet[column].iloc[row]!r} is not a number{hint}")
+        sheet[column] = numeric.astype(float)
     duplicated = sheet["file"].str.lower().duplicated()
     if duplicated.any():
         raise SampleSheetError(f"{label}: file {sheet['file'][duplicated].iloc[0]!r} is listed twice")
-    for column in ("condition", "dose_unit", "replicate", "well"):
-        sheet[column] = sheet[column].replace("", None).astype(object)
-    return sheet[list(SHEET_COLUMNS)].reset_index(drop=True)
+    return tidy_sheet(sheet)
 
 
 def write_sample_sheet(sheet: pd.DataFrame, path: str | Path) -> Path:
@@ -216,11 +249,8 @@ def sample_sheet_for(
             if value is not None and key_ in fields:
                 fields[key_] = value
         rows.append({"file": name, **fields, "source": source})
-    result = pd.DataFrame(rows, columns=[*SHEET_COLUMNS, "source"])
-    result["dose"] = pd.to_numeric(result["dose"], errors="coerce").astype(float)
-    for column in ("condition", "dose_unit", "replicate", "well"):
-        result[column] = result[column].astype(object).where(result[column].notna(), None)
-        result[column] = result[column].map(lambda v: None if v is None or v == "" else str(v))
+    result = tidy_sheet(pd.DataFrame(rows, columns=[*SHEET_COLUMNS, "source"]))
+    result["source"] = [row["source"] for row in rows]
     return result
 
 
@@ -230,4 +260,47 @@ def sample_of(sheet: pd.DataFrame, file: str) -> dict:
     if rows.empty:
         return {}
     row = rows.iloc[0]
-    return {c: (None if pd.isna(row[c]) else row[c]) for c in SHEET_COLUMNS[1:]}
+    return {c: (None if pd.isna(row[c]) else row[c]) for c in SHEET_COLUMNS[1:] if c in row.index}
+
+
+def apply_sample_sheet(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """The cells table with each image's sample fields taken from ``sheet`` (by file name).
+
+    Every field of :data:`TABLE_SAMPLE_FIELDS` is written (empty for files the
+    sheet does not list); ``pixel_size_um`` stays the one the cells were
+    measured with.
+    """
+    table = cells.copy()
+    if "image" not in table or table.empty:
+        return table
+    indexed = tidy_sheet(sheet).drop_duplicates("file").set_index("file")
+    names = table["image"].map(lambda name: Path(str(name)).name)
+    for column in TABLE_SAMPLE_FIELDS:
+        values = names.map(indexed[column]) if len(indexed) else pd.Series(None, index=table.index, dtype=object)
+        table[column] = pd.to_numeric(values, errors="coerce").astype(float) \
+            if column in NUMERIC_SAMPLE_FIELDS else values.astype(object).where(values.notna(), np.nan)
+    return table
+
+
+def output_stem(name: str, *, image_id: str = "", used: set[str] | None = None) -> str:
+    """The stem that names an image's output files (``<stem>.labels.tif``, ...).
+
+    The file name without its folder and extension (``.ome.tif`` and
+    ``.labels.tif`` lose both parts). With ``used``, a stem taken already (two
+    files of one name from different folders) gets ``-<first 8 characters of
+    image_id>`` (or a counter) and is added to ``used``.
+    """
+    stem = Path(str(name)).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    if stem.endswith((".ome", ".labels")):
+        stem = stem.rsplit(".", 1)[0]
+    if used is None:
+        return stem
+    final, counter = stem, 2
+    if final in used:
+        final = f"{stem}-{image_id[:8]}" if image_id else f"{stem}-{counter}"
+    while final in used:
+        counter += 1
+        final = f"{stem}-{counter}"
+    used.add(final)
+    return final

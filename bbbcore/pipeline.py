@@ -1,44 +1,95 @@
-"""Image -> boundary probability -> cells -> table, in one call."""
+"""One image through the named stages: predict -> labels from maps -> measure.
+
+::
+
+    maps = predict(image, model)                                   # network maps on its grid
+    labels = labels_from_maps(maps, image, settings, ...)          # bbbcore.instances
+    cells = measure_labels(labels, image=image)                    # one row per cell
+
+:func:`segment_image` composes them and returns an :class:`ImageResult`,
+the one type an image's result has everywhere (CLI, session, store).
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
-from .features import cells_table, find_nuclei
-from .instances import burned_in_mask, cells_from_boundary, find_bright_nuclei, scaled_settings, tidy_labels
 from . import config
+from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
+from .features import cells_table, image_record
+from .instances import WatershedSettings, labels_from_maps
 from .io import LoadedImage, normalise
-from .unet import resize_labels, resize_to
+from .metadata import output_stem
+from .resize import resize_to
 
 
 @dataclass
-class Segmentation:
-    """Everything one image's segmentation produced.
+class ImageResult:
+    """One image's cells and what produced them.
 
     Attributes
     ----------
     image : LoadedImage
-    boundary_probability : (H, W) float32
-    cell_distance : (H, W) float32 or None, predicted distance to the border
-    labels : (H, W) int32, one id per cell
+    labels : (H, W) int32, one id per cell, 0 = no cell
     cells : DataFrame, one row per cell
-    pixel_size_um : float or None, the pixel size used
+    pixel_size_um : float or None, the pixel size the µm columns use
+    model_name, model_version : str, the model that drew the cells ("" when none did)
+    source : str, where the cells came from, in words ("model bbb_unet 1.3", "labels file x.tif")
+    seconds : float, time it took
     timings : dict of seconds per stage
+    maps : dict of the network's output maps on its own grid (empty when no model ran)
     """
 
     image: LoadedImage
-    boundary_probability: np.ndarray
-    cell_distance: np.ndarray | None
     labels: np.ndarray
     cells: pd.DataFrame
     pixel_size_um: float | None
+    model_name: str = ""
+    model_version: str = ""
+    source: str = ""
+    seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    maps: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+    @property
+    def stem(self) -> str:
+        """The file's stem, as per-image output files are named."""
+        return output_stem(self.name)
+
+    @property
+    def boundary_probability(self) -> np.ndarray | None:
+        """The boundary probability at the image's size (None when no model ran)."""
+        if "boundary" not in self.maps:
+            return None
+        return resize_to(self.maps["boundary"], self.image.shape)
+
+    def record(self) -> dict:
+        """:func:`bbbcore.features.image_record` of this image."""
+        return image_record(self.labels, image=self.name, image_id=self.image.image_id,
+                            pixel_size_um=self.pixel_size_um)
+
+
+def model_input(image: LoadedImage, card) -> np.ndarray:
+    """The junction plane normalised as the model was trained (its card's percentiles)."""
+    if tuple(card.normalise_percentiles) == tuple(config.NORMALISE_PERCENTILES):
+        return image.junction
+    plane = image.raw if image.raw.ndim == 2 else image.raw[..., image.junction_channel]
+    return normalise(plane, tuple(card.normalise_percentiles))
+
+
+def predict(image: LoadedImage, model, *, pixel_size_um: float | None = None) -> dict[str, np.ndarray]:
+    """The network's output maps (``"boundary"``, ``"distance"``) on its working grid."""
+    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
+    return model.predict_maps(model_input(image, model.card), size, name=image.name, working_scale=True)
 
 
 def segment_image(
@@ -47,11 +98,11 @@ def segment_image(
     *,
     pixel_size_um: float | None = None,
     use_nuclei: bool = False,
-    settings: dict | None = None,
+    settings: Mapping[str, float] | None = None,
     sample: Mapping[str, object] | None = None,
     junction_threshold: float | None = None,
-) -> Segmentation:
-    """Segment one loaded image with a :class:`~bbbcore.unet.BoundaryModel`.
+) -> ImageResult:
+    """Segment and measure one loaded image with a :class:`~bbbcore.unet.BoundaryModel`.
 
     Parameters
     ----------
@@ -62,58 +113,34 @@ def segment_image(
         taken to be at the model's pixel size.
     use_nuclei : bool
         Seed the watershed from the nuclear channel when the image has one.
-    settings : dict, optional
-        Watershed settings (see :data:`bbbcore.instances.DEFAULT_SETTINGS`),
-        in pixels at the model's training pixel size; they override the card's
-        and are rescaled to the network's grid.
+    settings : mapping, optional
+        Watershed settings (:class:`~bbbcore.instances.WatershedSettings`), in
+        pixels at the model's training scale; they override the card's and
+        are rescaled to the network's grid.
     sample : mapping, optional
-        ``condition``, ``dose``, ``dose_unit``, ``replicate``, ``well``,
-        written into the table.
+        Sample fields (:data:`bbbcore.metadata.SAMPLE_FIELDS`) written into the table.
     junction_threshold : float, optional
         See :func:`bbbcore.features.cells_table`.
     """
+    card = model.card
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
-    timings = {}
     started = time.perf_counter()
-    # The watershed runs on the network's grid (4x fewer pixels at 10x) and
-    # its labels are mapped back to the image's own grid.
-    junction = image.junction
-    if tuple(model.card.normalise_percentiles) != tuple(config.NORMALISE_PERCENTILES):
-        plane = image.raw if image.raw.ndim == 2 else image.raw[..., image.junction_channel]
-        junction = normalise(plane, tuple(model.card.normalise_percentiles))
+    junction = model_input(image, card)
     maps = model.predict_maps(junction, size, name=image.name, working_scale=True)
-    timings["inference_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    small_shape = maps["boundary"].shape
-    chosen = scaled_settings({**model.card.thresholds, **(settings or {})}, model.card.input_scale)
-    exclude = resize_labels(burned_in_mask(image.raw), small_shape)
-    small_junction = resize_to(junction, small_shape, antialias=True)
-    small_nuclei = resize_to(image.nuclei, small_shape, antialias=True) if image.nuclei is not None else None
-    # Nuclei from DAPI when there is a nuclear channel (as the nuclei_count
-    # column finds them), else the bright ovals of the ZO-1 image itself;
-    # cells holding none are pieces of a neighbour, to be joined.
-    nucleus_mask = None
-    if chosen["nucleus_merge_threshold"] > 0:
-        if small_nuclei is not None:
-            grid_um = model.card.pixel_size_um / model.card.input_scale if model.card.pixel_size_um else None
-            nucleus_mask, _ = find_nuclei(small_nuclei, pixel_size_um=grid_um)
-        else:
-            nucleus_mask = find_bright_nuclei(small_junction, pixel_scale=model.card.input_scale)
-    small_labels = cells_from_boundary(
-        maps["boundary"], cell_distance=maps.get("distance"), nuclei=small_nuclei if use_nuclei else None,
-        exclude=exclude, intensity=small_junction, nucleus_mask=nucleus_mask, **chosen,
-    )
-    labels = tidy_labels(resize_labels(small_labels, image.shape))
-    probability = resize_to(maps["boundary"], image.shape)
-    distance = resize_to(maps["distance"], image.shape) if "distance" in maps else None
-    timings["postprocess_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    table = cells_table(
-        labels, junction=image.junction_raw, nuclei=image.nuclei_raw, image=image.name,
-        image_id=image.image_id, pixel_size_um=size, sample=sample, junction_threshold=junction_threshold,
-    )
-    timings["measure_s"] = time.perf_counter() - started
-    return Segmentation(image, probability, distance, labels, table, size, timings)
+    predicted = time.perf_counter()
+    grid_um = card.pixel_size_um / card.input_scale if card.pixel_size_um else None
+    chosen = WatershedSettings.from_card(card, settings).scaled(card.input_scale)
+    labels = labels_from_maps(maps, image, chosen, junction=junction, seed_from_nuclei=use_nuclei,
+                              grid_pixel_size_um=grid_um)
+    labelled = time.perf_counter()
+    cells = measure_labels(labels, image=image, pixel_size_um=size, sample=sample,
+                           junction_threshold=junction_threshold)
+    measured = time.perf_counter()
+    timings = {"inference_s": predicted - started, "postprocess_s": labelled - predicted,
+               "measure_s": measured - labelled}
+    return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
+                       source=f"model {card.name} {card.version}", seconds=measured - started,
+                       timings=timings, maps=maps)
 
 
 def measure_labels(
@@ -126,7 +153,7 @@ def measure_labels(
     sample: Mapping[str, object] | None = None,
     junction_threshold: float | None = None,
 ) -> pd.DataFrame:
-    """Measure an existing labels image (corrected in Fiji, or another tool's).
+    """Measure a labels image (the model's, corrected in Fiji, or another tool's).
 
     Parameters
     ----------
@@ -164,3 +191,34 @@ def measure_labels(
         sample=sample,
         junction_threshold=junction_threshold,
     )
+
+
+def result_from_labels(
+    image: LoadedImage,
+    labels_data: bytes,
+    labels_name: str,
+    *,
+    pixel_size_um: float | None = None,
+    junction_threshold: float | None = None,
+) -> ImageResult:
+    """An image's result from a labels TIFF (its cells corrected by hand in Fiji).
+
+    Raises
+    ------
+    ImageReadError
+        Not a labels TIFF, or not the image's height and width.
+    """
+    from .errors import ImageReadError
+
+    started = time.perf_counter()
+    if not labels_data:
+        raise ImageReadError(labels_name, "the file is empty (0 bytes)")
+    try:
+        labels = read_labels_tiff(labels_data)
+    except Exception as exc:  # tifffile raises many kinds for non-TIFF bytes
+        raise ImageReadError(labels_name, f"not a readable labels TIFF ({type(exc).__name__}: {exc})") from None
+    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
+    cells = measure_labels(labels, image=image, name=labels_name, pixel_size_um=size,
+                           junction_threshold=junction_threshold)
+    return ImageResult(image, labels, cells, size, source=f"labels file {labels_name}",
+                       seconds=time.perf_counter() - started)

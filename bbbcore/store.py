@@ -30,13 +30,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import BBBError
+from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
 
+#: The sample fields an image row holds (``file`` is its ``name``).
+STORED_SAMPLE_FIELDS = tuple(f for f in SAMPLE_FIELDS if f != "file")
 #: Columns of the images table besides the ids.
-IMAGE_FIELDS = ("name", "image_sha", "labels_sha", "condition", "dose", "dose_unit", "replicate", "well",
-                "pixel_size_um", "model_name", "model_version", "params", "params_key", "source", "height",
-                "width", "cell_coverage", "created", "excluded")
+IMAGE_FIELDS = ("name", "image_sha", "labels_sha", *STORED_SAMPLE_FIELDS, "model_name", "model_version", "params",
+                "params_key", "source", "height", "width", "cell_coverage", "created", "excluded")
+_SAMPLE_SQL = ", ".join(f"{f} {'REAL' if f in NUMERIC_SAMPLE_FIELDS else 'TEXT'}" for f in STORED_SAMPLE_FIELDS)
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS experiments (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -49,8 +52,7 @@ CREATE TABLE IF NOT EXISTS images (
     name TEXT NOT NULL,
     image_sha TEXT NOT NULL,
     labels_sha TEXT NOT NULL,
-    condition TEXT, dose REAL, dose_unit TEXT, replicate TEXT, well TEXT,
-    pixel_size_um REAL,
+    {_SAMPLE_SQL},
     model_name TEXT, model_version TEXT,
     params TEXT NOT NULL,
     params_key TEXT NOT NULL,
@@ -135,10 +137,15 @@ class Store:
                                      f"{', '.join(sorted(tables))}); it was left untouched")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
-                for table in ("images", "cells"):  # databases made before exclusions existed
+                # Databases made before exclusions and the full sample schema existed.
+                added = {"images": {"excluded": "TEXT", **{f: "REAL" if f in NUMERIC_SAMPLE_FIELDS else "TEXT"
+                                                           for f in STORED_SAMPLE_FIELDS}},
+                         "cells": {"excluded": "TEXT"}}
+                for table, wanted in added.items():
                     columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                    if "excluded" not in columns:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN excluded TEXT")
+                    for column, kind in wanted.items():
+                        if column not in columns:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable BBB database ({exc}); it was left untouched: move it "
                              "away or set BBB_DATA_DIR to another folder") from None
@@ -271,13 +278,16 @@ class Store:
         cells: pd.DataFrame,
         params: dict,
         sample: dict | None = None,
-        pixel_size_um: float | None = None,
         model: tuple[str, str] = ("", ""),
         source: str = "",
         shape: tuple[int, int] = (0, 0),
         cell_coverage: float | None = None,
     ) -> int:
-        """Store one image's results in one transaction (replacing an earlier result of that name)."""
+        """Store one image's results in one transaction (replacing an earlier result of that name).
+
+        ``sample`` holds the image's sample fields (:data:`bbbcore.metadata.SAMPLE_FIELDS`),
+        ``pixel_size_um`` being the one its cells were measured with.
+        """
         image_sha = self.put_file(original)
         labels_sha = self.put_file(labels_tiff)
         sample = sample or {}
@@ -295,9 +305,8 @@ class Store:
             cursor = db.execute(
                 f"INSERT INTO images (experiment_id, {', '.join(IMAGE_FIELDS)}) "
                 f"VALUES (?, {', '.join('?' * len(IMAGE_FIELDS))})",
-                (experiment_id, name, image_sha, labels_sha, _plain(sample.get("condition")),
-                 _plain(sample.get("dose")), _plain(sample.get("dose_unit")), _plain(sample.get("replicate")),
-                 _plain(sample.get("well")), _plain(pixel_size_um), model[0], model[1],
+                (experiment_id, name, image_sha, labels_sha,
+                 *(_plain(sample.get(f)) for f in STORED_SAMPLE_FIELDS), model[0], model[1],
                  json.dumps(params, sort_keys=True, default=str), params_key(params), source,
                  int(shape[0]), int(shape[1]), _plain(cell_coverage), _now(), None),
             )
@@ -374,14 +383,18 @@ class Store:
                  for r in scored[["image", "cell_id", "anomaly_score", "is_anomaly"]].itertuples() if r.image in ids])
 
     def update_samples(self, experiment_id: int, sheet: pd.DataFrame) -> None:
-        """Store edited conditions (a sample sheet) for the experiment's images, in one transaction."""
+        """Store edited sample fields (a sample sheet) for the experiment's images, in one transaction.
+
+        ``pixel_size_um`` is left as stored: it is the one the cells were measured with.
+        """
+        editable = [f for f in STORED_SAMPLE_FIELDS if f != "pixel_size_um" and f in sheet.columns]
+        if not editable:
+            return
+        assignments = ", ".join(f"{f} = ?" for f in editable)
         with self._transaction() as db:
-            for _, row in sheet.iterrows():
-                db.execute(
-                    "UPDATE images SET condition = ?, dose = ?, dose_unit = ?, replicate = ?, well = ? "
-                    "WHERE experiment_id = ? AND name = ?",
-                    (_plain(row.get("condition")), _plain(row.get("dose")), _plain(row.get("dose_unit")),
-                     _plain(row.get("replicate")), _plain(row.get("well")), experiment_id, row["file"]))
+            db.executemany(
+                f"UPDATE images SET {assignments} WHERE experiment_id = ? AND name = ?",
+                [(*(_plain(row[f]) for f in editable), experiment_id, row["file"]) for _, row in sheet.iterrows()])
 
     def delete_image(self, experiment_id: int, name: str) -> None:
         with self._transaction() as db:

@@ -17,7 +17,8 @@ from skimage import segmentation
 
 from .annotations import read_truth_cells
 from .io import load_image, normalise, read_array
-from .unet import BoundaryModel, ModelCard, build_unet, resize
+from .resize import resize
+from .unet import BoundaryModel, ModelCard, build_unet
 
 
 @dataclass

@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bbbcore.unet import BoundaryModel, ModelCard, build_unet, resize  # noqa: E402
+from bbbcore.resize import resize  # noqa: E402
+from bbbcore.unet import BoundaryModel, ModelCard, build_unet  # noqa: E402
 
 VARIANTS = [  # (base width, depth, input scale)
     (8, 4, 0.5),

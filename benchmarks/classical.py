@@ -28,7 +28,8 @@ from skimage import filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bbbcore.instances import burned_in_mask, cells_from_boundary, find_bright_nuclei  # noqa: E402
+from bbbcore.instances import WatershedSettings, burned_in_mask, labels_from_maps  # noqa: E402
+from bbbcore.io import LoadedImage  # noqa: E402
 
 #: Chosen by ``tune`` (see benchmarks/README.md for the grid and its scores).
 TUNED = {"sigmas": (1.0, 2.0, 3.0), "threshold": 0.2, "marker_erosion": 4.0, "marker_h": 10.0, "smoothing_sigma": 2.0,
@@ -55,8 +56,11 @@ def classical_segment(
 ) -> np.ndarray:
     """Labels image from the classical pipeline with ``TUNED`` (or given) parameters.
 
-    With ``nucleus_check`` (basin and nuclei seeds), the U-Net pipeline's last step runs too: a
-    cell holding no nucleus joins its neighbour across a weak border.
+    The ridge map stands in for the network's boundary map and goes through the
+    U-Net pipeline's own labels stage (:func:`bbbcore.instances.labels_from_maps`)
+    on the image's grid, with the defaults for the settings not tuned here. With
+    ``nucleus_check`` a cell holding no nucleus joins its neighbour across a weak
+    border, as there.
     """
     p = {**TUNED, **params}
     if border is None:
@@ -64,17 +68,17 @@ def classical_segment(
     if p["seeds"] == "hminima":
         return morphological_segmentation(border, raw, dynamic=p["dynamic"], smoothing_sigma=p["smoothing_sigma"],
                                           merge_threshold=p["merge_threshold"])
-    return cells_from_boundary(
-        border,
-        nuclei=nuclei_map(junction) if p["seeds"] == "nuclei" else None,
-        exclude=None if raw is None else burned_in_mask(raw),
-        threshold=p["threshold"],
-        marker_erosion=p["marker_erosion"],
-        marker_h=p["marker_h"],
-        smoothing_sigma=p["smoothing_sigma"],
-        merge_threshold=p["merge_threshold"],
-        nucleus_mask=find_bright_nuclei(junction) if p["nucleus_check"] else None,
+    settings = WatershedSettings(
+        threshold=p["threshold"], marker_erosion=p["marker_erosion"], marker_h=p["marker_h"],
+        smoothing_sigma=p["smoothing_sigma"], merge_threshold=p["merge_threshold"],
+        empty_fraction=0.0,  # tuned without the empty-region step
+        nucleus_merge_threshold=WatershedSettings.nucleus_merge_threshold if p["nucleus_check"] else 0.0,
     )
+    image = LoadedImage(name="classical", image_id="", raw=junction if raw is None else raw, junction=junction,
+                        nuclei=None, pixel_size_um=None)
+    return labels_from_maps({"boundary": border}, image, settings, junction=junction,
+                            nuclei=nuclei_map(junction) if p["seeds"] == "nuclei" else None,
+                            seed_from_nuclei=p["seeds"] == "nuclei")
 
 
 def morphological_segmentation(border, raw=None, *, dynamic=0.1, smoothing_sigma=4.0, merge_threshold=0.0,

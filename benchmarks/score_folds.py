@@ -36,7 +36,7 @@ def score_pair(
 ) -> list[dict]:
     """One row per (held-out image, flips) with F1@0.5, F1@0.75 (95 % CIs) and mean IoU.
 
-    ``settings`` override the cards' watershed settings (:data:`bbbcore.instances.DEFAULT_SETTINGS`).
+    ``settings`` override the cards' watershed settings (:class:`bbbcore.instances.WatershedSettings`).
     """
     from bbbcore.pipeline import segment_image
     from bbbcore.unet import BoundaryModel

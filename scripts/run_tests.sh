@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (venv, both requirement files, Debian's chromium
-# when run as root) and runs the whole test suite. CI runs exactly this.
+# Installs what the tests need (venv, both requirement files, this package in
+# editable mode, Debian's chromium when run as root), checks the code with
+# ruff and runs the whole test suite. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -13,10 +14,24 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 . .venv/bin/activate
-cat requirements.txt requirements-dev.txt > .venv/.wanted-dev
+# Install once: again only when a requirement file or pyproject.toml changed.
+cat requirements.txt requirements-dev.txt pyproject.toml > .venv/.wanted-dev
 if ! cmp -s .venv/.wanted-dev .venv/.installed-dev 2>/dev/null; then
   pip install --quiet --upgrade pip
   pip install --quiet -r requirements-dev.txt
+  pip install --quiet --no-deps -e .  # bbbcore itself, and the `bbb` command
   cp .venv/.wanted-dev .venv/.installed-dev
 fi
-exec python -m pytest "$@"
+# Lint first, but run the tests either way; the script fails when either fails.
+lint=0
+echo "ruff check ."
+python -m ruff check . || lint=$?
+tests=0
+python -m pytest "$@" || tests=$?
+if [ "$tests" -ne 0 ]; then
+  exit "$tests"
+fi
+if [ "$lint" -ne 0 ]; then
+  echo "ruff check . failed (see above)" >&2
+fi
+exit "$lint"

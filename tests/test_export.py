@@ -102,16 +102,6 @@ def test_geojson_round_trip_with_features(synthetic_monolayer):
     assert min(per_cell_iou(labels, back).values()) >= 0.98
 
 
-def test_a_cell_around_a_hole_keeps_its_hole():
-    labels = np.zeros((60, 60), np.int32)
-    labels[10:50, 10:50] = 1
-    labels[25:35, 25:35] = 0  # a masked caption inside the cell
-    labels[0:5, 0:5] = 2
-    rings = cell_polygons(labels, holes=True)
-    assert len(rings[1]) == 2
-    np.testing.assert_array_equal(rasterise_polygons(rings, labels.shape), labels)
-
-
 def test_image_outputs_are_the_four_files(synthetic_monolayer):
     labels = synthetic_monolayer["truth"]
     files = image_outputs("m", labels, cells=cells_table(labels), junction=synthetic_monolayer["junction"])

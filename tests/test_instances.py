@@ -8,24 +8,26 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import segmentation
 
-from bbbcore.instances import burned_in_mask, cells_from_boundary, scaled_settings, touches_edge
+from bbbcore.instances import WatershedSettings, burned_in_mask, cells_from_boundary, labels_from_maps, touches_edge
+from bbbcore.io import LoadedImage
+from bbbcore.nuclei import find_bright_nuclei
 from bbbcore.metrics import score_segmentation
 from tests.synthetic import voronoi_monolayer
 
-SETTINGS = {"threshold": 0.4, "marker_erosion": 2.0, "min_cell_area": 300}
+SETTINGS = WatershedSettings(threshold=0.4, marker_erosion=2.0, min_cell_area=300)
 
 
 @pytest.mark.parametrize("seed", [3, 11])
 def test_watershed_recovers_synthetic_cells_from_basins(seed):
     cells = voronoi_monolayer(shape=(384, 512), n_cells=40, seed=seed)
-    labels = cells_from_boundary(cells["junction"], **SETTINGS)
+    labels = cells_from_boundary(cells["junction"], SETTINGS)
     scores = score_segmentation(cells["truth"], labels, n_bootstrap=0)
     assert scores["recall@0.5"] >= 0.95, scores
     assert scores["precision@0.5"] >= 0.95, scores
 
 
 def test_watershed_recovers_synthetic_cells_from_nuclei(synthetic_monolayer):
-    labels = cells_from_boundary(synthetic_monolayer["junction"], nuclei=synthetic_monolayer["nuclei"], **SETTINGS)
+    labels = cells_from_boundary(synthetic_monolayer["junction"], SETTINGS, nuclei=synthetic_monolayer["nuclei"])
     scores = score_segmentation(synthetic_monolayer["truth"], labels, n_bootstrap=0)
     assert scores["recall@0.5"] >= 0.95, scores
 
@@ -36,7 +38,7 @@ def test_gaps_in_borders_do_not_merge_cells(synthetic_monolayer):
     junction = synthetic_monolayer["junction"].copy()
     yy, xx = np.mgrid[: junction.shape[0], : junction.shape[1]]
     junction[((yy // 40 + xx // 40) % 2 == 0) & (yy % 40 < 12) & (xx % 40 < 12)] *= 0.2
-    labels = cells_from_boundary(junction, **SETTINGS)
+    labels = cells_from_boundary(junction, SETTINGS)
     scores = score_segmentation(synthetic_monolayer["truth"], labels, n_bootstrap=0)
     assert scores["recall@0.5"] >= 0.9, scores
 
@@ -46,18 +48,18 @@ def test_predicted_distance_seeds_cells(synthetic_monolayer):
 
     truth = synthetic_monolayer["truth"]
     labels = cells_from_boundary(
-        synthetic_monolayer["junction"], cell_distance=distance_target(truth), **SETTINGS
+        synthetic_monolayer["junction"], SETTINGS, cell_distance=distance_target(truth)
     )
     scores = score_segmentation(truth, labels, n_bootstrap=0)
     assert scores["recall@0.5"] >= 0.95 and scores["mean_iou"] > 0.9, scores
 
 
 def test_labels_tile_the_image_and_drop_specks(synthetic_monolayer):
-    labels = cells_from_boundary(synthetic_monolayer["junction"], **SETTINGS)
+    labels = cells_from_boundary(synthetic_monolayer["junction"], SETTINGS)
     assert labels.dtype == np.int32
     assert (labels > 0).all()  # neighbours touch; no gaps between cells
     assert np.array_equal(np.unique(labels), np.arange(1, labels.max() + 1))
-    assert np.bincount(labels.ravel())[1:].min() >= SETTINGS["min_cell_area"]
+    assert np.bincount(labels.ravel())[1:].min() >= SETTINGS.min_cell_area
 
 
 def test_edge_cells_are_flagged():
@@ -76,7 +78,7 @@ def test_scale_bar_box_is_no_cell(synthetic_monolayer):
     mask = burned_in_mask(raw)
     assert mask[340:360, 380:500].mean() > 0.95
     assert mask.mean() < 0.03
-    labels = cells_from_boundary(synthetic_monolayer["junction"], exclude=mask, **SETTINGS)
+    labels = cells_from_boundary(synthetic_monolayer["junction"], SETTINGS, exclude=mask)
     assert (labels[mask] == 0).all()
 
 
@@ -91,10 +93,43 @@ def test_yellow_caption_is_masked_in_colour_images():
 
 
 def test_settings_scale_with_pixel_size():
-    finer = scaled_settings({"min_cell_area": 1000, "marker_erosion": 4}, pixel_scale=2.0)
-    assert finer["min_cell_area"] == 4000 and finer["marker_erosion"] == 8
-    with pytest.raises(ValueError, match="unknown watershed setting"):
-        scaled_settings({"treshold": 0.2})
+    finer = WatershedSettings(min_cell_area=1000, marker_erosion=4).scaled(2.0)
+    assert finer.min_cell_area == 4000 and finer.marker_erosion == 8 and finer.scale == 2.0
+    assert finer.threshold == WatershedSettings.threshold  # not a length: unchanged
+    assert finer.scaled(0.5).min_cell_area == 1000  # scaling composes
+    with pytest.raises(ValueError, match="unknown watershed setting.*treshold"):
+        WatershedSettings.from_dict({"treshold": 0.2})
+    with pytest.raises(AttributeError):
+        finer.threshold = 0.1  # frozen: one settings object can be shared safely
+
+
+def test_settings_from_card_take_the_card_values_then_overrides():
+    from bbbcore.unet import ModelCard
+
+    card = ModelCard(name="m", version="1", thresholds={"threshold": 0.3, "merge_threshold": 0.2})
+    chosen = WatershedSettings.from_card(card, {"merge_threshold": 0.1})
+    assert (chosen.threshold, chosen.merge_threshold) == (0.3, 0.1)
+    assert chosen.min_cell_area == WatershedSettings.min_cell_area
+    assert WatershedSettings.from_dict(chosen.to_dict()) == chosen
+    with pytest.raises(ValueError, match="model card m"):
+        WatershedSettings.from_card(ModelCard(name="m", version="1", thresholds={"min_area": 5}))
+
+
+def test_labels_from_maps_at_half_size_map_back_to_the_image(synthetic_monolayer):
+    """The labels stage runs on a coarser grid (as the network's) and returns labels at the image's size."""
+    from bbbcore.resize import resize
+
+    junction = synthetic_monolayer["junction"].astype(np.float32)
+    image = LoadedImage(name="synthetic.tif", image_id="", raw=junction, junction=junction, nuclei=None,
+                        pixel_size_um=None)
+    maps = {"boundary": resize(junction, 0.5)}
+    labels = labels_from_maps(maps, image, SETTINGS.scaled(0.5))
+    assert labels.shape == junction.shape and labels.dtype == np.int32
+    scores = score_segmentation(synthetic_monolayer["truth"], labels, n_bootstrap=0)
+    assert scores["recall@0.5"] >= 0.9 and scores["precision@0.5"] >= 0.9, scores
+    # One connected piece per cell after mapping back.
+    for cell_id in range(1, labels.max() + 1):
+        assert ndi.label(labels == cell_id)[1] <= 1
 
 
 def test_spurious_split_without_a_border_is_merged():
@@ -116,13 +151,12 @@ def test_gap_in_the_monolayer_is_no_cell(synthetic_monolayer):
     truth = synthetic_monolayer["truth"]
     hole = truth == truth[200, 250]  # one cell is missing: a black gap, no junction, no cytoplasm
     intensity = np.where(hole, 0.0, np.clip(junction + 0.3, 0, 1))
-    labels = cells_from_boundary(junction, intensity=intensity, **SETTINGS)
+    labels = cells_from_boundary(junction, SETTINGS, intensity=intensity)
     assert (labels[hole] == 0).mean() > 0.8
     assert (labels[~hole] > 0).mean() > 0.97
 
 
 def test_bright_nuclei_are_found_in_the_junction_channel(synthetic_monolayer):
-    from bbbcore.instances import find_bright_nuclei
 
     # Nuclei bleed into the synthetic junction channel, as in ZO-1 images; the
     # borders are brighter still but thin, and must not count as nuclei.
@@ -158,13 +192,12 @@ def _pieces(labels, inside):
 
 @pytest.mark.parametrize("strength, joined", [(0.45, True), (0.9, False)])
 def test_nucleus_free_piece_joins_its_cell_unless_the_border_is_sure(synthetic_monolayer, strength, joined):
-    from bbbcore.instances import find_bright_nuclei
 
     truth, nuclei = synthetic_monolayer["truth"], synthetic_monolayer["nuclei"]
     probability, inside = _cut_cell(truth, nuclei, strength)
-    split = cells_from_boundary(probability, **SETTINGS)
+    split = cells_from_boundary(probability, SETTINGS)
     assert len(_pieces(split, inside)) == 2  # the line cuts the cell without the nuclear check
-    labels = cells_from_boundary(probability, nucleus_mask=find_bright_nuclei(synthetic_monolayer["junction"]), **SETTINGS)
+    labels = cells_from_boundary(probability, SETTINGS, nucleus_mask=find_bright_nuclei(synthetic_monolayer["junction"]))
     pieces = _pieces(labels, inside)
     assert (len(pieces) == 1) == joined, pieces
     if joined:

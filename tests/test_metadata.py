@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bbbcore.metadata import (
-    SampleSheetError, empty_sheet, parse_file_name, read_sample_sheet, sample_of, sample_sheet_for,
+    SAMPLE_FIELDS, SampleSheetError, empty_sheet, parse_file_name, read_sample_sheet, sample_of, sample_sheet_for,
     write_sample_sheet,
 )
 
@@ -49,7 +49,7 @@ def test_sheet_read_with_excel_habits(tmp_path):
     path.write_bytes("\ufeffFile name;Treatment;Dose;Unit;Replicate\n"
                      "a.tif;control;0;ng;1\nb.tif;tat;80;ng;1\nc.tif;tat; ;;2\n".encode("utf-8"))
     sheet = read_sample_sheet(path)
-    assert list(sheet.columns) == ["file", "condition", "dose", "dose_unit", "replicate", "well"]
+    assert list(sheet.columns) == list(SAMPLE_FIELDS)  # every field of the one schema, in order
     assert sheet["file"].tolist() == ["a.tif", "b.tif", "c.tif"]
     assert sheet["dose"].tolist()[:2] == [0.0, 80.0] and np.isnan(sheet["dose"].iloc[2])
     assert sheet["replicate"].tolist() == ["1", "1", "2"]
@@ -95,5 +95,45 @@ def test_overrides_win_and_sample_of_reads_one_file():
     result = sample_sheet_for(["tat_80ng_01.tif"], overrides={"condition": "control", "dose": 0.0})
     assert sample_of(result, "tat_80ng_01.tif") == {
         "condition": "control", "dose": 0.0, "dose_unit": "ng", "replicate": None, "well": None,
+        "pixel_size_um": None, "channel": None, "nuclear_channel": None, "diameter_px": None,
     }
     assert sample_of(result, "other.tif") == {}
+
+
+def test_one_schema_reads_every_field_and_checks_every_number(tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_text("file,condition,pixel size,channel,nuclear_channel,diameter\n"
+                    "a.tif,control,0,65,ZO-1,DAPI,31\n".replace(",0,65", ",0.65"), encoding="utf-8")
+    sheet = read_sample_sheet(path)
+    assert sample_of(sheet, "a.tif") == {
+        "condition": "control", "dose": None, "dose_unit": None, "replicate": None, "well": None,
+        "pixel_size_um": 0.65, "channel": "ZO-1", "nuclear_channel": "DAPI", "diameter_px": 31.0,
+    }
+    path.write_text("file,diameter_px\na.tif,31\nb.tif,big\n", encoding="utf-8")
+    with pytest.raises(SampleSheetError, match="row 3: diameter_px 'big' is not a number"):
+        read_sample_sheet(path)
+
+
+def test_apply_sample_sheet_fills_every_table_field_but_keeps_the_measured_pixel_size():
+    from bbbcore.metadata import TABLE_SAMPLE_FIELDS, apply_sample_sheet
+
+    cells = pd.DataFrame({"image": ["a.tif", "a.tif", "b.tif"], "cell_id": [1, 2, 1],
+                          "pixel_size_um": [0.5, 0.5, np.nan], "condition": ["old", "old", "old"]})
+    sheet = sample_sheet_for(["a.tif"], overrides={"condition": "tat", "dose": 80.0, "pixel_size_um": 9.0})
+    table = apply_sample_sheet(cells, sheet)
+    assert table["condition"].tolist()[:2] == ["tat", "tat"] and pd.isna(table["condition"].iloc[2])
+    assert table["dose"].tolist()[:2] == [80.0, 80.0] and table["dose"].dtype == float
+    assert table["pixel_size_um"].tolist()[:2] == [0.5, 0.5]  # as measured, not the sheet's
+    assert set(TABLE_SAMPLE_FIELDS) <= set(table.columns)
+    assert cells["condition"].tolist() == ["old"] * 3  # the input is not changed
+
+
+def test_output_stem_names_files_once():
+    from bbbcore.metadata import output_stem
+
+    assert output_stem("dir/a.ome.tif") == "a" and output_stem("b.labels.tif") == "b"
+    used: set[str] = set()
+    assert output_stem("x/a.png", image_id="1234567890", used=used) == "a"
+    assert output_stem("y/a.png", image_id="abcdefgh99", used=used) == "a-abcdefgh"
+    assert output_stem("z/a.png", used=used) == "a-2"
+    assert used == {"a", "a-abcdefgh", "a-2"}

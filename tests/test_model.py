@@ -9,7 +9,7 @@ from bbbcore.annotations import read_truth_cells
 from bbbcore.io import load_image
 from bbbcore.metrics import score_segmentation
 from bbbcore.pipeline import segment_image
-from bbbcore.unet import resize
+from bbbcore.resize import resize
 
 pytestmark = [pytest.mark.shared, pytest.mark.model]
 

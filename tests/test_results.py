@@ -18,7 +18,8 @@ from bbbcore.export import labels_tiff_bytes
 from bbbcore.io import load_image
 from bbbcore.metadata import sample_sheet_for
 from bbbcore.overlay import hover_figure, render_cells
-from bbbcore.results import ImageResult, ResultSet, result_from_labels
+from bbbcore.pipeline import ImageResult, result_from_labels
+from bbbcore.results import ResultSet
 
 
 def png_bytes(junction: np.ndarray) -> bytes:

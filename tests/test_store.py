@@ -31,7 +31,7 @@ def save(store: Store, experiment: int, seed: int, *, name: str | None = None, p
     original, labels, cells = fake_image(seed)
     return store.save_image(experiment, name=name or f"img{seed}.png", original=original, labels_tiff=labels,
                             cells=cells, params=params or {"model": "bbb_unet 1.0"},
-                            sample={"condition": "tat", "dose": 80.0}, pixel_size_um=0.62, shape=(60, 80))
+                            sample={"condition": "tat", "dose": 80.0, "pixel_size_um": 0.62}, shape=(60, 80))
 
 
 def writer(folder, experiment: int, seeds: range) -> subprocess.Popen:
@@ -196,7 +196,8 @@ def test_a_result_set_survives_the_store(tmp_path):
 
     from bbbcore.io import load_image
     from bbbcore.metadata import sample_sheet_for
-    from bbbcore.results import load_experiment, result_from_labels, save_result
+    from bbbcore.pipeline import result_from_labels
+    from bbbcore.results import load_experiment, save_result
     from tests.synthetic import voronoi_monolayer
 
     field = voronoi_monolayer(shape=(200, 240), n_cells=15, seed=1)
@@ -224,7 +225,8 @@ def test_the_same_file_under_another_name_is_not_recomputed(tmp_path):
     from PIL import Image
 
     from bbbcore.io import load_image
-    from bbbcore.results import result_from_labels, save_result, stored_result
+    from bbbcore.pipeline import result_from_labels
+    from bbbcore.results import save_result, stored_result
     from tests.synthetic import voronoi_monolayer
 
     field = voronoi_monolayer(shape=(120, 160), n_cells=8, seed=2)

@@ -1,0 +1,59 @@
+"""Resizing images and labels between an image's grid and the network's.
+
+The bilinear kernel is written by hand (pixel-centre aligned, as
+``skimage.transform.resize(order=1)`` samples) rather than taken from
+scikit-image: the shipped models' cards were scored with it, and labels must
+stay identical across refactors. Whether ``skimage``/``scipy.ndimage.zoom``
+may replace it, with the differing pixels counted, is the speed issue's
+question (see benchmarks/labels_identity.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resize a 2-D float image by ``scale`` (area-averaging when shrinking)."""
+    if abs(scale - 1.0) < 1e-6:
+        return image.astype(np.float32, copy=False)
+    shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+    return resize_to(image, shape, antialias=scale < 1)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a labels image (pixel centres aligned)."""
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(int), labels.shape[0] - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(int), labels.shape[1] - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def resize_to(image: np.ndarray, shape: tuple[int, int], *, antialias: bool = False) -> np.ndarray:
+    """Resize a 2-D float image to ``shape`` with linear interpolation."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape == tuple(shape):
+        return image
+    fy, fx = shape[0] / image.shape[0], shape[1] / image.shape[1]
+    if antialias and (fy < 1 or fx < 1):
+        if abs(1 / fy - round(1 / fy)) < 1e-6 and abs(1 / fx - round(1 / fx)) < 1e-6:
+            # Exact integer shrink: block mean, the cleanest anti-aliasing.
+            by, bx = round(1 / fy), round(1 / fx)
+            h, w = shape[0] * by, shape[1] * bx
+            padded = np.pad(image, ((0, max(0, h - image.shape[0])), (0, max(0, w - image.shape[1]))), mode="edge")
+            return padded[:h, :w].reshape(shape[0], by, shape[1], bx).mean(axis=(1, 3))
+        image = ndi.gaussian_filter(image, (max(0, (1 / fy - 1) / 2), max(0, (1 / fx - 1) / 2)))
+    # Pixel-centre aligned coordinates (as skimage.transform.resize does).
+    rows = (np.arange(shape[0], dtype=np.float32) + 0.5) / fy - 0.5
+    cols = (np.arange(shape[1], dtype=np.float32) + 0.5) / fx - 0.5
+    rows = np.clip(rows, 0, image.shape[0] - 1)
+    cols = np.clip(cols, 0, image.shape[1] - 1)
+    r0 = np.floor(rows).astype(int)
+    c0 = np.floor(cols).astype(int)
+    r1 = np.minimum(r0 + 1, image.shape[0] - 1)
+    c1 = np.minimum(c0 + 1, image.shape[1] - 1)
+    wr = (rows - r0)[:, None]
+    wc = (cols - c0)[None, :]
+    top = image[r0][:, c0] * (1 - wc) + image[r0][:, c1] * wc
+    bottom = image[r1][:, c0] * (1 - wc) + image[r1][:, c1] * wc
+    return (top * (1 - wr) + bottom * wr).astype(np.float32)
