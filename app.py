@@ -17,8 +17,7 @@ pages = [
     st.Page("pages/home.py", title="About", icon=":material/info:"),
 ]
 navigation = st.navigation(pages)
-state.experiment_id()  # a new session (page reload) reopens the experiment named in the URL
-if state.experiment_id() is not None:
-    st.query_params["experiment"] = str(state.experiment_id())
+state.session()  # a new session (page reload) reopens the experiment named in the URL
+state.sync_url()
 widgets.sidebar()
 navigation.run()

@@ -32,16 +32,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import config
 from .errors import BBBError
 
 #: The original analysis's five columns.
-ORIGINAL_FEATURES = ("area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter")
+ORIGINAL_FEATURES = config.ORIGINAL_FEATURES
 #: The improved design's columns, and which of them are log-transformed.
-IMPROVED_FEATURES = ("area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter",
+IMPROVED_FEATURES = (*config.ORIGINAL_FEATURES,
                      "solidity", "circularity", "elongation", "eccentricity")
 LOG_FEATURES = ("area", "perimeter", "equivalent_diameter", "elongation")
 #: The study's contamination.
-DEFAULT_CONTAMINATION = 0.12
+DEFAULT_CONTAMINATION = config.ANOMALY_CONTAMINATION
 #: Columns added to a cells table.
 SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "anomaly_code_1", "anomaly_code_2")
 
@@ -70,7 +71,7 @@ class AnomalyCard:
     score_quantiles: list = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "card") -> "AnomalyCard":
+    def from_dict(cls, data: dict, *, source: str = "card") -> AnomalyCard:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise AnomalyError(f"{source}: unknown keys {sorted(unknown)}")
@@ -143,7 +144,7 @@ class AnomalyModel:
         max_epochs: int = 200,
         batch_size: int | None = None,
         source: str = "cells table",
-    ) -> "AnomalyModel":
+    ) -> AnomalyModel:
         """Fit on every cell of ``cells`` (edge cells excluded), or on one condition's.
 
         Parameters
@@ -295,7 +296,7 @@ class AnomalyModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "AnomalyModel":
+    def load(cls, path: str | Path) -> AnomalyModel:
         import keras
 
         path = Path(path)

@@ -26,7 +26,8 @@ def _add_train(sub) -> None:
     p.add_argument("--base-width", type=int, default=8)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--input-scale", type=float, default=0.5, help="resize factor from the data's scale to the network's")
-    p.add_argument("--pixel-size", type=float, default=0.617, help="µm/px of the training images")
+    p.add_argument("--pixel-size", type=float, default=config.TRAINING_PIXEL_SIZE_UM,
+                   help="µm/px of the training images")
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--zoom-range", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),
                    help="random scale augmentation range")
@@ -366,8 +367,8 @@ def _add_anomalies(sub) -> None:
     p = sub.add_parser("anomalies", help="score cells with a dense autoencoder: anomaly_score and is_anomaly")
     p.add_argument("cells", type=Path, help="a cells table with the feature columns (as written by segment)")
     p.add_argument("--out", type=Path, required=True, help="the scored table to write (CSV)")
-    p.add_argument("--contamination", type=float, default=0.12,
-                   help="fraction of the fitted cells flagged (default 0.12, the study's)")
+    p.add_argument("--contamination", type=float, default=config.ANOMALY_CONTAMINATION,
+                   help=f"fraction of the fitted cells flagged (default {config.ANOMALY_CONTAMINATION:g}, the study's)")
     p.add_argument("--fit-on", default=None, metavar="CONDITION",
                    help="fit on this condition's cells only (e.g. control); default: all cells")
     p.add_argument("--design", choices=["improved", "original"], default="improved",
@@ -414,7 +415,7 @@ def _cmd_stats(args) -> int:
     from .stats import compare_to_control, dose_response
 
     cells = _read_cells_csv(args.cells)
-    features = args.features or ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter"]
+    features = args.features or list(config.ORIGINAL_FEATURES)
     missing = [f for f in [*features, "condition"] if f not in cells.columns]
     if missing:
         print(f"error: {args.cells.name}: missing column(s) {', '.join(missing)}", file=sys.stderr)
@@ -472,7 +473,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bbbcore", description="BBB endothelial cell segmentation")
+    parser = argparse.ArgumentParser(prog="bbb", description="BBB endothelial cell segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_segment(sub)
     _add_measure(sub)

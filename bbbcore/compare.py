@@ -22,7 +22,8 @@ def group_labels(cells: pd.DataFrame, *, by_dose: bool = False) -> pd.Series:
     if not by_dose or "dose" not in cells:
         return condition
     dose = pd.to_numeric(cells["dose"], errors="coerce")
-    unit = cells["dose_unit"].astype(object).where(cells["dose_unit"].notna(), "") if "dose_unit" in cells else ""
+    unit = cells["dose_unit"].astype(object).where(cells["dose_unit"].notna(), "") if "dose_unit" in cells \
+        else pd.Series("", index=cells.index)
     text = dose.map(lambda d: "" if pd.isna(d) else f" {d:g}") + (" " + unit.astype(str)).str.rstrip()
     return (condition + text.where(dose.notna(), "")).str.strip()
 

@@ -43,8 +43,19 @@ MAX_MEGAPIXELS = 50.0
 #: Percentiles of the robust intensity normalisation.
 NORMALISE_PERCENTILES = (1.0, 99.8)
 
+#: µm per pixel of the shipped model's training images and of the sample data
+#: (10x: their 100 µm scale bar is 162 px long).
+TRAINING_PIXEL_SIZE_UM = 0.617
+
+#: The original analysis's five shape columns (its table, its anomaly model,
+#: the default features of the statistics).
+ORIGINAL_FEATURES = ("area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter")
+
+#: Share of the fitted cells the anomaly model flags by default (the study's contamination).
+ANOMALY_CONTAMINATION = 0.12
+
 #: Smallest cell kept by the watershed, in pixels at the shipped model's
-#: training pixel size (10x, 0.617 µm/px; about 460 µm²). Rescaled for other
+#: training pixel size (10x, TRAINING_PIXEL_SIZE_UM; about 460 µm²). Rescaled for other
 #: pixel sizes; a model card's ``thresholds`` may override it.
 MIN_CELL_AREA_PX = 1200
 

@@ -14,6 +14,7 @@ from . import config
 from .nuclei import find_bright_nuclei, find_nuclei
 from .resize import resize_labels, resize_to
 
+
 @dataclass(frozen=True)
 class WatershedSettings:
     """How boundary maps become cells; lengths and areas in pixels.

@@ -13,14 +13,14 @@ import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 
 from . import config
 from .errors import ImageReadError
 
-Source = Union[str, Path, bytes, BinaryIO]
+Source = str | Path | bytes | BinaryIO
 
 #: Pixel types accepted; others (bool, complex, 64-bit ints, objects) are refused.
 SUPPORTED_DTYPES = tuple(

@@ -8,8 +8,8 @@ its pixels) inside annotated cells.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy import sparse
+from scipy.optimize import linear_sum_assignment
 
 
 def iou_matrix(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

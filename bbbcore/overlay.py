@@ -165,7 +165,10 @@ def hover_figure(
     buffer = io.BytesIO()
     shown.save(buffer, format="JPEG", quality=85)  # a data URI, not a JSON array of pixels
     source = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    figure = go.Figure(go.Image(source=source, dx=1 / factor, dy=1 / factor, hoverinfo="skip"))
+    # go.Image centres its first pixel on (x0, y0): half a shown pixel in, so the picture spans the
+    # pixel-edge coordinates [0, width] of the outlines drawn over it.
+    figure = go.Figure(go.Image(source=source, dx=1 / factor, dy=1 / factor, x0=0.5 / factor, y0=0.5 / factor,
+                                hoverinfo="skip"))
     rows = cells.set_index("cell_id") if len(cells) else None
     for cell_id, points in cell_polygons(labels).items():
         step = max(1, len(points) // 200)

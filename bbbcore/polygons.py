@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, measure
 
+
 def cell_polygons(labels: np.ndarray, *, simplify: bool = True, holes: bool = False) -> dict:
     """The outline of every cell.
 
@@ -116,7 +117,9 @@ def _rings(polygon) -> list[np.ndarray]:
     """A polygon as a list of (n, 2) float rings, the outer one first."""
     if isinstance(polygon, np.ndarray) and polygon.ndim == 2:
         return [polygon.astype(float)]
-    if len(polygon) and np.ndim(polygon[0]) == 1:  # a single ring given as a list of points
+    if len(polygon) == 0:  # no points: nothing to draw
+        return [np.zeros((0, 2))]
+    if np.ndim(polygon[0]) == 1:  # a single ring given as a list of points
         return [np.asarray(polygon, float)]
     return [np.asarray(ring, float) for ring in polygon]
 

@@ -217,6 +217,24 @@ class Store:
                 raise StoreError(f"an experiment called {name!r} exists already") from None
             return int(cursor.lastrowid)
 
+    def create_unique_experiment(self, wanted: str) -> int:
+        """Create an experiment called ``wanted``, or ``wanted (2)``, ``(3)``... when taken.
+
+        Race-free: the name's UNIQUE constraint decides, so two sessions
+        creating one name at the same moment get two experiments.
+        """
+        wanted = _experiment_name(wanted)
+        name, counter = self.unique_name(wanted), 2
+        for _ in range(1000):
+            try:
+                return self.create_experiment(name)
+            except StoreError as exc:
+                if "exists already" not in str(exc):
+                    raise
+            counter += 1
+            name = f"{wanted} ({counter})"
+        raise StoreError(f"no free name for experiment {wanted!r}")
+
     def unique_name(self, wanted: str) -> str:
         """``wanted``, or ``wanted (2)``, ``(3)``... when the name is taken."""
         existing = set(self.experiments()["name"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import config
 from .errors import ModelCardError
 from .resize import resize, resize_to
 
@@ -37,10 +38,10 @@ class ModelCard:
     #: Which channel the network reads (after channel selection): the junction stain.
     input_channel: str = "junction"
     #: µm per pixel of the images it was trained on (at their own scale).
-    pixel_size_um: float = 0.617
+    pixel_size_um: float = config.TRAINING_PIXEL_SIZE_UM
     #: Images whose pixel size differs by more than this factor are refused.
     max_rescale: float = 4.0
-    normalise_percentiles: tuple[float, float] = (1.0, 99.8)
+    normalise_percentiles: tuple[float, float] = config.NORMALISE_PERCENTILES
     #: Output maps, in channel order: "boundary" probability and, optionally,
     #: "distance" (distance to the cell's border, 1 at its centre, 0 on it).
     outputs: tuple[str, ...] = ("boundary", "distance")
@@ -56,7 +57,7 @@ class ModelCard:
     notes: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "card") -> "ModelCard":
+    def from_dict(cls, data: dict, *, source: str = "card") -> ModelCard:
         """Build a card from a dict, rejecting unknown keys."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
@@ -188,7 +189,7 @@ class BoundaryModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "BoundaryModel":
+    def load(cls, path: str | Path) -> BoundaryModel:
         """Load a ``.keras`` file and its card."""
         path = Path(path)
         if not path.exists():

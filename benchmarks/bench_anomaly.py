@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bbbcore.anomaly import (  # noqa: E402
-    IMPROVED_FEATURES, LOG_FEATURES, AnomalyModel, feature_matrix, fraction_flagged,
+    IMPROVED_FEATURES,
+    LOG_FEATURES,
+    AnomalyModel,
+    feature_matrix,
+    fraction_flagged,
 )
 from tests.synthetic import cell_population  # noqa: E402
 
@@ -43,10 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=2000)
     args = parser.parse_args()
+    import tensorflow  # noqa: F401  (imported before any timing)
     from sklearn.ensemble import IsolationForest
     from sklearn.metrics import roc_auc_score
-
-    import tensorflow  # noqa: F401  (imported before any timing)
 
     cells, truth, kinds = cell_population(args.cells, anomalous_fraction=0.08, seed=1)
     print(f"synthetic population: {len(cells)} cells, {truth.sum()} irregular "

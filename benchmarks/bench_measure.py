@@ -66,7 +66,8 @@ def main() -> None:
         image = load_image(image_path)
         labels = read_labels_tiff(labels_path)
         seconds = median_time(
-            lambda: cells_table(labels, junction=image.junction_raw, nuclei=image.nuclei_raw, pixel_size_um=0.62),
+            lambda labels=labels, image=image: cells_table(labels, junction=image.junction_raw,
+                                                           nuclei=image.nuclei_raw, pixel_size_um=0.62),
             args.repeats,
         )
         print(f"{image.name}: {labels.max()} cells, all features {seconds:.3f} s")

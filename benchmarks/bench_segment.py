@@ -84,7 +84,7 @@ def main() -> None:
         factor = np.sqrt(megapixels * 1e6 / base.size)
         reps = int(np.ceil(factor))
         big = np.tile(base, (reps, reps))[: round(h * factor), : round(w * factor)]
-        seconds = median_time(lambda: model.predict_maps(big), max(1, args.repeats // 2))
+        seconds = median_time(lambda big=big: model.predict_maps(big), max(1, args.repeats // 2))
         print(f"  {big.shape[1]:5d} x {big.shape[0]:5d} ({big.size / 1e6:4.2f} MP): {seconds:6.2f} s"
               f"  = {seconds / (big.size / 1e6):.2f} s/MP")
 

@@ -22,13 +22,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from score_models import DATA, FOLDS  # noqa: E402
+
 from bbbcore import config  # noqa: E402
 from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import iou_matrix  # noqa: E402
 from bbbcore.pipeline import segment_image  # noqa: E402
 from bbbcore.unet import BoundaryModel  # noqa: E402
-from score_models import DATA, FOLDS  # noqa: E402
 
 KINDS = ("split", "merged with an annotated neighbour", "spills into unannotated area", "border placement")
 

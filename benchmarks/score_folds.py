@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from score_models import DATA, FOLDS  # noqa: E402
+
 from bbbcore import config  # noqa: E402
 from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import score_segmentation  # noqa: E402
-
-from score_models import DATA, FOLDS  # noqa: E402
 
 
 def score_pair(

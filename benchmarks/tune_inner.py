@@ -14,13 +14,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from score_models import DATA, FOLDS  # noqa: E402
+
 from bbbcore import config  # noqa: E402
 from bbbcore.annotations import read_truth_cells  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 from bbbcore.metrics import score_segmentation  # noqa: E402
 from bbbcore.pipeline import segment_image  # noqa: E402
 from bbbcore.unet import BoundaryModel  # noqa: E402
-from score_models import DATA, FOLDS  # noqa: E402
 
 TRUTH = {image: truth for image, (_, truth) in FOLDS.items()}
 #: distance_threshold, merge_threshold, smoothing_sigma

@@ -11,7 +11,7 @@ from dashboard import state
 
 def need_results() -> None:
     """Stop the page with a pointer to the Analyse page when nothing is analysed yet."""
-    if not len(state.results()):
+    if not len(state.session().results):
         st.info("No analysed images yet.", icon=":material/info:")
         st.page_link("pages/analyse.py", label="Upload & analyse images first", icon=":material/upload:")
         st.stop()
@@ -19,10 +19,10 @@ def need_results() -> None:
 
 def sidebar() -> None:
     """What every page shows in the sidebar: the model in use, and the demo note."""
-    settings = state.settings()
+    session = state.session()
     with st.sidebar:
-        name = state.experiment_name() if state.store() is not None else None
+        name = session.experiment_name()
         st.caption(f"Experiment: {name}" if name else "No experiment open")
-        st.caption(f"Model: {Path(settings['model']).stem}")
-        if settings.get("demo"):
+        st.caption(f"Model: {Path(session.settings.model).stem}")
+        if session.demo:
             st.caption(":material/science: sample data: the grouping is an illustrative demo")

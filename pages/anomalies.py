@@ -6,7 +6,8 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from bbbcore.anomaly import AnomalyModel, fraction_flagged, model_from_zip, model_zip_bytes
+from bbbcore import config
+from bbbcore.anomaly import fraction_flagged, model_from_zip, model_zip_bytes
 from bbbcore.errors import BBBError
 from bbbcore.overlay import render_cells
 from bbbcore.plots import CHART_CONFIG
@@ -14,60 +15,55 @@ from dashboard import state, widgets
 
 st.title("Anomalous cells")
 widgets.need_results()
-settings = state.anomaly()
-base = state.cells()
-conditions = sorted({str(c) for c in base["condition"].dropna()})
+session = state.session()
+settings = session.anomaly
+conditions = sorted({str(c) for c in session.cells(scored=False)["condition"].dropna()})
 
 with st.form("anomaly_fit"):
     cols = st.columns([2, 2, 1])
     choices = ["all cells", *conditions]
-    current = settings["fit_on"] if settings["fit_on"] in conditions else "all cells"
+    current = settings.fit_on if settings.fit_on in conditions else "all cells"
     fit_on = cols[0].selectbox("Fit the model on", choices, index=choices.index(current),
                                help="fitting on the control scores every cell against normal control shape")
     design = cols[1].selectbox(
-        "Design", ["improved", "original"], index=["improved", "original"].index(settings["design"]),
+        "Design", ["improved", "original"], index=["improved", "original"].index(settings.design),
         format_func={"improved": "improved: log sizes + scale-free shape, Adam",
                      "original": "original: the study's five columns, SGD"}.get)
-    seed = cols[2].number_input("Seed", min_value=0, value=int(settings["seed"]), step=1)
+    seed = cols[2].number_input("Seed", min_value=0, value=int(settings.seed), step=1)
     fit = st.form_submit_button("Find anomalous cells", type="primary", icon=":material/search:")
 if fit:
     try:
         with st.spinner("Fitting the autoencoder…"):
-            model = AnomalyModel.fit(base, design=design, fit_on=None if fit_on == "all cells" else fit_on,
-                                     contamination=settings["contamination"], seed=int(seed))
+            session.fit_anomalies(design=design, fit_on=None if fit_on == "all cells" else fit_on, seed=int(seed))
     except BBBError as exc:
         st.error(str(exc), icon=":material/error:")
-    else:
-        settings.update(model=model, design=design, fit_on=None if fit_on == "all cells" else fit_on, seed=int(seed))
 
 with st.expander("Save or reload a fitted model"):
-    if settings["model"] is not None:
-        st.download_button("Download the fitted model (zip: .keras + card)", model_zip_bytes(settings["model"]),
+    if session.anomaly.model is not None:
+        st.download_button("Download the fitted model (zip: .keras + card)", model_zip_bytes(session.anomaly.model),
                            file_name="anomaly_model.zip", mime="application/zip", icon=":material/download:")
     saved = st.file_uploader("Reload a saved model (its threshold comes with it)", type=["zip"],
                              key="anomaly_model_upload")
-    if saved is not None and st.session_state.get("anomaly_loaded") != saved.file_id:
+    if saved is not None and session.first_time(("anomaly model", saved.file_id)):
         try:
             loaded = model_from_zip(saved.getvalue(), name=saved.name)
         except BBBError as exc:
             st.error(str(exc), icon=":material/error:")
         else:
-            settings.update(model=loaded, design=loaded.card.design, contamination=loaded.card.contamination)
+            session.use_anomaly_model(loaded)
             st.success(f"{saved.name}: fitted on {loaded.card.fitted_on}, {loaded.card.n_cells} cells.")
-        st.session_state["anomaly_loaded"] = saved.file_id
 
-model = settings["model"]
+model = session.anomaly.model
 if model is None:
     st.info("Fit the model to score every cell. Each cell gets an anomaly score (how badly the autoencoder "
             "reconstructs its shape features) and a flag when the score is above the threshold you set.")
     st.stop()
 
-settings["contamination"] = st.slider(
-    "Threshold: share of the fitted cells flagged", 0.01, 0.40, float(settings["contamination"]), 0.01,
-    key="anomaly_contamination", help="0.12 is the study's contamination")
-cells = state.cells()
-state.persist_anomalies(cells)
-threshold = model.threshold_for(settings["contamination"])
+session.set_contamination(st.slider(
+    "Threshold: share of the fitted cells flagged", 0.01, 0.40, float(session.anomaly.contamination), 0.01,
+    key="anomaly_contamination", help=f"{config.ANOMALY_CONTAMINATION:g} is the study's contamination"))
+cells = session.cells()
+threshold = model.threshold_for(session.anomaly.contamination)
 counted = cells[~cells["touches_edge"].astype(bool)]
 card = model.card
 st.caption(f"Fitted on {card.fitted_on} ({card.n_cells} cells not at the edge), {card.design} design "
@@ -96,14 +92,13 @@ cols[1].plotly_chart(px.bar(by_image, x="image", y="fraction", text="n_anomalous
                             title="Share of anomalous cells per image"), config=CHART_CONFIG, key="frac_image")
 
 st.subheader("Flagged cells on the image")
-results = state.results()
-name = st.selectbox("Image", results.names(), key="anomaly_image")
-result = results.results[name]
+name = st.selectbox("Image", session.results.names(), key="anomaly_image")
+result = session.results.results[name]
 table = cells[cells["image"] == name]
 # Cells cut by the image edge are scored too, but left out like everywhere else.
 flagged = set(table.loc[table["is_anomaly"].astype(bool) & ~table["touches_edge"].astype(bool), "cell_id"].astype(int))
-picture = state.picture(name, ("anomalies", id(model), settings["contamination"], state.results_key()[1]),
-                        lambda: render_cells(result.image.junction, result.labels, highlight=flagged))
+picture = session.picture(name, ("anomalies", id(model), session.anomaly.contamination),
+                          lambda: render_cells(result.image.junction, result.labels, highlight=flagged))
 st.image(picture, caption=f"{len(flagged)} flagged cells outlined in magenta; yellow: the others; "
          "blue: cells at the image edge (left out of the shares above and not highlighted)", width="stretch")
 if flagged:

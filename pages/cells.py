@@ -11,8 +11,9 @@ from dashboard import state, widgets
 
 st.title("Cells")
 widgets.need_results()
-results = state.results()
-cells = state.cells()
+session = state.session()
+results = session.results
+cells = session.cells()
 
 with st.expander("Filter", expanded=True):
     cols = st.columns(3)
@@ -56,17 +57,17 @@ with st.expander("Quality control: exclude images or cells from the statistics")
     reason = st.text_input("Reason", placeholder="e.g. out of focus, debris, scratch", key="qc_reason")
     buttons = st.columns(2)
     if buttons[0].button("Exclude", key="qc_exclude", disabled=not reason.strip() or qc_cells == []):
-        state.exclude(qc_image, reason, cell_ids=qc_cells)
+        session.exclude(qc_image, reason, cell_ids=qc_cells)
         st.rerun()
     if buttons[1].button("Include again", key="qc_include"):
-        state.exclude(qc_image, None, cell_ids=qc_cells)
+        session.exclude(qc_image, None, cell_ids=qc_cells)
         st.rerun()
     if "is_excluded" in cells and cells["is_excluded"].eq(True).any():
         listing = cells[cells["is_excluded"].eq(True)].groupby(["image", "excluded_reason"]).size()
         st.dataframe(listing.rename("cells").reset_index(), hide_index=True, width="stretch")
 
 st.subheader("Per image")
-summary = state.summary()
+summary = session.summary()
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",
@@ -76,10 +77,10 @@ downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name=
 @st.fragment
 def everything_button() -> None:
     # Building the zip (ROIs, GeoJSON, overlays of every image) takes a moment: only on request.
-    data = state.zip_ready()
+    data = session.export_ready()
     if data is None and st.button("Prepare all files (zip)", key="zip_prepare", icon=":material/folder_zip:"):
         with st.spinner("Writing labels TIFFs, ROI zips, GeoJSON and overlays…"):
-            data = state.prepare_zip()
+            data = session.export_zip()
     if data is not None:
         st.download_button("Download all files (zip)", data, file_name="bbb_results.zip",
                            mime="application/zip", icon=":material/download:", key="dl_zip")

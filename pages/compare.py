@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bbbcore import plots
+from bbbcore import config, plots
 from bbbcore.compare import compare_table, group_labels
 from bbbcore.export import table_csv_bytes
 from dashboard import state, widgets
 
 st.title("Compare conditions")
 widgets.need_results()
-cells = state.cells()
-if state.settings().get("demo"):
+session = state.session()
+cells = session.cells()
+if session.demo:
     st.info("Sample data: the control / Tat grouping is an illustrative demo, not an experiment.", icon=":material/science:")
 
 cols = st.columns([2, 2, 1])
@@ -47,7 +48,7 @@ st.caption("Every test runs on one value per image (or per replicate / well when
 # The original five (in µm when known), then junction continuity: each feature once.
 defaults = [f"{name}_um2" if name == "area" and "area_um2" in features else
             f"{name}_um" if f"{name}_um" in features else name
-            for name in ["area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter", "junction_continuity"]]
+            for name in [*config.ORIGINAL_FEATURES, "junction_continuity"]]
 defaults = [f for f in defaults if f in features]
 chosen = st.multiselect("Features to test (Holm's correction runs across them)", features, default=defaults,
                         key="stats_features")
@@ -55,7 +56,7 @@ statistic = st.radio("Per-image value", ["mean", "median"], horizontal=True, key
 if chosen and len(groups) >= 2 and not by_dose:
     from bbbcore.stats import dose_response, sentences, unit_values
 
-    table = state.statistics(tuple(chosen), control, statistic)
+    table = session.statistics(tuple(chosen), control, statistic)
     if table.empty:
         st.warning("Nothing to test: every treated image is excluded or has no cells.")
         st.stop()
@@ -80,7 +81,7 @@ elif by_dose:
     st.info("Untick *Split by dose* to test each condition against the control.")
 
 with st.expander("Methods paragraph (for a paper)"):
-    text = state.methods_text()
+    text = session.methods_text()
     st.write(text)
     st.download_button("Download methods.txt", text.encode("utf-8"), file_name="methods.txt", mime="text/plain",
                        icon=":material/download:", key="methods_download")

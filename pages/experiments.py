@@ -8,23 +8,24 @@ from bbbcore.errors import BBBError
 from dashboard import state
 
 st.title("Experiments")
+session = state.session()
 store = state.store()
 if store is None:
     st.error(state.store_problem(), icon=":material/error:")
     st.warning("Results are not saved in this session: they live only in this browser tab. Everything else works.")
     st.stop()
 experiments = store.experiments()
-current = state.experiment_id()
+current = session.experiment_id
 
 if current is not None:
-    st.success(f"Open: **{state.experiment_name()}**. Every page works on it; its results are saved as you go "
+    st.success(f"Open: **{session.experiment_name()}**. Every page works on it; its results are saved as you go "
                f"and come back after a page reload or a server restart.", icon=":material/folder_open:")
 else:
     st.info("No experiment open. Open one below, create one, or just start on **Upload & analyse**: "
             "the first analysis creates an experiment.", icon=":material/info:")
     if st.button("First time here? Load the sample data", icon=":material/science:", key="exp_sample",
                  help="five 10x ZO-1 images with an illustrative demo grouping, in a new experiment"):
-        state.add_sample_data()
+        session.add_sample_data()
         st.switch_page("pages/analyse.py")
 
 if len(experiments):
@@ -36,23 +37,22 @@ if len(experiments):
                                index=list(names).index(current) if current in names else 0)
     if cols[1].button("Open", type="primary", key="exp_open", icon=":material/folder_open:"):
         with st.spinner("Loading the stored results…"):
-            state.open_experiment(chosen)
+            session.open(chosen)
         st.rerun()
 
 with st.form("exp_create", clear_on_submit=True):
     name = st.text_input("New experiment", placeholder="e.g. Tat dose series, plate 3")
     if st.form_submit_button("Create and open", icon=":material/add:"):
         try:
-            created = store.create_experiment(name)
+            session.create_experiment(name)
         except BBBError as exc:
             st.error(str(exc), icon=":material/error:")
         else:
-            state.open_experiment(created)
             st.rerun()
 
 if current is not None:
     with st.expander("Rename, export or delete the open experiment"):
-        new_name = st.text_input("New name", value=state.experiment_name() or "", key="exp_new_name")
+        new_name = st.text_input("New name", value=session.experiment_name() or "", key="exp_new_name")
         if st.button("Rename", key="exp_rename"):
             try:
                 store.rename_experiment(current, new_name)
@@ -61,31 +61,25 @@ if current is not None:
             else:
                 st.rerun()
         if st.button("Prepare an export (zip)", key="exp_export", icon=":material/folder_zip:"):
-            st.session_state["exp_zip"] = (current, store.export_zip(current, methods=state.methods_text()))
-        ready = st.session_state.get("exp_zip")
-        if ready and ready[0] == current:
-            st.download_button("Download the experiment (zip)", ready[1],
-                               file_name=f"{state.experiment_name()}.bbb-experiment.zip", mime="application/zip",
+            with st.spinner("Packing the experiment…"):
+                exported = session.experiment_zip()
+            st.download_button("Download the experiment (zip)", exported,
+                               file_name=f"{session.experiment_name()}.bbb-experiment.zip", mime="application/zip",
                                icon=":material/download:", key="exp_download")
         row = experiments[experiments["id"] == current].iloc[0]
         sure = st.checkbox(f"Yes, delete {row['name']!r} with its {row['n_images']} images and "
                            f"{row['n_cells']} cells", key="exp_sure")
         if st.button("Delete", disabled=not sure, key="exp_delete", icon=":material/delete:"):
-            store.delete_experiment(current)
-            state.close_experiment()
-            for key in ("results", "inputs", "decoded", "_cells_cache", "_summary_cache"):
-                st.session_state.pop(key, None)
+            session.delete_experiment()
             st.rerun()
 
 with st.expander("Import an experiment exported on another machine"):
     upload = st.file_uploader("Experiment zip", type=["zip"], key="exp_import")
-    if upload is not None and st.session_state.get("exp_imported") != upload.file_id:
-        st.session_state["exp_imported"] = upload.file_id
+    if upload is not None and session.first_time(("experiment zip", upload.file_id)):
         try:
-            imported = store.import_zip(upload.getvalue(), source=upload.name)
+            session.import_experiment(upload.getvalue(), source=upload.name)
         except BBBError as exc:
             st.error(str(exc), icon=":material/error:")
         else:
-            state.open_experiment(imported)
             st.rerun()
 st.caption(f"Data folder: {store.folder.resolve()} (set BBB_DATA_DIR to move it).")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bbbcore import config
-from bbbcore import plots
+from bbbcore import config, plots
 from dashboard import state, widgets
 
 st.title("Plots")
 widgets.need_results()
-cells = state.cells()
+cells = state.session().cells()
 include_edge = st.checkbox("Include cells at the image edge", value=not config.EXCLUDE_EDGE_CELLS,
                            key="plots_edge")
 if not include_edge:

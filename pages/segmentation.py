@@ -11,8 +11,9 @@ from dashboard import state, widgets
 
 st.title("Segmentation")
 widgets.need_results()
-results = state.results()
-cells = state.cells()
+session = state.session()
+results = session.results
+cells = session.cells()
 
 controls = st.columns([2, 2, 1, 1, 1])
 name = controls[0].selectbox("Image", results.names(), key="seg_image")
@@ -34,11 +35,11 @@ def make_picture():
     return draw_ids(drawn, result.labels) if ids else drawn
 
 
-options = (colour_by, outlines, fill, ids, state.results_key()[1])
-picture = state.picture(name, options, make_picture)
+options = (colour_by, outlines, fill, ids)
+picture = session.picture(name, options, make_picture)
 
 raw, overlay = st.columns(2)
-raw.image(state.picture(name, ("raw",), lambda: state.thumbnail(result.image.junction, 4096)),
+raw.image(session.picture(name, ("raw",), lambda: state.thumbnail(result.image.junction, 4096)),
           caption=f"{name}: junction channel", width="stretch")
 overlay.image(picture, caption="cells: yellow outlines; blue or gray = touching the image edge "
               "(kept, left out of summaries)", width="stretch")
@@ -48,13 +49,13 @@ if values is not None:
                "edge cells gray.")
 edge = int(table["touches_edge"].sum())
 st.caption(f"{len(table)} cells, {edge} of them at the image edge; cells from {result.source}; "
-           f"pixel size {'%g µm' % result.pixel_size_um if result.pixel_size_um else 'unknown'}.")
+           f"pixel size {f'{result.pixel_size_um:g} µm' if result.pixel_size_um else 'unknown'}.")
 
 st.subheader("Hover over a cell")
 main = [c for c in ["area_um2", "area", "perimeter", "aspect_ratio", "circularity", "solidity",
                     "n_neighbours", "junction_continuity", "touches_edge"] if c in table.columns]
 if colour_by != "(none)" and colour_by not in main:
     main.insert(0, colour_by)
-figure = state.picture(name, ("hover", *options, tuple(main)),
+figure = session.picture(name, ("hover", *options, tuple(main)),
                        lambda: hover_figure(picture, result.labels, table, columns=main))
 st.plotly_chart(figure, config=CHART_CONFIG, key="seg_hover")

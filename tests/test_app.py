@@ -116,7 +116,7 @@ def test_sample_sheet_upload_sets_conditions(shipped_model, shared_data):
     at.file_uploader[0].set_value([("bbb_02.png", data, "image/png")]).run()
     at.file_uploader[1].set_value([("plate.csv", b"file,condition,dose,dose_unit\nbbb_02.png,vehicle,0,ng\n",
                                     "text/csv")]).run()
-    sheet = at.session_state["results"].sheet
+    sheet = at.session_state["session"].results.sheet
     assert sheet.loc[sheet["file"] == "bbb_02.png", "condition"].iloc[0] == "vehicle"
     at.file_uploader[1].set_value([("bad.csv", b"condition\nx\n", "text/csv")]).run()
     assert any(e.value.startswith("bad.csv: missing column 'file'") for e in at.error)
@@ -127,7 +127,7 @@ def test_segmentation_page_draws_cells_and_hover(demo):
     assert not at.exception
     assert len(at.get("imgs")) >= 1 or len(at.image) >= 2
     spec = at.get("plotly_chart")[0].proto.spec
-    cells = demo.session_state["results"].results["bbb_rgb_01.jpg"].cells
+    cells = demo.session_state["session"].results.results["bbb_rgb_01.jpg"].cells
     import json
 
     figure = json.loads(spec)
@@ -142,7 +142,7 @@ def test_cells_page_filters_and_downloads(demo, monkeypatch):
     at = demo.switch_page("pages/cells.py").run()
     assert not at.exception
     shown = at.dataframe[0].value
-    cells = demo.session_state["_cells_cache"][1]
+    cells = demo.session_state["session"].cells()
     assert len(shown) == int((~cells["touches_edge"]).sum())
     at.multiselect(key="cells_conditions").set_value(["tat"]).run()
     assert set(at.dataframe[0].value["condition"]) == {"tat"}
@@ -164,12 +164,12 @@ def test_download_bytes_are_the_table(demo, monkeypatch):
 
     monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
     at = new_app().run()
-    at.session_state["results"] = demo.session_state["results"]
+    at.session_state["session"] = demo.session_state["session"]
     at.switch_page("pages/cells.py").run()
     button = [d for d in at.get("download_button") if d.proto.label == "Cells CSV (all)"][0]
     data = stores[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content
     table = pd.read_csv(io.BytesIO(data))
-    expected = demo.session_state["results"].cells()
+    expected = demo.session_state["session"].results.cells()
     assert len(table) == len(expected)
     np.testing.assert_allclose(table["area"], expected["area"])
 
@@ -204,7 +204,7 @@ def test_compare_page_counts_images_per_condition(demo):
 
 def test_labels_tiff_replaces_the_model_cells(demo):
     at = demo.switch_page("pages/analyse.py").run()
-    image = demo.session_state["results"].results["bbb_rgb_04.jpg"].image
+    image = demo.session_state["session"].results.results["bbb_rgb_04.jpg"].image
     labels = np.zeros(image.shape, np.int32)
     labels[100:400, 100:500] = 1
     labels[500:900, 600:1000] = 2
@@ -212,7 +212,7 @@ def test_labels_tiff_replaces_the_model_cells(demo):
     at.file_uploader(key="labels_uploader").set_value([("fixed.tif", labels_tiff_bytes(labels), "image/tiff")]).run()
     at.button(key="replace_cells").click().run()
     assert not at.exception
-    result = at.session_state["results"].results["bbb_rgb_04.jpg"]
+    result = at.session_state["session"].results.results["bbb_rgb_04.jpg"]
     assert len(result.cells) == 2 and result.source == "labels file fixed.tif"
     assert any("2 cells from fixed.tif" in s.value for s in at.success)
 
@@ -248,9 +248,9 @@ def test_an_experiment_survives_a_page_reload(shipped_model, shared_data):
     data = (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes()
     at.file_uploader[0].set_value([("control_frame07.png", data, "image/png")]).run()
     click(at, "Analyse 1 image")
-    experiment = at.session_state["experiment_id"]
+    experiment = at.session_state["session"].experiment_id
     assert experiment is not None and str(at.query_params["experiment"]).strip("[]'") == str(experiment)
-    n_cells = len(at.session_state["results"].results["control_frame07.png"].cells)
+    n_cells = len(at.session_state["session"].results.results["control_frame07.png"].cells)
     # A reload is a new session: the URL names the experiment, the store has the results.
     again = new_app()
     again.query_params["experiment"] = str(experiment)
@@ -258,7 +258,7 @@ def test_an_experiment_survives_a_page_reload(shipped_model, shared_data):
     assert not again.exception and again.success[0].value.startswith("Open: **Experiment ")
     again.switch_page("pages/cells.py").run()
     assert len(again.dataframe[0].value) == n_cells - int(
-        again.session_state["results"].results["control_frame07.png"].cells["touches_edge"].sum())
+        again.session_state["session"].results.results["control_frame07.png"].cells["touches_edge"].sum())
     assert set(again.dataframe[0].value["condition"]) == {"control"}
     again.switch_page("pages/analyse.py").run()
     assert [b.label for b in again.button if "analysed" in b.label] == ["All images analysed"]  # nothing recomputed
@@ -279,7 +279,7 @@ def test_experiments_are_created_renamed_and_deleted_in_the_page():
     from dashboard import state
 
     assert "Plate 3" not in set(state.store().experiments()["name"])
-    assert at.session_state["experiment_id"] is None
+    assert at.session_state["session"].experiment_id is None
 
 
 def test_a_broken_data_folder_is_named_and_the_rest_still_works(tmp_path, monkeypatch, data_folder):
@@ -321,5 +321,5 @@ def test_a_first_time_user_finds_the_sample_data_on_the_start_page():
     at.button(key="exp_sample").click().run()
     assert not at.exception
     assert at.title[0].value == "Upload & analyse"
-    assert len(at.session_state["inputs"]) == 5 and at.session_state["experiment_id"] is not None
+    assert len(at.session_state["session"].files) == 5 and at.session_state["session"].experiment_id is not None
     assert any(b.label == "Analyse 5 images" for b in at.button)

@@ -87,8 +87,8 @@ def test_scale_bar_is_not_a_cell(segmented):
 
 
 def test_evaluate_scores_against_outline(tmp_path, shared_data, capsys):
-    from bbbcore.pipeline import write_labels_tiff
     from bbbcore.annotations import read_truth_cells
+    from bbbcore.pipeline import write_labels_tiff
 
     truth_path = shared_data / "bbb" / "train" / "bbb_02.outline.png"
     truth = read_truth_cells(truth_path)

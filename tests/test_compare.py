@@ -47,9 +47,6 @@ def test_group_labels(columns, by_dose, expected):
     assert group_labels(pd.DataFrame(columns), by_dose=by_dose).tolist() == expected
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="bug: group_labels(by_dose=True) on a table with 'dose' but no 'dose_unit' column "
-                          "calls .astype on the str ''")
 def test_group_labels_by_dose_without_a_unit_column():
     cells = pd.DataFrame({"condition": ["tat", "control"], "dose": [80.0, np.nan]})
     assert group_labels(cells, by_dose=True).tolist() == ["tat 80", "control"]

@@ -15,7 +15,12 @@ import tifffile
 from bbbcore.annotations import read_polygon_annotations
 from bbbcore.errors import AnnotationError
 from bbbcore.export import (
-    geojson_bytes, image_outputs, labels_tiff_bytes, neutralise_formulas, read_labels_tiff, roi_zip_bytes,
+    geojson_bytes,
+    image_outputs,
+    labels_tiff_bytes,
+    neutralise_formulas,
+    read_labels_tiff,
+    roi_zip_bytes,
     table_csv_bytes,
 )
 from bbbcore.features import cells_table

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from bbbcore.metadata import (
-    SAMPLE_FIELDS, SampleSheetError, empty_sheet, parse_file_name, read_sample_sheet, sample_of, sample_sheet_for,
+    SAMPLE_FIELDS,
+    SampleSheetError,
+    empty_sheet,
+    parse_file_name,
+    read_sample_sheet,
+    sample_of,
+    sample_sheet_for,
     write_sample_sheet,
 )
 

@@ -8,7 +8,13 @@ import plotly.express as px
 import pytest
 
 from bbbcore.overlay import (
-    CELL_COLOUR, EDGE_CELL_COLOUR, cell_centres, draw_ids, feature_colours, hover_figure, overlay_outlines,
+    CELL_COLOUR,
+    EDGE_CELL_COLOUR,
+    cell_centres,
+    draw_ids,
+    feature_colours,
+    hover_figure,
+    overlay_outlines,
     render_cells,
 )
 from bbbcore.polygons import cell_polygons
@@ -270,8 +276,6 @@ def test_hover_figure_without_a_table_and_for_a_wide_image():
     assert max(outline.x) == 1995.0 and min(outline.x) >= 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="bug: go.Image centres pixel (0, 0) on x = y = 0, so the picture spans "
-                                       "[-dx/2, W - dx/2] while the polygons use pixel edges [0, W]")
 def test_hover_picture_and_polygons_share_pixel_edge_coordinates():
     labels, cells = hover_cells()
     figure = hover_figure(np.zeros((*labels.shape, 3), np.uint8), labels, cells, columns=[])

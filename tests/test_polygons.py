@@ -180,3 +180,8 @@ def test_polygon_area_and_length_of_known_shapes():
     triangle = [[0, 0], [3, 0], [0, 4]]
     assert polygon_area(triangle) == 6.0 and polygon_length(triangle) == 12.0
     assert polygon_area([[0, 0], [1, 1]]) == 0.0
+
+
+def test_an_empty_polygon_draws_nothing():
+    labels = rasterise_polygons({1: [], 2: [[0, 0], [3, 0], [3, 3], [0, 3]]}, (4, 4))
+    assert set(np.unique(labels)) == {0, 2} and (labels == 2).sum() == 9

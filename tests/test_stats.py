@@ -8,7 +8,13 @@ import pytest
 from scipy import stats as st
 
 from bbbcore.stats import (
-    StatsError, compare_to_control, dose_response, hedges_g, holm, unit_column, unit_values,
+    StatsError,
+    compare_to_control,
+    dose_response,
+    hedges_g,
+    holm,
+    unit_column,
+    unit_values,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -92,7 +93,7 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path):
     experiment = store.create_experiment("e")
     original, labels, cells = fake_image(7)
     broken = pd.concat([cells, cells.iloc[:1]], ignore_index=True)  # a repeated cell_id fails mid-write
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         store.save_image(experiment, name="b.png", original=original, labels_tiff=labels, cells=broken, params={})
     assert store.images(experiment).empty and store.cells(experiment).empty
 

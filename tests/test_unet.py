@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bbbcore.errors import ModelCardError
-from bbbcore.unet import BoundaryModel, ModelCard, build_unet, read_card, resize, resize_to, write_card
+from bbbcore.unet import BoundaryModel, ModelCard, build_unet, read_card, write_card
 
 keras = pytest.importorskip("keras")
 
@@ -96,12 +96,3 @@ def test_card_rejects_unknown_keys_and_bad_json(tmp_path):
         read_card(path)
     with pytest.raises(ModelCardError, match="model file not found"):
         BoundaryModel.load(tmp_path / "absent.keras")
-
-
-def test_resize_block_mean_and_linear():
-    image = np.arange(16, dtype=np.float32).reshape(4, 4)
-    half = resize(image, 0.5)
-    np.testing.assert_allclose(half, [[2.5, 4.5], [10.5, 12.5]])
-    back = resize_to(half, (4, 4))
-    assert back.shape == (4, 4)
-    assert back.min() >= half.min() and back.max() <= half.max()

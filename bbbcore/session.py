@@ -1,0 +1,508 @@
+"""One open experiment: its files, sample sheet, results and anomaly model.
+
+The object the dashboard, a notebook and scripts drive alike. Every change
+writes through to the :class:`~bbbcore.store.Store` (when one is given), so a
+page reload or another machine sees the same experiment::
+
+    from bbbcore import AnalysisSession, Store, load_model
+
+    session = AnalysisSession(Store("bbb-data"))
+    session.add_file("control_01.tif", open("control_01.tif", "rb").read())
+    for step in session.analyse(load_model()):
+        print(step.message)
+    session.cells()      # one row per cell, sample fields filled in
+    session.summary()    # one row per image
+
+No Streamlit here: the dashboard keeps one of these per browser session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from . import config
+from .errors import BBBError
+from .io import LoadedImage, load_image
+from .metadata import sample_of, sample_sheet_for, tidy_sheet
+from .pipeline import ImageResult, result_from_labels, segment_image
+from .results import ResultSet, load_experiment, save_result, stored_result
+
+#: Images and sample sheet of the built-in demo (five 10x ZO-1 images).
+SAMPLE_DATA_DIR = config.PACKAGE_DIR.parent / "sample_data"
+
+
+@dataclass
+class AnalysisSettings:
+    """What an analysis runs with (the same for every image of a run).
+
+    Attributes
+    ----------
+    model : str, path of the ``.keras`` model
+    channel : int, str or None, junction channel (None: automatic; a sample
+        sheet's ``channel`` overrides it per image)
+    use_nuclei : bool, seed cells from the nuclear channel
+    junction_threshold : float or None, see :func:`bbbcore.features.cells_table`
+    """
+
+    model: str = str(config.DEFAULT_MODEL)
+    channel: int | str | None = None
+    use_nuclei: bool = False
+    junction_threshold: float | None = None
+
+
+@dataclass
+class Progress:
+    """One step of :meth:`AnalysisSession.analyse`: an image started (``done`` False) or finished."""
+
+    index: int
+    total: int
+    name: str
+    done: bool = False
+    ok: bool = True
+    message: str = ""
+    result: ImageResult | None = None
+
+
+@dataclass
+class AnomalySettings:
+    """The anomaly model of a session (None until fitted or loaded) and how it was fitted."""
+
+    model: object | None = None
+    design: str = "improved"
+    fit_on: str | None = None
+    contamination: float = config.ANOMALY_CONTAMINATION
+    seed: int = 0
+
+
+@dataclass
+class AnalysisSession:
+    """One open experiment (or none: results then live in this object only).
+
+    Parameters
+    ----------
+    store : Store, optional
+        Where results are written through to; None keeps them in memory.
+    """
+
+    store: object | None = None
+    experiment_id: int | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    results: ResultSet = field(default_factory=ResultSet)
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
+    anomaly: AnomalySettings = field(default_factory=AnomalySettings)
+    #: The settings key each image was analysed with (a changed key means: analyse again).
+    analysed_with: dict[str, tuple] = field(default_factory=dict)
+    #: True while the demo's illustrative grouping is loaded.
+    demo: bool = False
+    #: The last run's finished steps and its seconds.
+    last_run: tuple[list[Progress], float] | None = None
+    #: The last comparison asked for (features, control, statistic, unit), for the methods paragraph.
+    comparison: tuple | None = None
+    #: Bumped on every change of results or sample fields: the key of everything derived from them.
+    version: int = 0
+    #: Bumped when the sample sheet changes from outside a table (a sheet file, the demo, opening):
+    #: a table editing it starts afresh.
+    sheet_revision: int = 0
+    _decoded: dict = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
+    _pictures: dict = field(default_factory=dict, repr=False)
+    _tokens: set = field(default_factory=set, repr=False)
+    _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
+    _stored_anomalies: tuple | None = field(default=None, repr=False)
+    #: Called with the experiment id whenever another experiment (or none) is open (the dashboard names it
+    #: in the URL).
+    on_experiment: Callable[[int | None], None] | None = field(default=None, repr=False, compare=False)
+
+    # -- opening, resetting, deleting: one operation ------------------------------------
+    def reset(self, experiment_id: int | None = None) -> None:
+        """Forget everything held, then open ``experiment_id`` from the store (None: none open).
+
+        Opening loads the stored results; nothing is recomputed.
+        """
+        fresh = AnalysisSession(self.store)
+        fresh._tokens = self._tokens  # uploads already handled stay handled
+        fresh.version, fresh.sheet_revision = self.version + 1, self.sheet_revision + 1
+        fresh.on_experiment = self.on_experiment
+        self.__dict__.update(fresh.__dict__)
+        if experiment_id is None or self.store is None:
+            self._experiment_changed()
+            return
+        loaded, originals, params = load_experiment(self.store, experiment_id)
+        self.experiment_id = experiment_id
+        self.results = loaded
+        self.files = dict(originals)
+        self.analysed_with = {name: tuple(p.get("key", ())) for name, p in params.items()}
+        self._stored_sheet = loaded.sheet.copy()
+        self.version += 1
+        self._experiment_changed()
+
+    def _experiment_changed(self) -> None:
+        if self.on_experiment is not None:
+            self.on_experiment(self.experiment_id)
+
+    def open(self, experiment_id: int) -> None:
+        """Open a stored experiment (what this session held is dropped; it is saved already)."""
+        self.reset(experiment_id)
+
+    def close(self) -> None:
+        """Close the experiment (it stays stored) and start empty."""
+        self.reset(None)
+
+    def delete_experiment(self) -> None:
+        """Delete the open experiment from the store, and start empty."""
+        if self.store is not None and self.experiment_id is not None:
+            self.store.delete_experiment(self.experiment_id)
+        self.reset(None)
+
+    def create_experiment(self, name: str) -> int:
+        """Create an empty experiment in the store and open it."""
+        created = self.store.create_experiment(name)
+        self.reset(created)
+        return created
+
+    def ensure_experiment(self, default_name: str | None = None) -> int | None:
+        """The open experiment, or a new one holding what this session has analysed so far.
+
+        The name is ``default_name`` (default: "Experiment <date time>"),
+        with `` (2)``, `` (3)``... when another session took it first.
+        """
+        if self.experiment_id is not None or self.store is None:
+            return self.experiment_id
+        self.experiment_id = self.store.create_unique_experiment(
+            default_name or time.strftime("Experiment %Y-%m-%d %H:%M"))
+        self._experiment_changed()
+        for name, result in self.results.results.items():
+            self._save(result, {"key": list(self.analysed_with.get(name, ()))})
+        return self.experiment_id
+
+    def experiment_name(self) -> str | None:
+        """The open experiment's name (None when none is open or it was deleted elsewhere)."""
+        if self.store is None or self.experiment_id is None:
+            return None
+        table = self.store.experiments()
+        names = table.loc[table["id"] == self.experiment_id, "name"]
+        return str(names.iloc[0]) if len(names) else None
+
+    def first_time(self, token: object) -> bool:
+        """True the first time ``token`` is seen (an uploaded file's id: handle each upload once)."""
+        if token in self._tokens:
+            return False
+        self._tokens.add(token)
+        return True
+
+    # -- files and sample fields ---------------------------------------------------------
+    def add_file(self, name: str, data: bytes) -> bool:
+        """Add or replace an input file; True when it is new or its bytes changed."""
+        if self.files.get(name) == data:
+            return False
+        self.files[name] = data
+        for key in [k for k in self._decoded if k[0] == name]:
+            del self._decoded[key]
+        self.version += 1
+        self.sheet_revision += 1  # a new row in the sample table
+        return True
+
+    def channel_for(self, name: str) -> int | str | None:
+        """The junction channel of a file: its sample sheet's, else the session's setting."""
+        channel = sample_of(self.results.sheet, name).get("channel")
+        if channel is None:
+            return self.settings.channel
+        return int(channel) if str(channel).isdigit() else channel
+
+    def decode(self, name: str) -> LoadedImage | str:
+        """The loaded image (decoded once per channel choice), or its one-line error."""
+        key = (name, self.channel_for(name))
+        if key not in self._decoded:
+            try:
+                self._decoded[key] = load_image(self.files[name], name=name, channel=key[1])
+            except BBBError as exc:
+                self._decoded[key] = str(exc)
+        return self._decoded[key]
+
+    def readable(self) -> dict[str, LoadedImage]:
+        """The files that load, by name."""
+        decoded = {name: self.decode(name) for name in self.files}
+        return {name: item for name, item in decoded.items() if not isinstance(item, str)}
+
+    def unreadable(self) -> dict[str, str]:
+        """The files that do not load, with their one-line message."""
+        decoded = {name: self.decode(name) for name in self.files}
+        return {name: item for name, item in decoded.items() if isinstance(item, str)}
+
+    def merge_sheet(self, sheet: pd.DataFrame) -> None:
+        """Use ``sheet``'s rows for the files it lists (other files keep theirs); stored at once."""
+        sheet = tidy_sheet(sheet)
+        current = self.results.sheet
+        kept = current[~current["file"].isin(set(sheet["file"]))]
+        self.set_sheet(pd.concat([kept, sheet], ignore_index=True) if len(kept) else sheet)
+        self.sheet_revision += 1
+
+    def set_sheet(self, sheet: pd.DataFrame) -> None:
+        """Replace the sample sheet (edited in a table); stored when it changed."""
+        sheet = tidy_sheet(sheet)
+        if sheet.equals(self.results.sheet):
+            return
+        self.results.sheet = sheet
+        self.version += 1
+        if self.store is not None and self.experiment_id is not None and not sheet.equals(self._stored_sheet):
+            self.store.update_samples(self.experiment_id, sheet)
+            self._stored_sheet = sheet.copy()
+
+    def sheet_for(self, names: list[str]) -> pd.DataFrame:
+        """The sample fields of ``names`` (the sheet's, else read from the file names), in that order.
+
+        An empty ``pixel_size_um`` shows the file's own pixel size when it has one.
+        """
+        current = self.results.sheet
+        missing = [n for n in names if n not in set(current["file"])]
+        if missing:
+            current = pd.concat([current, sample_sheet_for(missing)], ignore_index=True)
+        table = tidy_sheet(current[current["file"].isin(names)]).set_index("file").reindex(names).reset_index()
+        for index, name in enumerate(names):
+            image = self.decode(name)
+            if pd.isna(table.loc[index, "pixel_size_um"]) and not isinstance(image, str):
+                table.loc[index, "pixel_size_um"] = image.pixel_size_um
+        return tidy_sheet(table)
+
+    def pixel_size_for(self, name: str) -> float | None:
+        """The pixel size an image is analysed with: its sample sheet's, else its file's, else None."""
+        size = sample_of(self.results.sheet, name).get("pixel_size_um")
+        if size is not None and size > 0:
+            return float(size)
+        image = self.decode(name)
+        return None if isinstance(image, str) else image.pixel_size_um
+
+    def add_sample_data(self, folder: Path = SAMPLE_DATA_DIR) -> None:
+        """The demo: five 10x images with an illustrative sample sheet, in a new experiment when none is open.
+
+        The sheet gives their pixel size (0.617 µm/px: their 100 µm scale bar is 162 px long).
+        """
+        from .metadata import read_sample_sheet
+
+        if self.experiment_id is None and self.store is not None:
+            self.reset(self.store.create_unique_experiment("Sample data (demo)"))
+        for path in sorted(folder.glob("*.jpg")):
+            self.add_file(path.name, path.read_bytes())
+        self.merge_sheet(read_sample_sheet(folder / "samples.csv"))
+        self.demo = True
+
+    # -- analysing ----------------------------------------------------------------------
+    def settings_key(self, name: str) -> tuple:
+        """What makes an image's cells: a changed key means the image is analysed again."""
+        s = self.settings
+        return (s.model, self.channel_for(name), s.use_nuclei, s.junction_threshold, self.pixel_size_for(name))
+
+    def params(self, name: str) -> dict:
+        """What produced an image's cells: stored with them, so a reload knows them."""
+        s = self.settings
+        return {"model": s.model, "channel": self.channel_for(name), "use_nuclei": s.use_nuclei,
+                "junction_threshold": s.junction_threshold, "pixel_size_um": self.pixel_size_for(name),
+                "key": list(self.settings_key(name))}
+
+    def pending(self) -> list[str]:
+        """Readable files not analysed yet, or analysed with other settings."""
+        return [n for n in self.readable()
+                if n not in self.results.results or self.analysed_with.get(n) != self.settings_key(n)]
+
+    def analyse(self, model, names: list[str] | None = None) -> Iterator[Progress]:
+        """Segment and measure ``names`` (default: :meth:`pending`), one :class:`Progress` before and after each.
+
+        A file already stored with the same bytes and settings (under any name)
+        is reused, not recomputed. A bad file gets its one-line message and the
+        others still run; each finished image is stored at once.
+        """
+        todo = self.pending() if names is None else list(names)
+        self.ensure_experiment()
+        started, steps = time.perf_counter(), []
+        for index, name in enumerate(todo):
+            yield Progress(index, len(todo), name)
+            step = self._analyse_one(model, name, index, len(todo))
+            steps.append(step)
+            yield step
+        self.last_run = (steps, time.perf_counter() - started)
+
+    def _analyse_one(self, model, name: str, index: int, total: int) -> Progress:
+        image = self.decode(name)
+        try:
+            if isinstance(image, str):
+                raise BBBError(image)
+            result = None
+            if self.store is not None and self.experiment_id is not None:
+                result = stored_result(self.store, self.experiment_id, image, self.files[name], self.params(name))
+            if result is None:
+                result = segment_image(image, model, pixel_size_um=self.pixel_size_for(name),
+                                       use_nuclei=self.settings.use_nuclei,
+                                       junction_threshold=self.settings.junction_threshold)
+        except BBBError as exc:
+            self.results.fail(name, str(exc))
+            return Progress(index, total, name, done=True, ok=False, message=str(exc))
+        self._keep(result)
+        return Progress(index, total, name, done=True, message=f"{name}: {len(result.cells)} cells in "
+                        f"{result.seconds:.1f} s", result=result)
+
+    def replace_labels(self, name: str, data: bytes, labels_name: str) -> ImageResult:
+        """Replace an image's cells by a labels TIFF corrected by hand (Fiji); measured again, stored.
+
+        Raises
+        ------
+        ImageReadError
+            Not a labels TIFF, or not the image's size.
+        """
+        result = result_from_labels(self.results.results[name].image, data, labels_name,
+                                    pixel_size_um=self.pixel_size_for(name),
+                                    junction_threshold=self.settings.junction_threshold)
+        self._keep(result)
+        return result
+
+    def _keep(self, result: ImageResult) -> None:
+        self.results.add(result)
+        self.analysed_with[result.name] = self.settings_key(result.name)
+        self.version += 1
+        self._save(result, self.params(result.name))
+
+    def _save(self, result: ImageResult, params: dict) -> None:
+        if self.store is None or self.experiment_id is None:
+            return
+        save_result(self.store, self.experiment_id, result, self.files[result.name], params,
+                    sample=sample_of(self.results.sheet, result.name))
+        self._stored_sheet = self.results.sheet.copy()
+
+    # -- quality control ------------------------------------------------------------------
+    def exclude(self, name: str, reason: str | None, cell_ids=None) -> None:
+        """Leave an image (or some of its cells) out of the statistics, with a reason; None includes it again.
+
+        Nothing is deleted: the rows stay, with the reason beside them.
+        """
+        result = self.results.results[name]
+        cells = result.cells.copy()
+        if "excluded_reason" not in cells:
+            cells["excluded_reason"] = ""
+        chosen = cells["cell_id"].isin(list(cell_ids)) if cell_ids is not None else slice(None)
+        cells.loc[chosen, "excluded_reason"] = (reason or "").strip()
+        cells["is_excluded"] = cells["excluded_reason"] != ""
+        self.results.results[name] = replace(result, cells=cells)
+        self.version += 1
+        if self.store is not None and self.experiment_id is not None:
+            self.store.exclude(self.experiment_id, name, reason, cell_ids=cell_ids)
+
+    # -- anomalies ------------------------------------------------------------------------
+    def fit_anomalies(self, *, design: str = "improved", fit_on: str | None = None, seed: int = 0) -> None:
+        """Fit the autoencoder on the session's cells (all, or one condition's) and score every cell."""
+        from .anomaly import AnomalyModel
+
+        model = AnomalyModel.fit(self.cells(scored=False), design=design, fit_on=fit_on,
+                                 contamination=self.anomaly.contamination, seed=int(seed))
+        self.anomaly = AnomalySettings(model, design, fit_on, self.anomaly.contamination, int(seed))
+        self._store_anomalies()
+
+    def use_anomaly_model(self, model) -> None:
+        """Score with a saved model (its threshold comes with it)."""
+        self.anomaly = replace(self.anomaly, model=model, design=model.card.design,
+                               contamination=model.card.contamination)
+        self._store_anomalies()
+
+    def set_contamination(self, contamination: float) -> None:
+        """The share of the fitted cells flagged (moves the threshold; scores stay)."""
+        if float(contamination) != self.anomaly.contamination:
+            self.anomaly = replace(self.anomaly, contamination=float(contamination))
+            self._store_anomalies()
+
+    def _store_anomalies(self) -> None:
+        key = (self.experiment_id, id(self.anomaly.model), self.anomaly.contamination, self.version)
+        if self.store is None or self.experiment_id is None or self.anomaly.model is None \
+                or key == self._stored_anomalies:
+            return
+        self._stored_anomalies = key  # first: cells() below calls back here
+        self.store.update_anomalies(self.experiment_id, self.cells())
+
+    # -- tables and reports ---------------------------------------------------------------
+    def _memoised(self, key: tuple, make: Callable):
+        key = (self.version, *key)
+        if key not in self._memo:
+            self._memo = {k: v for k, v in self._memo.items() if k[0] == self.version}
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def cells(self, *, scored: bool = True) -> pd.DataFrame:
+        """Every cell, sample fields filled in; anomaly columns added once a model is fitted."""
+        model = self.anomaly.model if scored else None
+        contamination = self.anomaly.contamination
+
+        def make():
+            table = self.results.cells()
+            if model is not None and len(table):
+                table = model.score(table, contamination=contamination)
+            return table
+
+        table = self._memoised(("cells", id(model), contamination), make)
+        if model is not None:
+            self._store_anomalies()  # once per model, threshold and results version
+        return table
+
+    def summary(self) -> pd.DataFrame:
+        """One row per image (edge cells left out)."""
+        return self._memoised(("summary",), lambda: self.results.summary(cells=self.cells(scored=False)))
+
+    def export_zip(self) -> bytes:
+        """Every file of the command line's output folder, zipped (built on request, kept until a change)."""
+        return self._memoised(("zip",), self.results.export_zip)
+
+    def export_ready(self) -> bytes | None:
+        """The zip of :meth:`export_zip` when it is built for the current results."""
+        return self._memo.get((self.version, "zip"))
+
+    def statistics(self, features: tuple[str, ...], control: str, statistic: str = "mean") -> pd.DataFrame:
+        """Treated vs control statistics of the session's cells (see :func:`bbbcore.stats.compare_to_control`)."""
+        from .stats import compare_to_control
+
+        table = self._memoised(("stats", tuple(features), control, statistic),
+                               lambda: compare_to_control(self.cells(), list(features), control,
+                                                          statistic=statistic, n_boot=1000))
+        unit = table["unit"].iloc[0] if len(table) else "image"
+        self.comparison = (list(features), control, statistic, unit)
+        return table
+
+    def picture(self, name: str, options: tuple, make: Callable):
+        """A rendered picture of an image, kept per image, results version and display options."""
+        key = (name, self.version, options)
+        if key not in self._pictures:
+            if len(self._pictures) > 12:  # a few images x options; pictures are 4 MB each
+                self._pictures.clear()
+            self._pictures[key] = make()
+        return self._pictures[key]
+
+    def methods_text(self) -> str:
+        """The methods paragraph of what this session ran."""
+        from .report import methods_paragraph
+        from .unet import read_card
+
+        table = self.cells()
+        exclusions = None
+        if "is_excluded" in table:
+            # An image whose every cell is excluded counts as one excluded image (cell_id empty).
+            excluded = table[table["is_excluded"].eq(True)]
+            whole = excluded["image"].map(excluded["image"].value_counts()) == excluded["image"].map(
+                table["image"].value_counts())
+            exclusions = pd.DataFrame({"image": excluded["image"], "cell_id": excluded["cell_id"].where(~whole),
+                                       "reason": excluded["excluded_reason"]}).drop_duplicates(["image", "cell_id"])
+        features, control, statistic, unit = self.comparison or (None, None, "mean", "image")
+        model = self.anomaly.model
+        return methods_paragraph(table, model_card=read_card(self.settings.model), exclusions=exclusions,
+                                 control=control, features=features, statistic=statistic, unit=unit,
+                                 anomaly_card=model.card if model is not None else None)
+
+    def experiment_zip(self) -> bytes:
+        """The open experiment as one zip that imports on another machine (with the methods paragraph)."""
+        return self.store.export_zip(self.experiment_id, methods=self.methods_text())
+
+    def import_experiment(self, data: bytes, *, source: str = "experiment zip") -> int:
+        """Import an exported experiment as a new one and open it."""
+        imported = self.store.import_zip(data, source=source)
+        self.reset(imported)
+        return imported
+

@@ -1,0 +1,158 @@
+"""bbbcore.session: one open experiment driven as a notebook would, written through to the store."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bbbcore.export import labels_tiff_bytes
+from bbbcore.session import SAMPLE_DATA_DIR, AnalysisSession
+from bbbcore.store import Store
+
+pytestmark = pytest.mark.model
+IMAGES = ["bbb_rgb_01.jpg", "bbb_rgb_02.jpg"]
+
+
+@pytest.fixture(scope="module")
+def analysed(shipped_model, tmp_path_factory):
+    """A session that analysed two sample images (renamed as a lab would) and one bad file."""
+    store = Store(tmp_path_factory.mktemp("session-store"))
+    session = AnalysisSession(store)
+    opened = []
+    session.on_experiment = opened.append
+    session.add_file("control_01.jpg", (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    session.add_file("notes.png", b"my notes, not an image")
+    session.add_file("tat_80ng_01.jpg", (SAMPLE_DATA_DIR / IMAGES[1]).read_bytes())
+    steps = list(session.analyse(shipped_model))
+    return session, store, steps, opened
+
+
+def test_progress_is_reported_before_and_after_each_image(analysed):
+    session, _, steps, _ = analysed
+    assert [(s.name, s.done) for s in steps] == [
+        ("control_01.jpg", False), ("control_01.jpg", True), ("tat_80ng_01.jpg", False), ("tat_80ng_01.jpg", True)]
+    assert all(s.ok and s.total == 2 for s in steps)
+    assert steps[1].message.startswith("control_01.jpg: ") and " cells in " in steps[1].message
+    assert session.unreadable() == {"notes.png": "notes.png: not a readable image (expected PNG, JPEG or TIFF)"}
+    assert session.pending() == []  # everything readable is analysed
+
+
+def test_a_bad_file_named_in_a_run_gets_its_line_and_the_others_finish(analysed, shipped_model):
+    session, _, _, _ = analysed
+    steps = [s for s in session.analyse(shipped_model, ["notes.png"]) if s.done]
+    assert [(s.ok, s.message) for s in steps] == [
+        (False, "notes.png: not a readable image (expected PNG, JPEG or TIFF)")]
+    assert session.results.errors["notes.png"] == steps[0].message
+    assert len(session.results) == 2  # nothing already computed is lost
+
+
+def test_results_are_stored_with_the_model_and_the_file_name_conditions(analysed, shipped_model):
+    session, store, _, opened = analysed
+    assert opened == [session.experiment_id] and session.experiment_name().startswith("Experiment ")
+    images = store.images(session.experiment_id).set_index("name")
+    assert list(images.index) == ["control_01.jpg", "tat_80ng_01.jpg"]
+    assert set(images["model_name"]) == {shipped_model.card.name}
+    assert set(images["model_version"]) == {shipped_model.card.version}
+    assert images.loc["tat_80ng_01.jpg", "condition"] == "tat" and images.loc["tat_80ng_01.jpg", "dose"] == 80
+    cells = session.cells()
+    assert len(store.cells(session.experiment_id)) == len(cells) > 100
+    assert set(cells["condition"]) == {"control", "tat"}
+    summary = session.summary()
+    assert summary["image"].tolist() == ["control_01.jpg", "tat_80ng_01.jpg"] and (summary["n_cells"] > 10).all()
+
+
+def test_a_reopened_experiment_has_everything_and_recomputes_nothing(analysed):
+    session, store, _, _ = analysed
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)
+    assert again.pending() == []
+    def plain(table):  # the store gives None where the table had NaN (issue 14 makes dtypes exact)
+        table = table.drop(columns=["excluded_reason", "is_excluded"], errors="ignore")
+        return table.astype(object).where(table.notna(), None)
+
+    pd.testing.assert_frame_equal(plain(again.cells()), plain(session.cells()))
+    for name, result in session.results.results.items():
+        assert np.array_equal(again.results.results[name].labels, result.labels)
+        assert again.results.results[name].model_name == result.model_name
+
+
+def test_edits_and_exclusions_write_through(analysed):
+    session, store, _, _ = analysed
+    sheet = session.results.sheet.copy()
+    sheet.loc[sheet["file"] == "control_01.jpg", ["condition", "replicate"]] = ["vehicle", "2"]
+    version = session.version
+    session.set_sheet(sheet)
+    assert session.version > version and set(session.cells()["condition"]) == {"vehicle", "tat"}
+    row = store.images(session.experiment_id).set_index("name").loc["control_01.jpg"]
+    assert (row["condition"], row["replicate"]) == ("vehicle", "2")
+    first = int(session.results.results["tat_80ng_01.jpg"].cells["cell_id"].iloc[0])
+    session.exclude("tat_80ng_01.jpg", "debris", cell_ids=[first])
+    stored = store.exclusions(session.experiment_id)
+    assert stored.to_dict("records") == [{"image": "tat_80ng_01.jpg", "cell_id": first, "reason": "debris"}]
+    assert "(debris: 1)" in session.methods_text()
+    session.exclude("tat_80ng_01.jpg", None, cell_ids=[first])
+    assert store.exclusions(session.experiment_id).empty
+
+
+def test_hand_corrected_labels_replace_the_cells_and_are_stored(analysed):
+    session, store, _, _ = analysed
+    image = session.results.results["control_01.jpg"].image
+    labels = np.zeros(image.shape, np.int32)
+    labels[100:300, 100:300], labels[400:700, 500:900] = 1, 2
+    result = session.replace_labels("control_01.jpg", labels_tiff_bytes(labels), "fixed.tif")
+    assert len(result.cells) == 2 and result.model_name == "" and result.source == "labels file fixed.tif"
+    stored = store.images(session.experiment_id).set_index("name").loc["control_01.jpg"]
+    assert stored["source"] == "labels file fixed.tif" and stored["model_name"] == ""
+    assert len(store.cells(session.experiment_id).query("image == 'control_01.jpg'")) == 2
+
+
+def test_closing_and_deleting_are_one_operation_each(tmp_path):
+    store = Store(tmp_path)
+    session = AnalysisSession(store)
+    opened = []
+    session.on_experiment = opened.append
+    created = session.create_experiment("Plate 3")
+    session.add_file("a.png", b"x")
+    session.close()
+    assert (session.experiment_id, session.files, len(session.results)) == (None, {}, 0)
+    session.open(created)
+    assert session.experiment_name() == "Plate 3"
+    session.delete_experiment()
+    assert session.experiment_id is None and "Plate 3" not in set(store.experiments()["name"])
+    assert opened == [created, None, created, None]
+
+
+def test_sessions_creating_experiments_at_once_each_get_their_own(tmp_path):
+    store = Store(tmp_path)
+    sessions = [AnalysisSession(store) for _ in range(8)]
+    errors = []
+
+    def create(session):
+        try:
+            session.ensure_experiment("Experiment 2026-11-30 07:59")
+        except Exception as exc:  # noqa: BLE001  (any exception is the failure this test looks for)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len({s.experiment_id for s in sessions}) == 8
+    names = set(store.experiments()["name"])
+    assert len(names) == 8 and "Experiment 2026-11-30 07:59" in names
+
+
+def test_sample_data_come_with_their_sheet_and_pixel_size(tmp_path):
+    session = AnalysisSession(Store(tmp_path))
+    session.add_sample_data()
+    assert session.demo and sorted(session.files) == sorted(p.name for p in SAMPLE_DATA_DIR.glob("*.jpg"))
+    assert session.experiment_name() == "Sample data (demo)"
+    assert session.pixel_size_for("bbb_rgb_01.jpg") == pytest.approx(0.617)
+    table = session.sheet_for(sorted(session.files))
+    assert set(table["condition"]) == {"control", "tat"} and table["pixel_size_um"].eq(0.617).all()
+    assert len(session.pending()) == 5
