@@ -144,6 +144,18 @@ def _samples(args, names: list[str]):
                             overrides=overrides)
 
 
+def _channels(args, sample: dict) -> dict:
+    """The junction and nuclear channel of one image: the command line's, else its sample sheet row's."""
+    channel = args.channel if args.channel is not None else sample.get("channel")
+    nuclear = sample.get("nuclear_channel") or "auto"
+    return {"channel": channel, "nuclear_channel": nuclear}
+
+
+def _pixel_size(args, sample: dict) -> float | None:
+    """The pixel size of one image: the command line's, else its sample sheet row's, else the file's (None)."""
+    return args.pixel_size if args.pixel_size is not None else sample.get("pixel_size_um")
+
+
 class _Output:
     """What segment / measure / import-annotations write: per-image files now, the tables at the end."""
 
@@ -223,11 +235,12 @@ def _cmd_segment(args) -> int:
     model = BoundaryModel.load(args.model)
     output, failed = _Output(args.out), []
     for path in args.images:
+        sample = sample_of(samples, path.name)
         try:
-            image = load_image(path, channel=args.channel, max_projection=args.max_projection)
+            image = load_image(path, max_projection=args.max_projection, **_channels(args, sample))
             result = segment_image(
-                image, model, pixel_size_um=args.pixel_size, use_nuclei=args.nuclei_seeds,
-                sample=sample_of(samples, path.name), junction_threshold=args.junction_threshold,
+                image, model, pixel_size_um=_pixel_size(args, sample), use_nuclei=args.nuclei_seeds,
+                sample=sample, junction_threshold=args.junction_threshold,
             )
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -273,21 +286,22 @@ def _cmd_measure(args) -> int:
     samples = _samples(args, names)
     output, failed = _Output(args.out), []
     for path, image_path, name in zip(args.labels, images, names):
+        sample = sample_of(samples, name)
         try:
             try:
                 labels = read_labels_tiff(path)
             except (OSError, ValueError) as exc:
                 raise ImageReadError(path.name, f"not a readable labels TIFF ({exc})") from None
-            image = load_image(image_path, channel=args.channel) if image_path else None
-            cells = measure_labels(labels, image=image, name=name, pixel_size_um=args.pixel_size,
-                                   sample=sample_of(samples, name), junction_threshold=args.junction_threshold)
+            image = load_image(image_path, **_channels(args, sample)) if image_path else None
+            cells = measure_labels(labels, image=image, name=name, pixel_size_um=_pixel_size(args, sample),
+                                   sample=sample, junction_threshold=args.junction_threshold)
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(path.name)
             continue
         output.add(name, labels, cells, image_id=image.image_id if image else "",
                    junction=image.junction if image else None,
-                   pixel_size_um=_table_pixel_size(cells, args.pixel_size))
+                   pixel_size_um=_table_pixel_size(cells, _pixel_size(args, sample)))
         print(f"{path.name}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
     output.finish(samples)
     if failed:

@@ -216,10 +216,10 @@ class AnalysisSession:
 
     def decode(self, name: str) -> LoadedImage | str:
         """The loaded image (decoded once per channel choice), or its one-line error."""
-        key = (name, self.channel_for(name))
+        key = (name, self.channel_for(name), sample_of(self.results.sheet, name).get("nuclear_channel") or "auto")
         if key not in self._decoded:
             try:
-                self._decoded[key] = load_image(self.files[name], name=name, channel=key[1])
+                self._decoded[key] = load_image(self.files[name], name=name, channel=key[1], nuclear_channel=key[2])
             except BBBError as exc:
                 self._decoded[key] = str(exc)
         return self._decoded[key]

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BBBError
-from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
+from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS, output_stem
 
 #: The sample fields an image row holds (``file`` is its ``name``).
 STORED_SAMPLE_FIELDS = tuple(f for f in SAMPLE_FIELDS if f != "file")
@@ -449,7 +449,7 @@ class Store:
                              else json.dumps({**json.loads(c["data"]), "_excluded": c["excluded"]}) for c in cells]
                     archive.writestr(f"cells/{image['id']}.jsonl", "\n".join(lines))
                     name = db.execute("SELECT name FROM images WHERE id = ?", (image["id"],)).fetchone()["name"]
-                    stem = name.rsplit(".", 1)[0] if "." in name else name
+                    stem = output_stem(name)
                     # Named copies for people opening the zip in Fiji; the hashed files are for import.
                     archive.writestr(f"labels/{image['id']}-{stem}.labels.tif", self.get_file(image["labels_sha"]),
                                      compress_type=zipfile.ZIP_STORED)

@@ -91,3 +91,29 @@ def test_import_annotations_names_the_bad_record(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps([{"Labeled Data": "a.png", "Label": {"Cell": [{"x": 1}]}}]))
     assert main(["import-annotations", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o")]) == 2
     assert "bad.json: record 1 (a.png): cell 1 has no 'geometry'" in capsys.readouterr().err
+
+
+def test_a_sample_sheet_sets_each_image_s_pixel_size_and_channel(tmp_path, synthetic_monolayer):
+    """One schema: the sheet's pixel_size_um and channel columns act per image, like the flags do for all."""
+    truth = synthetic_monolayer["truth"]
+    write_image(tmp_path / "a.png", synthetic_monolayer["junction"], synthetic_monolayer["nuclei"])
+    write_labels_tiff(tmp_path / "a.labels.tif", truth)
+    write_labels_tiff(tmp_path / "b.labels.tif", truth)
+    (tmp_path / "b.png").write_bytes((tmp_path / "a.png").read_bytes())
+    sheet = tmp_path / "plate.csv"
+    sheet.write_text("file,condition,pixel_size_um,channel,diameter_px\n"
+                     "a.png,control,0.5,green,40\nb.png,tat,0.25,blue,\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["measure", str(tmp_path / "a.labels.tif"), str(tmp_path / "b.labels.tif"),
+                 "--image", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
+                 "--sample-sheet", str(sheet)])
+    assert code == 0
+    cells = pd.read_csv(out / "cells.csv").groupby("image")
+    a, b = cells.get_group("a.png"), cells.get_group("b.png")
+    assert (a["area_um2"] == a["area"] * 0.25).all() and (b["area_um2"] == b["area"] * 0.0625).all()
+    assert set(a["channel"]) == {"green"} and set(a["diameter_px"]) == {40} and b["diameter_px"].isna().all()
+    # The junction channel chosen per image: the blue (nuclear) plane is dimmer on the borders.
+    assert a["junction_border_to_cytoplasm"].mean() > b["junction_border_to_cytoplasm"].mean()
+    written = pd.read_csv(out / "samples.csv")
+    assert list(written.columns[:10]) == ["file", "condition", "dose", "dose_unit", "replicate", "well",
+                                          "pixel_size_um", "channel", "nuclear_channel", "diameter_px"]
