@@ -40,6 +40,11 @@ DEFAULT_PIXEL_SIZE_UM: float | None = None
 #: Images larger than this are refused (memory and time would explode).
 MAX_MEGAPIXELS = 50.0
 
+#: An experiment zip is refused when it would expand to more than this (GiB), or one of
+#: its entries (an image, a table) to more than IMPORT_MAX_ENTRY_GB; see bbbcore.exchange.ImportLimits.
+IMPORT_MAX_TOTAL_GB = 20.0
+IMPORT_MAX_ENTRY_GB = 2.0
+
 #: Percentiles of the robust intensity normalisation.
 NORMALISE_PERCENTILES = (1.0, 99.8)
 

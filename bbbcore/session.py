@@ -31,6 +31,7 @@ from .io import LoadedImage, load_image
 from .metadata import sample_of, sample_sheet_for, tidy_sheet
 from .pipeline import ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
+from .store import ExperimentGone
 
 #: Images and sample sheet of the built-in demo (five 10x ZO-1 images).
 SAMPLE_DATA_DIR = config.PACKAGE_DIR.parent / "sample_data"
@@ -101,6 +102,8 @@ class AnalysisSession:
     demo: bool = False
     #: The last run's finished steps and its seconds.
     last_run: tuple[list[Progress], float] | None = None
+    #: One-line messages for the person (e.g. the experiment was deleted elsewhere); the page shows and clears them.
+    notices: list[str] = field(default_factory=list)
     #: The last comparison asked for (features, control, statistic, unit), for the methods paragraph.
     comparison: tuple | None = None
     #: Bumped on every change of results or sample fields: the key of everything derived from them.
@@ -114,6 +117,7 @@ class AnalysisSession:
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
     _stored_anomalies: tuple | None = field(default=None, repr=False)
+    _name: str | None = field(default=None, repr=False)
     #: Called with the experiment id whenever another experiment (or none) is open (the dashboard names it
     #: in the URL).
     on_experiment: Callable[[int | None], None] | None = field(default=None, repr=False, compare=False)
@@ -134,6 +138,7 @@ class AnalysisSession:
             return
         loaded, originals, params = load_experiment(self.store, experiment_id)
         self.experiment_id = experiment_id
+        self._name = self.experiment_name()
         self.results = loaded
         self.files = dict(originals)
         self.analysed_with = {name: tuple(p.get("key", ())) for name, p in params.items()}
@@ -175,10 +180,40 @@ class AnalysisSession:
             return self.experiment_id
         self.experiment_id = self.store.create_unique_experiment(
             default_name or time.strftime("Experiment %Y-%m-%d %H:%M"))
+        self._name = self.experiment_name()
         self._experiment_changed()
-        for name, result in self.results.results.items():
-            self._save(result, {"key": list(self.analysed_with.get(name, ()))})
+        self._save_everything()
         return self.experiment_id
+
+    def _save_everything(self) -> None:
+        """Every result, its sample fields and its exclusions, into the open experiment."""
+        for name, result in self.results.results.items():
+            key = self.analysed_with.get(name, ())
+            params = self.params(name) if key == self.settings_key(name) else {"key": list(key)}
+            save_result(self.store, self.experiment_id, result, self.files[result.name], params,
+                        sample=sample_of(self.results.sheet, result.name))
+            reasons = result.cells.get("excluded_reason", pd.Series(dtype=object))
+            for reason, ids in result.cells.groupby(reasons.where(reasons != "", None))["cell_id"]:
+                self.store.exclude(self.experiment_id, name, reason, cell_ids=[int(i) for i in ids])
+        self._stored_sheet = self.results.sheet.copy()
+
+    def _write_through(self, write: Callable[[], object]) -> None:
+        """Run a store write; when the experiment was deleted elsewhere, save everything into a new one.
+
+        The session keeps its results either way, and says once, in :attr:`notices`, where they went.
+        """
+        if self.store is None or self.experiment_id is None:
+            return
+        try:
+            write()
+        except ExperimentGone:
+            lost = self._name or f"experiment {self.experiment_id}"
+            self.experiment_id = self.store.create_unique_experiment(f"{lost} (restored)")
+            self._name = self.experiment_name()
+            self._experiment_changed()
+            self._save_everything()
+            self.notices.append(f"The experiment {lost!r} was deleted in another session; its "
+                                f"{len(self.results)} analysed image(s) here are saved in {self._name!r}.")
 
     def experiment_name(self) -> str | None:
         """The open experiment's name (None when none is open or it was deleted elsewhere)."""
@@ -250,7 +285,7 @@ class AnalysisSession:
         self.results.sheet = sheet
         self.version += 1
         if self.store is not None and self.experiment_id is not None and not sheet.equals(self._stored_sheet):
-            self.store.update_samples(self.experiment_id, sheet)
+            self._write_through(lambda: self.store.update_samples(self.experiment_id, sheet))
             self._stored_sheet = sheet.copy()
 
     def sheet_for(self, names: list[str]) -> pd.DataFrame:
@@ -366,10 +401,8 @@ class AnalysisSession:
         self._save(result, self.params(result.name))
 
     def _save(self, result: ImageResult, params: dict) -> None:
-        if self.store is None or self.experiment_id is None:
-            return
-        save_result(self.store, self.experiment_id, result, self.files[result.name], params,
-                    sample=sample_of(self.results.sheet, result.name))
+        self._write_through(lambda: save_result(self.store, self.experiment_id, result, self.files[result.name],
+                                                params, sample=sample_of(self.results.sheet, result.name)))
         self._stored_sheet = self.results.sheet.copy()
 
     # -- quality control ------------------------------------------------------------------
@@ -387,8 +420,7 @@ class AnalysisSession:
         cells["is_excluded"] = cells["excluded_reason"] != ""
         self.results.results[name] = replace(result, cells=cells)
         self.version += 1
-        if self.store is not None and self.experiment_id is not None:
-            self.store.exclude(self.experiment_id, name, reason, cell_ids=cell_ids)
+        self._write_through(lambda: self.store.exclude(self.experiment_id, name, reason, cell_ids=cell_ids))
 
     # -- anomalies ------------------------------------------------------------------------
     def fit_anomalies(self, *, design: str = "improved", fit_on: str | None = None, seed: int = 0) -> None:
@@ -418,7 +450,7 @@ class AnalysisSession:
                 or key == self._stored_anomalies:
             return
         self._stored_anomalies = key  # first: cells() below calls back here
-        self.store.update_anomalies(self.experiment_id, self.cells())
+        self._write_through(lambda: self.store.update_anomalies(self.experiment_id, self.cells()))
 
     # -- tables and reports ---------------------------------------------------------------
     def _memoised(self, key: tuple, make: Callable):

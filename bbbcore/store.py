@@ -5,6 +5,12 @@ Layout of the data folder (default ``./bbb-data``, or ``$BBB_DATA_DIR``)::
     bbb.sqlite            the database (WAL mode: readers never wait for a writer)
     files/ab/abcdef...    original images and labels TIFFs, named by their SHA-256
 
+The schema has a version (``PRAGMA user_version``, :data:`SCHEMA_VERSION`);
+opening an older database migrates it in one transaction, a newer one is
+refused. Every sqlite3 or file-system error becomes a :class:`StoreError`
+whose one line says what to do (disk full, read-only folder, damaged
+database); a database failing ``PRAGMA quick_check`` opens for reading only.
+
 One image's results (its row, its cells, its files) are written in one
 transaction: after a crash there is the whole image or none of it. Files are
 written first, atomically (a temporary file renamed into place), and are
@@ -16,21 +22,27 @@ share one store; SQLite serialises the writers (busy timeout 30 s).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
-import io
 import json
 import os
 import sqlite3
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import BBBError
-from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS, output_stem
+from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
+
+#: Version of the database layout (``PRAGMA user_version``); see :data:`MIGRATIONS`.
+SCHEMA_VERSION = 1
+
+#: Temporary files of an interrupted write older than this many seconds are removed on open
+#: (younger ones may belong to another process writing right now).
+STALE_TEMP_SECONDS = 600
 
 #: The sample fields an image row holds (``file`` is its ``name``).
 STORED_SAMPLE_FIELDS = tuple(f for f in SAMPLE_FIELDS if f != "file")
@@ -76,7 +88,53 @@ CREATE INDEX IF NOT EXISTS images_by_hash ON images (experiment_id, image_sha, p
 
 
 class StoreError(BBBError):
-    """The store cannot do what was asked (no such experiment, a name taken, a bad zip)."""
+    """The store cannot do what was asked (no such experiment, a name taken, a bad zip, a full disk)."""
+
+
+class ExperimentGone(StoreError):
+    """The experiment was deleted (in another session) while this one still used it."""
+
+
+#: SQLite's and the OS's words for a problem -> what a person reads (and can act on).
+_PROBLEMS = (
+    (("database or disk is full", "no space left"), "disk full: nothing was changed; free some space and try again"),
+    (("readonly database", "read-only file system", "permission denied", "unable to open database file"),
+     "data folder is read-only: nothing was changed; make it writable or set BBB_DATA_DIR to another folder"),
+    (("malformed", "not a database", "disk i/o error", "corrupt"),
+     "database damaged: nothing was changed; save what can be read (python -m bbbcore experiments export), "
+     "move bbb.sqlite away and import your exports"),
+    (("database is locked", "database is busy"),
+     "database busy: another program holds it; nothing was changed, try again"),
+)
+
+
+def problem_line(exc: BaseException) -> str:
+    """One line a person can act on for a sqlite3 or OS error."""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        text += " no space left"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        text += " read-only file system"
+    for words, line in _PROBLEMS:
+        if any(word in text for word in words):
+            return line
+    return f"cannot write ({exc}); nothing was changed"
+
+
+def _migrate_0_to_1(db) -> None:
+    """Databases of the first round: exclusions, and the sample fields channel ... diameter_px."""
+    added = {"images": {"excluded": "TEXT", **{f: "REAL" if f in NUMERIC_SAMPLE_FIELDS else "TEXT"
+                                               for f in STORED_SAMPLE_FIELDS}},
+             "cells": {"excluded": "TEXT"}}
+    for table, wanted in added.items():
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for column, kind in wanted.items():
+            if column not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+#: ``MIGRATIONS[n]`` brings a database from schema version n to n + 1 (inside one transaction).
+MIGRATIONS = [_migrate_0_to_1]
 
 
 def default_folder() -> Path:
@@ -119,92 +177,210 @@ def _plain(value):
 
 
 class Store:
-    """Experiments, images and cells under one data folder."""
+    """Experiments, images and cells under one data folder.
+
+    Raises
+    ------
+    StoreError
+        The folder or database cannot be used (one line saying why and what to do).
+    """
 
     def __init__(self, folder: str | Path | None = None):
         self.folder = Path(folder) if folder is not None else default_folder()
         self.path = self.folder / "bbb.sqlite"
+        #: Why writes are refused (a damaged database), or None.
+        self.damaged: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / "files").mkdir(exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"{self.folder}: cannot use this data folder ({exc.strerror or exc})") from None
+            raise StoreError(f"{self.folder}: cannot use this data folder ({problem_line(exc)})") from None
+        self._remove_stale_temp_files()
         try:
             with self._connect() as db:
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if tables and "experiments" not in tables:  # check before writing anything
-                    raise StoreError(f"{self.path}: a database of another program (tables: "
-                                     f"{', '.join(sorted(tables))}); it was left untouched")
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                # Databases made before exclusions and the full sample schema existed.
-                added = {"images": {"excluded": "TEXT", **{f: "REAL" if f in NUMERIC_SAMPLE_FIELDS else "TEXT"
-                                                           for f in STORED_SAMPLE_FIELDS}},
-                         "cells": {"excluded": "TEXT"}}
-                for table, wanted in added.items():
-                    columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                    for column, kind in wanted.items():
-                        if column not in columns:
-                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                self._open_schema(db)
+        except StoreError:
+            raise
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable BBB database ({exc}); it was left untouched: move it "
-                             "away or set BBB_DATA_DIR to another folder") from None
+            line = problem_line(exc)
+            if line.startswith("database damaged") or "not a database" in str(exc):
+                raise StoreError(f"{self.path}: not a usable BBB database ({exc}); it was left untouched: move it "
+                                 "away or set BBB_DATA_DIR to another folder") from None
+            raise StoreError(f"{self.path}: {line}") from None
+        try:
+            with self._connect() as db:
+                checked = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            checked = [str(exc)]
+        if checked != ["ok"]:
+            self.damaged = (f"{self.path}: database damaged ({checked[0]}): it opens for reading only; save what "
+                            "can be read (python -m bbbcore experiments export), move bbb.sqlite away and import "
+                            "your exports")
+
+    def _open_schema(self, db) -> None:
+        """Create the tables of an empty database, or migrate an older one (one transaction)."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "experiments" not in tables:  # check before writing anything
+            raise StoreError(f"{self.path}: a database of another program (tables: "
+                             f"{', '.join(sorted(tables))}); it was left untouched")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer version of this tool (schema {version}, this one "
+                             f"reads up to {SCHEMA_VERSION}); update the tool; the database was left untouched")
+        if tables and version == SCHEMA_VERSION:
+            return
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA.split(";"):  # not executescript: it would commit first
+                if statement.strip():
+                    db.execute(statement)
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temporary files left by a write that was killed (older than STALE_TEMP_SECONDS)."""
+        limit = time.time() - STALE_TEMP_SECONDS
+        for leftover in (self.folder / "files").glob("*/.part-*"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < limit:
+                    leftover.unlink()
 
     @contextlib.contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=30000")
         try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {problem_line(exc)}") from None
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
             yield db
         finally:
             db.close()
 
     @contextlib.contextmanager
+    def _read(self):
+        """A connection for reading; sqlite3 errors become one-line StoreErrors."""
+        try:
+            with self._connect() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read ({problem_line(exc).split(':')[0]}: {exc})") from None
+
+    @contextlib.contextmanager
     def _transaction(self):
+        """One write transaction: all of it or nothing, every failure one line (nothing was changed)."""
+        if self.damaged:
+            raise StoreError(self.damaged)
         with self._connect() as db:
             try:
                 db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"{self.path}: cannot write ({exc}); nothing was changed") from None
-            try:
                 yield db
                 db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:  # disk full, read-only file, ...
-                db.execute("ROLLBACK")
-                raise StoreError(f"{self.path}: cannot write ({exc}); nothing was changed") from None
+            except (sqlite3.Error, OSError) as exc:  # disk full, read-only file, damaged, ...
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk does)
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                raise StoreError(f"{self.path}: {problem_line(exc)}") from None
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     # -- files -------------------------------------------------------------------
+    def file_path(self, digest: str) -> Path:
+        """Where the file with this SHA-256 is (or would be) kept."""
+        return self.folder / "files" / digest[:2] / digest
+
     def put_file(self, data: bytes) -> str:
         """Store bytes under their SHA-256 (atomically; once); return the hash."""
         digest = sha256(data)
-        target = self.folder / "files" / digest[:2] / digest
-        if not target.exists():
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                    try:
-                        handle.write(data)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    except OSError:
-                        os.unlink(handle.name)
-                        raise
-                os.replace(handle.name, target)
-            except OSError as exc:  # disk full, read-only folder
-                raise StoreError(f"{target.parent}: cannot store a file ({exc.strerror or exc}); "
-                                 "nothing was changed") from None
+        self._write_file(digest, lambda handle: handle.write(data))
         return digest
 
+    def put_stream(self, stream, *, max_bytes: int | None = None, label: str = "file") -> str:
+        """Store a stream's bytes under their SHA-256, copied in chunks (memory independent of its size).
+
+        Raises
+        ------
+        StoreError
+            More than ``max_bytes`` (nothing is kept), or the disk is full.
+        """
+        hasher, folder = hashlib.sha256(), self.folder / "files" / "in"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as handle:
+                size = 0
+                try:
+                    while chunk := stream.read(1 << 20):
+                        size += len(chunk)
+                        if max_bytes is not None and size > max_bytes:
+                            raise StoreError(f"{label}: larger than {max_bytes} bytes")
+                        hasher.update(chunk)
+                        handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except BaseException:
+                    handle.close()
+                    os.unlink(handle.name)
+                    raise
+            digest = hasher.hexdigest()
+            target = self.file_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(handle.name, target)
+        except OSError as exc:
+            raise StoreError(f"{folder.parent}: cannot store a file ({problem_line(exc)}; {exc.strerror or exc})") \
+                from None
+        return digest
+
+    def _write_file(self, digest: str, write) -> None:
+        target = self.file_path(digest)
+        if target.exists():
+            return
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as handle:
+                try:
+                    write(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except OSError:
+                    handle.close()
+                    os.unlink(handle.name)
+                    raise
+            os.replace(handle.name, target)
+        except OSError as exc:  # disk full, read-only folder
+            raise StoreError(f"{target.parent}: cannot store a file ({problem_line(exc)}; "
+                             f"{exc.strerror or exc})") from None
+
     def get_file(self, digest: str) -> bytes:
-        path = self.folder / "files" / digest[:2] / digest
+        path = self.file_path(digest)
         if not path.exists():
             raise StoreError(f"stored file {digest[:12]}… is missing from {self.folder / 'files'}")
         return path.read_bytes()
+
+    def referenced_files(self, db=None) -> set[str]:
+        """The hashes every table refers to (columns named ``*_sha``)."""
+        with contextlib.ExitStack() as stack:
+            db = db or stack.enter_context(self._read())
+            found: set[str] = set()
+            for table in [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]:
+                for column in [r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1].endswith("_sha")]:
+                    found.update(r[0] for r in db.execute(f"SELECT DISTINCT {column} FROM {table}") if r[0])
+        return found
+
+    def folder_size(self) -> int:
+        """Bytes used by the data folder (database and files)."""
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
 
     # -- experiments ---------------------------------------------------------------
     def create_experiment(self, name: str) -> int:
@@ -255,13 +431,28 @@ class Store:
                 raise StoreError(f"no experiment {experiment_id}")
 
     def delete_experiment(self, experiment_id: int) -> None:
-        """Delete an experiment with its images and cells (stored files stay: others may share them)."""
+        """Delete an experiment with its images and cells, and the stored files nothing else refers to."""
         with self._transaction() as db:
+            mine = self._experiment_files(db, experiment_id)
             db.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
+            # Under the write lock: a writer re-checks its files inside its own transaction.
+            for digest in mine - self.referenced_files(db):
+                with contextlib.suppress(OSError):
+                    self.file_path(digest).unlink()
+
+    @staticmethod
+    def _require(db, experiment_id: int, doing: str) -> None:
+        """ExperimentGone when the experiment was deleted (in another session)."""
+        if db.execute("SELECT 1 FROM experiments WHERE id = ?", (experiment_id,)).fetchone() is None:
+            raise ExperimentGone(f"experiment {experiment_id} was deleted; {doing} was not saved into it")
+
+    def _experiment_files(self, db, experiment_id: int) -> set[str]:
+        rows = db.execute("SELECT image_sha, labels_sha FROM images WHERE experiment_id = ?", (experiment_id,))
+        return {digest for row in rows for digest in row if digest}
 
     def experiments(self) -> pd.DataFrame:
         """id, name, created, modified, n_images, n_cells of every experiment, newest first."""
-        with self._connect() as db:
+        with self._read() as db:
             rows = db.execute("""
                 SELECT e.id, e.name, e.created, e.modified,
                        (SELECT COUNT(*) FROM images i WHERE i.experiment_id = e.id) AS n_images,
@@ -272,7 +463,7 @@ class Store:
                             columns=["id", "name", "created", "modified", "n_images", "n_cells"])
 
     def experiment_id(self, name: str) -> int:
-        with self._connect() as db:
+        with self._read() as db:
             row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise StoreError(f"no experiment called {name!r}")
@@ -281,7 +472,7 @@ class Store:
     # -- images and cells -----------------------------------------------------------
     def find_image(self, experiment_id: int, image_sha: str, key: str) -> dict | None:
         """The stored image with these bytes and parameters, if any (then nothing is recomputed)."""
-        with self._connect() as db:
+        with self._read() as db:
             row = db.execute("SELECT * FROM images WHERE experiment_id = ? AND image_sha = ? AND params_key = ?",
                              (experiment_id, image_sha, key)).fetchone()
         return dict(row) if row else None
@@ -317,8 +508,10 @@ class Store:
                             None if row.get("is_anomaly") is None else int(bool(row["is_anomaly"])),
                             json.dumps(row, allow_nan=False)))
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM experiments WHERE id = ?", (experiment_id,)).fetchone() is None:
-                raise StoreError(f"no experiment {experiment_id}")
+            self._require(db, experiment_id, name)
+            # A deletion elsewhere may have removed a shared file since put_file: store it again.
+            for digest, data in ((image_sha, original), (labels_sha, labels_tiff)):
+                self._write_file(digest, lambda handle, data=data: handle.write(data))
             db.execute("DELETE FROM images WHERE experiment_id = ? AND name = ?", (experiment_id, name))
             cursor = db.execute(
                 f"INSERT INTO images (experiment_id, {', '.join(IMAGE_FIELDS)}) "
@@ -336,13 +529,13 @@ class Store:
 
     def images(self, experiment_id: int) -> pd.DataFrame:
         """The experiment's image rows, in the order they were stored."""
-        with self._connect() as db:
+        with self._read() as db:
             rows = db.execute("SELECT * FROM images WHERE experiment_id = ? ORDER BY id", (experiment_id,)).fetchall()
         return pd.DataFrame([dict(r) for r in rows], columns=["id", "experiment_id", *IMAGE_FIELDS])
 
     def cells(self, experiment_id: int) -> pd.DataFrame:
         """Every stored cell of the experiment (all feature columns), images in stored order."""
-        with self._connect() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT c.data, c.anomaly_score, c.is_anomaly, COALESCE(i.excluded, c.excluded) AS excluded "
                 "FROM cells c JOIN images i ON c.image_id = i.id "
@@ -367,6 +560,7 @@ class Store:
         """
         reason = (reason or "").strip() or None
         with self._transaction() as db:
+            self._require(db, experiment_id, f"the exclusion of {image}")
             row = db.execute("SELECT id FROM images WHERE experiment_id = ? AND name = ?",
                              (experiment_id, image)).fetchone()
             if row is None:
@@ -379,7 +573,7 @@ class Store:
 
     def exclusions(self, experiment_id: int) -> pd.DataFrame:
         """Every exclusion of the experiment: image, cell_id (empty for a whole image), reason."""
-        with self._connect() as db:
+        with self._read() as db:
             images = db.execute("SELECT name, excluded FROM images WHERE experiment_id = ? AND excluded IS NOT NULL",
                                 (experiment_id,)).fetchall()
             cells = db.execute("SELECT i.name, c.cell_id, c.excluded FROM cells c JOIN images i ON c.image_id = i.id "
@@ -392,6 +586,7 @@ class Store:
     def update_anomalies(self, experiment_id: int, scored: pd.DataFrame) -> None:
         """Store ``anomaly_score`` and ``is_anomaly`` of scored cells (by image name and cell_id), in one transaction."""
         with self._transaction() as db:
+            self._require(db, experiment_id, "the anomaly scores")
             ids = {r["name"]: r["id"] for r in db.execute("SELECT id, name FROM images WHERE experiment_id = ?",
                                                           (experiment_id,)).fetchall()}
             db.executemany(
@@ -410,6 +605,7 @@ class Store:
             return
         assignments = ", ".join(f"{f} = ?" for f in editable)
         with self._transaction() as db:
+            self._require(db, experiment_id, "the edited sample fields")
             db.executemany(
                 f"UPDATE images SET {assignments} WHERE experiment_id = ? AND name = ?",
                 [(*(_plain(row[f]) for f in editable), experiment_id, row["file"]) for _, row in sheet.iterrows()])
@@ -419,74 +615,30 @@ class Store:
             db.execute("DELETE FROM images WHERE experiment_id = ? AND name = ?", (experiment_id, name))
 
     # -- moving experiments between machines -------------------------------------------
-    def export_zip(self, experiment_id: int, *, methods: str | None = None) -> bytes:
-        """One zip: manifest.json, images.csv, cells.csv, exclusions.csv, methods.txt (when given),
-        named labels TIFFs, and the original and labels files by hash (for import)."""
-        from .export import table_csv_bytes
+    def export_zip(self, experiment_id: int, *, methods: str | None = None, target=None) -> bytes | None:
+        """The experiment as one zip (see :mod:`bbbcore.exchange`): bytes, or written to ``target`` (path or file)."""
+        import io
 
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no experiment {experiment_id}")
-        images = self.images(experiment_id)
+        from .exchange import export_experiment
+
+        if target is not None:
+            export_experiment(self, experiment_id, target, methods=methods)
+            return None
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            manifest = {"format": "bbb-experiment", "version": 1, "experiment": dict(row),
-                        "images": int(len(images)), "exported": _now()}
-            archive.writestr("manifest.json", json.dumps(manifest, indent=1))
-            archive.writestr("images.csv", table_csv_bytes(images))
-            archive.writestr("cells.csv", table_csv_bytes(self.cells(experiment_id)))
-            archive.writestr("exclusions.csv", table_csv_bytes(self.exclusions(experiment_id)))
-            if methods:
-                archive.writestr("methods.txt", methods + "\n")
-            written: set[str] = set()
-            with self._connect() as db:
-                for image in db.execute("SELECT id, image_sha, labels_sha FROM images WHERE experiment_id = ?",
-                                        (experiment_id,)).fetchall():
-                    cells = db.execute("SELECT data, excluded FROM cells WHERE image_id = ? ORDER BY cell_id",
-                                       (image["id"],)).fetchall()
-                    lines = [c["data"] if c["excluded"] is None
-                             else json.dumps({**json.loads(c["data"]), "_excluded": c["excluded"]}) for c in cells]
-                    archive.writestr(f"cells/{image['id']}.jsonl", "\n".join(lines))
-                    name = db.execute("SELECT name FROM images WHERE id = ?", (image["id"],)).fetchone()["name"]
-                    stem = output_stem(name)
-                    # Named copies for people opening the zip in Fiji; the hashed files are for import.
-                    archive.writestr(f"labels/{image['id']}-{stem}.labels.tif", self.get_file(image["labels_sha"]),
-                                     compress_type=zipfile.ZIP_STORED)
-                    for digest in {image["image_sha"], image["labels_sha"]} - written:
-                        archive.writestr(f"files/{digest}", self.get_file(digest), compress_type=zipfile.ZIP_STORED)
-                        written.add(digest)
+        export_experiment(self, experiment_id, buffer, methods=methods)
         return buffer.getvalue()
 
-    def import_zip(self, data: bytes, *, name: str | None = None, source: str = "experiment zip") -> int:
-        """Import an exported experiment as a new one (named as exported, or ``name``)."""
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            manifest = json.loads(archive.read("manifest.json"))
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
-            raise StoreError(f"{source}: not an exported experiment (no manifest.json)") from None
-        if manifest.get("format") != "bbb-experiment":
-            raise StoreError(f"{source}: not an exported experiment (format {manifest.get('format')!r})")
-        images = pd.read_csv(io.BytesIO(archive.read("images.csv")), dtype={"replicate": str, "well": str})
-        for digest in {*images["image_sha"], *images["labels_sha"]}:
-            stored = archive.read(f"files/{digest}")
-            if sha256(stored) != digest:
-                raise StoreError(f"{source}: file {digest[:12]}… is damaged (its hash differs)")
-            self.put_file(stored)
-        experiment_id = self.create_experiment(self.unique_name(name or manifest["experiment"]["name"]))
-        with self._transaction() as db:
-            for _, image in images.iterrows():
-                values = [None if pd.isna(image[f]) else image[f] for f in IMAGE_FIELDS]
-                cursor = db.execute(
-                    f"INSERT INTO images (experiment_id, {', '.join(IMAGE_FIELDS)}) "
-                    f"VALUES (?, {', '.join('?' * len(IMAGE_FIELDS))})", (experiment_id, *map(_plain, values)))
-                lines = archive.read(f"cells/{int(image['id'])}.jsonl").decode().splitlines()
-                rows = [json.loads(line) for line in lines if line]
-                excluded = [r.pop("_excluded", None) for r in rows]
-                db.executemany(
-                    "INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, excluded, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(cursor.lastrowid, int(r["cell_id"]), r.get("anomaly_score"),
-                      None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])), reason, json.dumps(r))
-                     for r, reason in zip(rows, excluded)])
-        return experiment_id
+    def import_zip(self, data, *, name: str | None = None, source: str | None = None, limits=None) -> int:
+        """Import an exported experiment (``data``: a path, bytes or a binary file) as a new one; returns its id.
+
+        ``source`` names the zip in messages (default: the path's name).
+
+        Raises
+        ------
+        StoreError
+            One line naming the zip and the problem; nothing is left behind.
+        """
+        from .exchange import ImportLimits, import_experiment
+
+        label = source or (Path(data).name if isinstance(data, (str, Path)) else "experiment zip")
+        return import_experiment(self, data, name=name, label=label, limits=limits or ImportLimits())

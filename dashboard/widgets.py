@@ -17,6 +17,18 @@ def need_results() -> None:
         st.stop()
 
 
+def size_text(size: int) -> str:
+    """Bytes in words (MB, or GB from 1 GB)."""
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+
+
+def notices() -> None:
+    """Show, once, what the session has to tell (e.g. its experiment was deleted elsewhere and where results went)."""
+    session = state.session()
+    while session.notices:
+        st.warning(session.notices.pop(0), icon=":material/warning:")
+
+
 def sidebar() -> None:
     """What every page shows in the sidebar: the model in use, and the demo note."""
     session = state.session()

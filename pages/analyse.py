@@ -9,7 +9,7 @@ from bbbcore.errors import BBBError
 from bbbcore.export import table_csv_bytes
 from bbbcore.metadata import SAMPLE_FIELDS, SHEET_COLUMNS, read_sample_sheet
 from bbbcore.unet import read_card
-from dashboard import state
+from dashboard import state, widgets
 
 st.title("Upload & analyse")
 session = state.session()
@@ -143,6 +143,7 @@ elif session.last_run is not None:
             (st.success if step.ok else st.error)(step.message,
                                                   icon=":material/check:" if step.ok else ":material/error:")
 
+widgets.notices()
 for name, message in session.results.errors.items():
     if name not in bad:
         st.error(message, icon=":material/error:")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from bbbcore.errors import BBBError
-from dashboard import state
+from dashboard import state, widgets
 
 st.title("Experiments")
 session = state.session()
+widgets.notices()
 store = state.store()
 if store is None:
     st.error(state.store_problem(), icon=":material/error:")
@@ -82,4 +83,5 @@ with st.expander("Import an experiment exported on another machine"):
             st.error(str(exc), icon=":material/error:")
         else:
             st.rerun()
-st.caption(f"Data folder: {store.folder.resolve()} (set BBB_DATA_DIR to move it).")
+st.caption(f"Data folder: {store.folder.resolve()}, {widgets.size_text(store.folder_size())} (set BBB_DATA_DIR to move it). "
+           "Deleting an experiment frees the files no other experiment uses.")

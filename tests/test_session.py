@@ -156,3 +156,75 @@ def test_sample_data_come_with_their_sheet_and_pixel_size(tmp_path):
     table = session.sheet_for(sorted(session.files))
     assert set(table["condition"]) == {"control", "tat"} and table["pixel_size_um"].eq(0.617).all()
     assert len(session.pending()) == 5
+
+
+def test_an_experiment_deleted_elsewhere_mid_run_keeps_every_finished_image(shipped_model, tmp_path):
+    store = Store(tmp_path)
+    session = AnalysisSession(store)
+    session.create_experiment("Plate 7")
+    for index, name in enumerate(IMAGES):
+        session.add_file(f"control_0{index}.jpg", (SAMPLE_DATA_DIR / name).read_bytes())
+    steps = session.analyse(shipped_model)
+    finished = []
+    for step in steps:
+        if step.done:
+            finished.append(step)
+            if len(finished) == 1:
+                session.exclude(step.name, "debris", cell_ids=[1])
+                AnalysisSession(store).open(session.experiment_id)  # another lab member ...
+                store.delete_experiment(store.experiment_id("Plate 7"))  # ... deletes it
+    assert all(step.ok for step in finished) and len(finished) == 2
+    assert session.notices == ["The experiment 'Plate 7' was deleted in another session; its 2 analysed image(s) "
+                               "here are saved in 'Plate 7 (restored)'."]
+    assert session.experiment_name() == "Plate 7 (restored)"
+    stored = store.images(session.experiment_id)
+    assert sorted(stored["name"]) == ["control_00.jpg", "control_01.jpg"]
+    assert len(store.cells(session.experiment_id)) == len(session.cells())
+    assert store.exclusions(session.experiment_id)["reason"].tolist() == ["debris"]  # the exclusion came along
+
+
+def test_eight_lab_members_at_once_lose_nothing(shipped_model, tmp_path):
+    """Eight sessions in threads, one store: each analyses two images into its own new experiment."""
+    store = Store(tmp_path)
+    crops = []
+    for name in IMAGES:
+        from bbbcore.io import load_image
+
+        image = load_image(SAMPLE_DATA_DIR / name)
+        crops.append(image.raw[:384, :512])
+    from PIL import Image
+
+    def png(array) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    files = [png(crop) for crop in crops]
+    sessions = [AnalysisSession(store) for _ in range(8)]
+    errors, steps = [], {}
+
+    def work(index: int) -> None:
+        try:
+            session = sessions[index]
+            session.add_file(f"member{index}_a.png", files[0])
+            session.add_file(f"member{index}_b.png", files[1])
+            steps[index] = [s for s in session.analyse(shipped_model) if s.done]
+            session.exclude(f"member{index}_a.png", f"checked by member {index}")
+        except Exception as exc:  # noqa: BLE001  (any exception is the failure this test looks for)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert errors == [] and all(not t.is_alive() for t in threads)
+    assert all(len(s) == 2 and all(step.ok for step in s) for s in steps.values()) and len(steps) == 8
+    assert len({s.experiment_id for s in sessions}) == 8  # race-free naming: one experiment each
+    for index, session in enumerate(sessions):
+        images = store.images(session.experiment_id)
+        assert sorted(images["name"]) == [f"member{index}_a.png", f"member{index}_b.png"]
+        assert len(store.cells(session.experiment_id)) == len(session.cells()) > 0
+        assert set(store.exclusions(session.experiment_id)["reason"]) == {f"checked by member {index}"}

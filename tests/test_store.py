@@ -175,7 +175,7 @@ def test_export_and_import_on_another_machine(tmp_path):
     assert there.get_file(image["labels_sha"]) == here.get_file(image["labels_sha"])
     again = there.import_zip(data)  # a second import gets a new name
     assert there.experiments().set_index("id").loc[again, "name"] == "Tat 2026 (2)"
-    with pytest.raises(StoreError, match="^upload.zip: not an exported experiment"):
+    with pytest.raises(StoreError, match="^upload.zip: not an importable experiment"):
         there.import_zip(b"PK not really", source="upload.zip")
 
 
@@ -328,3 +328,138 @@ def test_exclusions_are_kept_with_their_reason_and_travel(tmp_path):
     assert other.exclusions(imported)["reason"].tolist() == ["out of focus", "debris", "debris"]
     store.exclude(experiment, "img1.png", None)  # included again
     assert store.cells(experiment)["is_excluded"].sum() == 2
+
+
+# --- faults: each maps to one line a person can act on, and nothing changes -------------------------------
+
+
+def limited_pages(store: Store, extra_pages: int = 0):
+    """The store's connections refuse to grow the database: SQLite's own 'database or disk is full'."""
+    import contextlib
+
+    with sqlite3.connect(store.path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    original = store._connect
+
+    @contextlib.contextmanager
+    def connect():
+        with original() as db:
+            db.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
+            yield db
+
+    return connect
+
+
+def test_a_full_disk_during_a_database_write_changes_nothing_and_says_so(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    save(store, experiment, 1)
+    monkeypatch.setattr(store, "_connect", limited_pages(store))
+    original, labels, cells = fake_image(2, n=9)
+    big = pd.concat([cells] * 1, ignore_index=True).assign(note="x" * 5000)  # needs new pages
+    with pytest.raises(StoreError, match=r"bbb.sqlite: disk full: nothing was changed; free some space"):
+        store.save_image(experiment, name="img2.png", original=original, labels_tiff=labels, cells=big, params={})
+    monkeypatch.undo()
+    assert store.images(experiment)["name"].tolist() == ["img1.png"] and len(store.cells(experiment)) == 6
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    save(store, experiment, 2)  # space again: it works
+    assert len(store.images(experiment)) == 2
+
+
+class FailingWrites:
+    """A connection whose writes fail with ``message`` (as SQLite says it)."""
+
+    def __init__(self, db, message: str):
+        self.db, self.message = db, message
+
+    def execute(self, sql, *args):
+        if sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            raise sqlite3.OperationalError(self.message)
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+@pytest.mark.parametrize("message, line", [
+    ("attempt to write a readonly database", "data folder is read-only: nothing was changed"),
+    ("database disk image is malformed", "database damaged: nothing was changed"),
+    ("database is locked", "database busy: another program holds it"),
+    ("disk I/O error", "database damaged: nothing was changed"),
+])
+def test_every_sqlite_write_error_is_one_line_to_act_on(tmp_path, monkeypatch, message, line):
+    import contextlib
+
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    save(store, experiment, 1)
+    original = store._connect
+
+    @contextlib.contextmanager
+    def failing():
+        with original() as db:
+            yield FailingWrites(db, message)
+
+    monkeypatch.setattr(store, "_connect", failing)
+    for action in (lambda: save(store, experiment, 2), lambda: store.rename_experiment(experiment, "f"),
+                   lambda: store.exclude(experiment, "img1.png", "r"), lambda: store.delete_experiment(experiment)):
+        with pytest.raises(StoreError) as error:
+            action()
+        assert line in str(error.value) and "\n" not in str(error.value)
+    monkeypatch.undo()
+    assert store.experiments()["name"].tolist() == ["e"] and store.images(experiment)["name"].tolist() == ["img1.png"]
+    assert store.exclusions(experiment).empty
+
+
+def test_a_damaged_database_opens_for_reading_and_refuses_writes(tmp_path):
+    store = Store(tmp_path)
+    experiment = store.create_experiment("e")
+    for seed in range(1, 6):
+        save(store, experiment, seed)
+    with sqlite3.connect(store.path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    raw = bytearray(store.path.read_bytes())
+    middle = pages // 2
+    raw[middle * page_size:(middle + 1) * page_size] = bytes(page_size)  # a zeroed page
+    store.path.write_bytes(bytes(raw))
+    damaged = Store(tmp_path)
+    assert damaged.damaged and "database damaged" in damaged.damaged
+    with pytest.raises(StoreError, match="database damaged .*opens for reading only.*experiments export"):
+        damaged.create_experiment("more")
+    with pytest.raises(StoreError, match="database damaged"):
+        save(damaged, experiment, 9)
+    try:  # reads either work or say so in one line
+        damaged.cells(experiment)
+    except StoreError as exc:
+        assert "cannot read" in str(exc) and "\n" not in str(exc)
+
+
+def test_leftover_temporary_files_are_cleaned_when_the_store_opens(tmp_path):
+    import os
+    import time
+
+    Store(tmp_path)
+    folder = tmp_path / "files" / "ab"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".part-killed", folder / ".part-writing-now"
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"another process, mid-write")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    Store(tmp_path)
+    assert not old.exists() and fresh.exists()
+
+
+def test_a_read_only_folder_is_named_as_such(tmp_path, monkeypatch):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("pathlib.Path.mkdir", refuse)
+    with pytest.raises(StoreError, match=r"cannot use this data folder \(data folder is read-only"):
+        Store(tmp_path / "new")
