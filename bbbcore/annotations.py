@@ -23,13 +23,15 @@ rules below hold everywhere:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure, segmentation
 
+from . import config
 from .errors import AnnotationError
 from .polygons import rasterise_polygons
 
@@ -145,10 +147,63 @@ class PolygonAnnotation:
     image: str
     annotator: str
     polygons: list
+    #: Where each polygon was in the file ("record 3, cell 7", "feature 12"), for messages.
+    origins: list = field(default_factory=list)
 
     def to_labels(self, shape: tuple[int, int]) -> np.ndarray:
         """Rasterise: cell ``i`` (1-based, drawing order) -> label ``i``."""
         return rasterise_polygons(self.polygons, shape)
+
+    def origin(self, index: int) -> str:
+        """Where polygon ``index`` (0-based) was in the file, e.g. ``"record 3, cell 7"``."""
+        return self.origins[index] if index < len(self.origins) else f"cell {index + 1}"
+
+    def labels_shape(
+        self,
+        source: str,
+        image_shape: tuple[int, int] | None = None,
+        *,
+        max_megapixels: float = config.MAX_MEGAPIXELS,
+    ) -> tuple[int, int]:
+        """The (height, width) to rasterise into, checked before anything is allocated.
+
+        Parameters
+        ----------
+        source : str
+            The annotation file's name, for messages.
+        image_shape : (height, width), optional
+            The annotated image's size: every polygon must lie within it
+            (1 px of slack for outlines drawn on the edge).
+        max_megapixels : float
+            Without the image, the polygons' extent (:meth:`extent`) must
+            stay within this many megapixels, as an image must.
+
+        Raises
+        ------
+        AnnotationError
+            One line naming the file, the image, the polygon and the problem.
+        """
+        if not self.polygons:
+            return image_shape or (0, 0)
+        if image_shape is not None:
+            height, width = image_shape
+            for index, points in enumerate(self.polygons):
+                outside = (points[:, 0] > width + 1) | (points[:, 1] > height + 1) | (points < -1).any(axis=1)
+                if outside.any():
+                    x, y = points[np.flatnonzero(outside)[0]]
+                    raise AnnotationError(source, f"{self.image}: {self.origin(index)}: the point x {x:g}, y {y:g} "
+                                                  f"lies outside the image ({width} x {height} px)")
+            return image_shape
+        tops = np.array([points.max(axis=0) for points in self.polygons])
+        width, height = (float(v) for v in np.ceil(tops.max(axis=0)))
+        if width * height > max_megapixels * 1e6:
+            index = int(np.argmax(tops.max(axis=1)))
+            x, y = tops[index]
+            raise AnnotationError(
+                source, f"{self.image}: {self.origin(index)} reaches x {x:g}, y {y:g}: labels of "
+                        f"{width:.0f} x {height:.0f} px would be too large ({width * height / 1e6:.0f} megapixels; "
+                        f"the limit is {max_megapixels:g}); give the image (--image) or fix the coordinates")
+        return int(height), int(width)
 
     def extent(self) -> tuple[int, int]:
         """The smallest (height, width) that holds every polygon."""
@@ -182,10 +237,7 @@ def read_polygon_annotations(path: str | Path, *, data: bytes | None = None) -> 
         raw = data if data is not None else path.read_bytes()
     except OSError as exc:
         raise AnnotationError(name, f"cannot read the file ({exc.strerror or exc})") from None
-    try:
-        content = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(name, f"not valid JSON ({exc})") from None
+    content = _load_json(raw, name)
     if isinstance(content, dict) and content.get("type") in ("FeatureCollection", "Feature"):
         return _read_geojson(content, name)
     if isinstance(content, list) and content and isinstance(content[0], dict) and content[0].get("type") == "Feature":
@@ -193,6 +245,48 @@ def read_polygon_annotations(path: str | Path, *, data: bytes | None = None) -> 
     if isinstance(content, list):
         return _read_labelbox(content, name)
     raise AnnotationError(name, "neither a Labelbox export (a JSON list of records) nor GeoJSON")
+
+
+#: JSON nested deeper than this is refused before parsing (a Labelbox export
+#: is 7 levels deep, GeoJSON MultiPolygons 8).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the brackets of a JSON text nest (brackets inside strings not counted).
+
+    Vectorised: the strings and everything but brackets are removed by
+    regular expressions, the depth is a cumulative sum; no recursion.
+    """
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b'""', raw))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    opens = (codes == ord("[")) | (codes == ord("{"))
+    return int(np.cumsum(opens.view(np.int8) * 2 - 1, dtype=np.int32).max())
+
+
+def _load_json(raw: bytes, name: str):
+    """Parse an annotation file's JSON: one line for bad text, bad JSON or absurd nesting."""
+    try:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = raw[2:].decode("utf-16-le" if raw.startswith(b"\xff\xfe") else "utf-16-be")
+        else:
+            text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(name, f"not valid JSON: not UTF-8 text (byte {exc.start + 1})") from None
+    depth = json_depth(raw if raw.isascii() else text.encode("utf-8"))
+    if depth > MAX_JSON_DEPTH:
+        raise AnnotationError(name, f"not an annotation file: its JSON is nested {depth} levels deep "
+                                    f"(the limit is {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(name, f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise AnnotationError(name, "not an annotation file: its JSON is nested too deep") from None
 
 
 def _points(geometry, where: str, name: str) -> np.ndarray:
@@ -226,12 +320,13 @@ def _read_labelbox(records: list, name: str) -> list[PolygonAnnotation]:
         objects = label["Cell"]
         if not isinstance(objects, list):
             raise AnnotationError(name, f"{where}: 'Label' -> 'Cell' must be a list")
-        polygons = []
+        polygons, origins = [], []
         for index, obj in enumerate(objects, start=1):
             if not isinstance(obj, dict) or "geometry" not in obj:
                 raise AnnotationError(name, f"{where}: cell {index} has no 'geometry'")
             polygons.append(_points(obj["geometry"], f"{where}: cell {index}", name))
-        annotations.append(PolygonAnnotation(image, str(record.get("Created By") or ""), polygons))
+            origins.append(f"record {number}, cell {index}")
+        annotations.append(PolygonAnnotation(image, str(record.get("Created By") or ""), polygons, origins))
     if not annotations:
         raise AnnotationError(name, "no annotated record (every 'Label' is empty)")
     return annotations
@@ -242,6 +337,7 @@ def _read_geojson(content: dict, name: str) -> list[PolygonAnnotation]:
     if not isinstance(features, list):
         raise AnnotationError(name, "a FeatureCollection needs a 'features' list")
     by_image: dict[str, list] = {}
+    origins: dict[str, list] = {}
     default_image = Path(name).name.rsplit(".", 1)[0]
     for number, feature in enumerate(features, start=1):
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
@@ -266,6 +362,7 @@ def _read_geojson(content: dict, name: str) -> list[PolygonAnnotation]:
             if len(points) < 3 or not np.all(np.isfinite(points)):
                 raise AnnotationError(name, f"feature {number}: a polygon needs at least 3 finite points")
             by_image.setdefault(image, []).append(points)
+            origins.setdefault(image, []).append(f"feature {number}")
     if not by_image:
         raise AnnotationError(name, "no Polygon feature")
-    return [PolygonAnnotation(image, "", polygons) for image, polygons in by_image.items()]
+    return [PolygonAnnotation(image, "", polygons, origins[image]) for image, polygons in by_image.items()]

@@ -43,6 +43,9 @@ IMPROVED_FEATURES = (*config.ORIGINAL_FEATURES,
 LOG_FEATURES = ("area", "perimeter", "equivalent_diameter", "elongation")
 #: The study's contamination.
 DEFAULT_CONTAMINATION = config.ANOMALY_CONTAMINATION
+#: Fewest cells a model is fitted on, after edge cells and cells with missing
+#: or infinite features are left out (1/5 of them is the validation split).
+MIN_FIT_CELLS = 20
 #: Columns added to a cells table.
 SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "anomaly_code_1", "anomaly_code_2")
 
@@ -159,8 +162,6 @@ class AnomalyModel:
         seed : int
             Same seed, same data: same scores.
         """
-        import keras
-
         if not 0 < contamination < 0.5:
             raise AnomalyError(f"contamination must be between 0 and 0.5, not {contamination}")
         features, log_features = design_features(design)
@@ -168,8 +169,13 @@ class AnomalyModel:
         values = feature_matrix(pool, features, log_features, source=source)
         finite = np.isfinite(values).all(axis=1)
         values = values[finite]
-        if len(values) < 20:
-            raise AnomalyError(f"{len(values)} cells to fit on; at least 20 are needed")
+        if len(values) < MIN_FIT_CELLS:
+            of = f" of condition {fit_on!r}" if fit_on is not None else ""
+            raise AnomalyError(f"{source}: {len(values)} cell(s){of} to fit on; the anomaly model needs at least "
+                               f"{MIN_FIT_CELLS} (cells at the image edge and cells with missing or infinite "
+                               "values are not fitted)")
+
+        import keras
         mean = values.mean(axis=0)
         scale = values.std(axis=0)
         scale[scale == 0] = 1.0

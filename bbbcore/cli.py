@@ -326,6 +326,7 @@ def _cmd_import(args) -> int:
     import re
 
     from .annotations import read_polygon_annotations
+    from .errors import display_name
     from .io import load_image
     from .metadata import sample_of
     from .pipeline import measure_labels
@@ -333,20 +334,19 @@ def _cmd_import(args) -> int:
     annotations = read_polygon_annotations(args.file)
     by_name = {path.name.lower(): path for path in args.image}
     by_name.update({path.name.rsplit(".", 1)[0].lower(): path for path in args.image})
+    # Every polygon is checked against its image's size (or, without the image, a sane
+    # size) before any labels image is allocated or any file written.
+    paths = [by_name.get(a.image.lower(), by_name.get(a.image.lower().rsplit(".", 1)[0])) for a in annotations]
+    loaded = {path: load_image(path, channel=args.channel) for path in dict.fromkeys(paths) if path is not None}
+    shapes = [a.labels_shape(args.file.name, loaded[path].shape if path is not None else None)
+              for a, path in zip(annotations, paths)]
     samples = _samples(args, sorted({a.image for a in annotations}))
-    output, loaded = _Output(args.out), {}
+    output = _Output(args.out)
     repeated = {a.image for a in annotations if sum(b.image == a.image for b in annotations) > 1}
-    for annotation in annotations:
-        key = annotation.image.lower()
-        path = by_name.get(key, by_name.get(key.rsplit(".", 1)[0]))
-        image = None
-        if path is not None:
-            image = loaded.get(path) or load_image(path, channel=args.channel)
-            loaded[path] = image
-            shape = image.shape
-        else:
-            shape = annotation.extent()
-            print(f"note: {annotation.image}: image not given (--image); the labels are "
+    for annotation, path, shape in zip(annotations, paths, shapes):
+        image = loaded[path] if path is not None else None
+        if path is None:
+            print(f"note: {display_name(annotation.image)}: image not given (--image); the labels are "
                   f"{shape[1]}x{shape[0]} px, the polygons' extent, and junction columns are left out")
         labels = annotation.to_labels(shape)
         cells = measure_labels(labels, image=image, name=annotation.image, pixel_size_um=args.pixel_size,
@@ -361,20 +361,33 @@ def _cmd_import(args) -> int:
                           image_id=cells["image_id"].iloc[0] if len(cells) else "",
                           junction=image.junction if image else None,
                           pixel_size_um=_table_pixel_size(cells, None))
-        print(f"{annotation.image} ({annotation.annotator or 'unknown annotator'}): "
+        print(f"{display_name(annotation.image)} ({display_name(annotation.annotator or 'unknown annotator')}): "
               f"{len(annotation.polygons)} polygons -> {len(cells)} cells, {stem}.labels.tif")
     output.finish(samples)
     return 0
 
 
-def _read_cells_csv(path: Path):
-    """A cells table from CSV, or a BBBError naming the file (the CLI prints it, exit 2)."""
-    import pandas as pd
+def _read_cells_csv(path: Path, numeric=(), *, required=(), optional=(), hint: str = "", note: str = ""):
+    """A cells table (any delimiter and encoding :func:`bbbcore.tables.read_table` reads) for a command.
 
-    try:
-        return pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise BBBError(f"{path.name}: not a readable CSV ({exc})") from None
+    The ``numeric`` columns (and those of ``optional`` the table has) must hold
+    numbers, the ``required`` ones exist; rows with a missing or infinite
+    value in ``numeric`` are reported in one ``warning:`` line (``note``
+    appended) and left out by the command. A :class:`~bbbcore.tables.TableError`
+    names the file and the problem (the CLI prints it, exit 2).
+    """
+    from .tables import TableError, numeric_columns, read_table, require_columns
+
+    table = read_table(path)
+    require_columns(table, [*numeric, *required], name=path.name, hint=hint)
+    if table.empty:
+        raise TableError(path.name, "the table has no rows (only a header)")
+    optional = [c for c in optional if c in table.columns]
+    table, warning = numeric_columns(table, [*numeric, *optional], name=path.name, report_missing=numeric,
+                                     note=note)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return table
 
 
 def _add_anomalies(sub) -> None:
@@ -392,13 +405,15 @@ def _add_anomalies(sub) -> None:
 
 
 def _cmd_anomalies(args) -> int:
-    from .anomaly import AnomalyModel, fraction_flagged
+    from .anomaly import AnomalyModel, design_features, fraction_flagged
+    from .errors import display_name
     from .export import write_csv
 
-    cells = _read_cells_csv(args.cells)
+    cells = _read_cells_csv(args.cells, design_features(args.design)[0], hint=" (as written by `segment`)",
+                            note="; they get no anomaly score")
     model = AnomalyModel.fit(cells, design=args.design, fit_on=args.fit_on, contamination=args.contamination,
-                             seed=args.seed, source=args.cells.name)
-    scored = model.score(cells, source=args.cells.name)
+                             seed=args.seed, source=display_name(args.cells.name))
+    scored = model.score(cells, source=display_name(args.cells.name))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(scored, args.out)
     if args.save_model:
@@ -426,14 +441,11 @@ def _cmd_stats(args) -> int:
     import pandas as pd
 
     from .export import write_csv
-    from .stats import compare_to_control, dose_response
+    from .stats import check_comparable, compare_to_control, dose_response
 
-    cells = _read_cells_csv(args.cells)
     features = args.features or list(config.ORIGINAL_FEATURES)
-    missing = [f for f in [*features, "condition"] if f not in cells.columns]
-    if missing:
-        print(f"error: {args.cells.name}: missing column(s) {', '.join(missing)}", file=sys.stderr)
-        return 2
+    cells = _read_cells_csv(args.cells, features, required=["condition"], optional=["dose"])
+    check_comparable(cells, args.control, source=args.cells.name)
     # The contract: the table's `image` column identifies the unit of replication.
     table = compare_to_control(cells, features, args.control, statistic=args.statistic, n_boot=args.bootstrap,
                                unit="image")
@@ -500,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import display_name, escape_controls
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -510,5 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         return commands[args.command](args)
     except BBBError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # The last guard of the one-line promise: control characters escaped (names are already).
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written (a full disk, a read-only folder)
+        where = f"{display_name(str(exc.filename))}: " if exc.filename else ""
+        print(f"error: {where}{escape_controls(exc.strerror or str(exc))}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import re
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -174,24 +175,58 @@ def read_image_data(
     return array, meta
 
 
+def _megapixels(pixels: float, limit: float) -> str:
+    """Megapixels for a message: whole numbers when large, never rounded down to the limit."""
+    value = pixels / 1e6
+    for digits in (0, 1, 2, 3):
+        text = f"{value:.{digits}f}"
+        if float(text) > limit or digits == 3:
+            return text
+    return text  # pragma: no cover
+
+
 def _check_size(label: str, height: int, width: int, max_megapixels: float) -> None:
+    """Refuse an image whose header says it is empty or larger than ``max_megapixels``, before decoding."""
     if height == 0 or width == 0:
         raise ImageReadError(label, f"image has zero size ({width} x {height} px)")
-    megapixels = height * width / 1e6
-    if megapixels > max_megapixels:
-        raise ImageReadError(
-            label,
-            f"image is too large ({width} x {height} px = {megapixels:.0f} megapixels; the limit is {max_megapixels:g})",
-        )
+    if height * width > max_megapixels * 1e6:
+        raise ImageReadError(label, _too_large(height * width, max_megapixels) + f": {width} x {height} px")
+
+
+def _too_large(pixels: float, max_megapixels: float, what: str = "image") -> str:
+    return f"{what} is too large ({_megapixels(pixels, max_megapixels)} megapixels; the limit is {max_megapixels:g})"
+
+
+#: Pillow's own decompression-bomb limit is a module global; it is lifted only
+#: while a header is read (our megapixel limit is checked right after), one
+#: thread at a time, so no other reader sees it changed for long.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open_pillow(data: bytes, label: str, max_megapixels: float):
+    """``PIL.Image.open`` (lazy: reads the header only) without Pillow's bomb error; ours is clearer."""
+    from PIL import Image
+
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(_io.BytesIO(data))
+        except Image.DecompressionBombError as exc:  # the limit was set again elsewhere meanwhile
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(found.group(1)) if found else 2 * (previous or 0)
+            raise ImageReadError(label, _too_large(pixels, max_megapixels)) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(_io.BytesIO(data))
+        image = _open_pillow(data, label, max_megapixels)
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:
         raise ImageReadError(label, "not a readable image (expected PNG, JPEG or TIFF)") from None
     except Exception as exc:  # PIL raises many types for broken headers
@@ -203,12 +238,11 @@ def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> 
     _check_size(label, height, width, max_megapixels)
     try:
         with warnings.catch_warnings():
+            # Pillow checks its limit when opening, not when decoding; ours held above.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                image.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+            image.load()
+    except Image.DecompressionBombError:
+        raise ImageReadError(label, _too_large(width * height, max_megapixels) + f": {width} x {height} px") from None
     except OSError as exc:
         problem = "file is truncated" if "truncated" in str(exc).lower() else f"image data is corrupt ({exc})"
         raise ImageReadError(label, problem) from None
@@ -246,6 +280,7 @@ def _read_tiff(data: bytes, label: str, meta: dict, max_projection: bool, max_me
             if "Y" not in axes or "X" not in axes:
                 raise ImageReadError(label, f"TIFF has no 2-D image plane (axes {axes})")
             _check_size(label, shape[axes.index("Y")], shape[axes.index("X")], max_megapixels)
+            _check_stack_size(label, shape, axes, max_megapixels)
             array = series.asarray()
             meta["pixel_size_um"] = _tiff_pixel_size(tif)
             meta["channel_names"] = _tiff_channel_names(tif)
@@ -257,6 +292,22 @@ def _read_tiff(data: bytes, label: str, meta: dict, max_projection: bool, max_me
             raise ImageReadError(label, "file is truncated") from None
         raise ImageReadError(label, f"TIFF could not be read ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     return _tiff_to_yxc(array, axes, label, max_projection)
+
+
+#: A TIFF series (every plane and channel) may hold this many times the
+#: megapixel limit: a z-stack of 20 full-size planes, or 60 planes of 3 channels
+#: at a third of it; more would need gigabytes before it could be projected.
+MAX_STACK_FACTOR = 20
+
+
+def _check_stack_size(label: str, shape: tuple, axes: str, max_megapixels: float) -> None:
+    """Refuse a TIFF series whose planes together exceed ``MAX_STACK_FACTOR`` times the limit."""
+    pixels = float(np.prod([float(n) for n in shape]))
+    planes = int(pixels // max(1, shape[axes.index("Y")] * shape[axes.index("X")]))
+    if pixels > MAX_STACK_FACTOR * max_megapixels * 1e6:
+        raise ImageReadError(label, f"stack is too large ({planes} planes and channels, "
+                                    f"{_megapixels(pixels, MAX_STACK_FACTOR * max_megapixels)} megapixels in all; "
+                                    f"the limit is {MAX_STACK_FACTOR * max_megapixels:g})")
 
 
 def _tiff_to_yxc(array: np.ndarray, axes: str, label: str, max_projection: bool) -> np.ndarray:

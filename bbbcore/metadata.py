@@ -17,8 +17,6 @@ Explicit values (the user, the CLI's ``--condition``) override both.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -144,7 +142,9 @@ def tidy_sheet(sheet: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:
-    """Read a sample sheet CSV (comma, semicolon or tab separated; UTF-8, BOM allowed).
+    """Read a sample sheet CSV (comma, semicolon or tab separated; UTF-8, UTF-16, BOM allowed).
+
+    The file is read by :func:`bbbcore.tables.read_table`, as every table is.
 
     Raises
     ------
@@ -152,21 +152,15 @@ def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) ->
         One line naming the file and the problem: unreadable, no ``file``
         column, a dose that is not a number, a file listed twice.
     """
+    from .errors import display_name
+    from .tables import TableError, read_table
+
     label = name or (Path(source).name if isinstance(source, (str, Path)) else "sample sheet")
     try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except OSError as exc:
-        raise SampleSheetError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise SampleSheetError(f"{label}: the file is empty")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    try:
-        sheet = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise SampleSheetError(f"{label}: not a readable CSV ({exc})") from None
+        sheet = read_table(source, name=label, text_only=True)
+    except TableError as exc:
+        raise SampleSheetError(str(exc)) from None
+    label = display_name(label)
     sheet.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in sheet.columns]
     if "file" not in sheet.columns:
         raise SampleSheetError(
@@ -185,12 +179,12 @@ def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) ->
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             hint = " (put the unit in dose_unit)" if column == "dose" else ""
-            raise SampleSheetError(
-                f"{label}: row {row + 2}: {column} {sheet[column].iloc[row]!r} is not a number{hint}")
+            raise SampleSheetError(f"{label}: row {int(sheet.index[row]) + 2}: {column} "
+                                   f"{display_name(repr(sheet[column].iloc[row]))} is not a number{hint}")
         sheet[column] = numeric.astype(float)
     duplicated = sheet["file"].str.lower().duplicated()
     if duplicated.any():
-        raise SampleSheetError(f"{label}: file {sheet['file'][duplicated].iloc[0]!r} is listed twice")
+        raise SampleSheetError(f"{label}: file {display_name(repr(sheet['file'][duplicated].iloc[0]))} is listed twice")
     return tidy_sheet(sheet)
 
 

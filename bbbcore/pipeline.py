@@ -43,6 +43,7 @@ class ImageResult:
     seconds : float, time it took
     timings : dict of seconds per stage
     maps : dict of the network's output maps on its own grid (empty when no model ran)
+    warnings : list of one-line messages about the result (e.g. a blank image)
     """
 
     image: LoadedImage
@@ -55,6 +56,7 @@ class ImageResult:
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -140,7 +142,18 @@ def segment_image(
                "measure_s": measured - labelled}
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
                        source=f"model {card.name} {card.version}", seconds=measured - started,
-                       timings=timings, maps=maps)
+                       timings=timings, maps=maps, warnings=blank_warning(image, cells))
+
+
+def blank_warning(image: LoadedImage, cells: pd.DataFrame) -> list[str]:
+    """``["<name>: no cells: the image is blank"]`` for an image without contrast, else ``[]``."""
+    from .errors import display_name
+
+    plane = image.junction_raw
+    if plane.size == 0 or float(np.ptp(plane)) == 0.0:
+        return [f"{display_name(image.name)}: no cells: the image is blank (one value everywhere); "
+                "check the channel and the exposure"]
+    return []
 
 
 def measure_labels(

@@ -67,6 +67,8 @@ class Progress:
     ok: bool = True
     message: str = ""
     result: ImageResult | None = None
+    #: One-line warnings about a finished image (a blank image, ...).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -378,7 +380,7 @@ class AnalysisSession:
             return Progress(index, total, name, done=True, ok=False, message=str(exc))
         self._keep(result)
         return Progress(index, total, name, done=True, message=f"{name}: {len(result.cells)} cells in "
-                        f"{result.seconds:.1f} s", result=result)
+                        f"{result.seconds:.1f} s", result=result, warnings=list(result.warnings))
 
     def replace_labels(self, name: str, data: bytes, labels_name: str) -> ImageResult:
         """Replace an image's cells by a labels TIFF corrected by hand (Fiji); measured again, stored.

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .errors import BBBError
+from .errors import BBBError, named_message
 
 #: Fewer units than this in a group get a warning.
 MIN_UNITS = 3
@@ -142,6 +142,39 @@ def mixed_model(cells: pd.DataFrame, feature: str, treated: str, control: str, *
             return {"mixed_coef": np.nan, "mixed_se": np.nan, "p_mixed": np.nan}
     return {"mixed_coef": float(fit.params["treated"]), "mixed_se": float(fit.bse["treated"]),
             "p_mixed": float(fit.pvalues["treated"])}
+
+
+def check_comparable(cells: pd.DataFrame, control: str, *, source: str = "cells table") -> None:
+    """Refuse, in one line, a table in which the control cannot be compared with anything.
+
+    The cells counted are those the statistics use: not at the image edge,
+    not excluded. A comparison needs at least one unit (image, replicate)
+    of the control and one of another condition; with fewer than 2 units in
+    a group a row is still given, its p-values empty and its warning saying so.
+
+    Raises
+    ------
+    StatsError
+        ``"<source>: <problem>"``: no usable cell, no control cell, or only control cells.
+    """
+    usable = cells
+    if "touches_edge" in usable.columns:
+        usable = usable[~usable["touches_edge"].astype(bool)]
+    if "is_excluded" in usable.columns:
+        usable = usable[~usable["is_excluded"].eq(True)]
+    if usable.empty:
+        raise StatsError(named_message(source, f"no cell to compare: all {len(cells)} cell(s) touch the image edge "
+                                               "or are excluded (those are left out of statistics)"))
+    if "condition" not in usable.columns:
+        raise StatsError(named_message(source, "missing column(s) condition"))
+    conditions = usable["condition"].astype(object).where(usable["condition"].notna(), "(none)").astype(str)
+    if control not in set(conditions):
+        found = ", ".join(sorted(set(conditions))[:10])
+        raise StatsError(named_message(source, f"no cell has the control condition {control!r} (conditions: {found})"))
+    if (conditions == control).all():
+        raise StatsError(named_message(
+            source, f"nothing to compare with the control {control!r}: all {len(usable)} cell(s) not at the edge "
+                    "are of that condition; stats needs cells of at least one other condition"))
 
 
 def compare_to_control(

@@ -134,6 +134,8 @@ if st.button(label, type="primary", disabled=not todo, icon=":material/play_arro
                               f"({step.index + 1} of {step.total})")
             continue
         (st.success if step.ok else st.error)(step.message, icon=":material/check:" if step.ok else ":material/error:")
+        for warning in step.warnings:
+            st.warning(warning, icon=":material/warning:")
     steps, seconds = session.last_run
     progress.progress(1.0, text=f"done: {len(steps)} image(s) in {seconds:.1f} s")
 elif session.last_run is not None:
@@ -142,6 +144,8 @@ elif session.last_run is not None:
         for step in steps:
             (st.success if step.ok else st.error)(step.message,
                                                   icon=":material/check:" if step.ok else ":material/error:")
+            for warning in step.warnings:
+                st.warning(warning, icon=":material/warning:")
 
 widgets.notices()
 for name, message in session.results.errors.items():

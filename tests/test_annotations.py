@@ -66,3 +66,91 @@ def test_real_annotations_give_their_cells(shared_data, name, expected):
     assert cells.max() == expected
     areas = np.bincount(cells.ravel())[1:]
     assert areas.min() >= 3000 and areas.max() < 0.08 * cells.size
+
+
+# --- polygon files: bad JSON, absurd nesting, coordinates beyond the image ---------
+
+
+def _labelbox(*cells) -> bytes:
+    import json
+
+    return json.dumps([{"Labeled Data": "a.png", "Label": {"Cell": [{"geometry": [{"x": x, "y": y} for x, y in c]}
+                                                                   for c in cells]}}]).encode()
+
+
+SQUARE = [(2, 2), (10, 2), (10, 10), (2, 10)]
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    from bbbcore.annotations import json_depth
+
+    assert json_depth(b'[{"a": "[[[[{{{{"}, [1, [2]]]') == 3
+    assert json_depth(b'"just a string"') == 0
+    assert json_depth(b"[" * 100_000 + b"]" * 100_000) == 100_000
+
+
+def test_deep_nesting_is_refused_before_parsing():
+    from bbbcore.annotations import read_polygon_annotations
+
+    with pytest.raises(AnnotationError) as info:
+        read_polygon_annotations("deep.json", data=b"[" * 100_000 + b"]" * 100_000)
+    assert str(info.value) == "deep.json: not an annotation file: its JSON is nested 100000 levels deep (the limit is 64)"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b'[{"Labeled Data": "a.png",\n "Label": {]', "a.json: not valid JSON: line 2, column 12: Expecting property name "
+                                                  "enclosed in double quotes"),
+    (b"\xff\x00\x00", "a.json: not valid JSON: not UTF-8 text (byte 1)"),
+])
+def test_bad_json_is_one_line_with_its_place(data, message):
+    from bbbcore.annotations import read_polygon_annotations
+
+    with pytest.raises(AnnotationError) as info:
+        read_polygon_annotations("a.json", data=data)
+    assert str(info.value) == message
+
+
+def test_utf16_json_is_read():
+    from bbbcore.annotations import read_polygon_annotations
+
+    (annotation,) = read_polygon_annotations("a.json", data=_labelbox(SQUARE).decode().encode("utf-16"))
+    assert annotation.image == "a.png" and annotation.origins == ["record 1, cell 1"]
+
+
+def test_polygons_are_checked_against_the_image_before_drawing():
+    from bbbcore.annotations import read_polygon_annotations
+
+    (annotation,) = read_polygon_annotations("a.json", data=_labelbox(SQUARE, [(5, 5), (70, 5), (70, 20)]))
+    assert annotation.labels_shape("a.json", (48, 80)) == (48, 80)
+    with pytest.raises(AnnotationError) as info:
+        annotation.labels_shape("a.json", (48, 64))
+    assert str(info.value) == ("a.json: a.png: record 1, cell 2: the point x 70, y 5 lies outside the image "
+                               "(64 x 48 px)")
+    assert annotation.labels_shape("a.json", None) == (20, 70)  # the polygons' extent
+
+
+def test_without_the_image_the_extent_is_bounded_like_an_image():
+    from bbbcore.annotations import read_polygon_annotations
+
+    (annotation,) = read_polygon_annotations("a.json", data=_labelbox(SQUARE, [(1e5, 1e5), (1e5 + 9, 1e5),
+                                                                                (1e5, 1e5 + 9)]))
+    with pytest.raises(AnnotationError) as info:
+        annotation.labels_shape("a.json")
+    assert str(info.value) == ("a.json: a.png: record 1, cell 2 reaches x 100009, y 100009: labels of 100009 x "
+                               "100009 px would be too large (10002 megapixels; the limit is 50); give the image "
+                               "(--image) or fix the coordinates")
+
+
+def test_geojson_polygons_are_named_by_feature():
+    import json
+
+    from bbbcore.annotations import read_polygon_annotations
+
+    square = [[x, y] for x, y in [*SQUARE, SQUARE[0]]]
+    far = [[0, 0], [500, 0], [500, 9], [0, 0]]
+    content = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [c]}, "properties": {}}
+        for c in (square, far)]}
+    (annotation,) = read_polygon_annotations("m.geojson", data=json.dumps(content).encode())
+    with pytest.raises(AnnotationError, match=r"^m\.geojson: m: feature 2: the point x 500, y 0 lies outside"):
+        annotation.labels_shape("m.geojson", (48, 64))

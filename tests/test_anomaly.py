@@ -118,3 +118,18 @@ def test_model_zip_round_trip(population, fitted):
     np.testing.assert_allclose(loaded.score(cells)["anomaly_score"], fitted.score(cells)["anomaly_score"], rtol=1e-6)
     with pytest.raises(AnomalyError, match="^shapes.zip: not a zip file"):
         model_from_zip(b"not a zip", name="shapes.zip")
+
+
+def test_too_few_cells_to_fit_is_named_before_keras_loads(population):
+    from bbbcore.anomaly import MIN_FIT_CELLS
+
+    cells, _, _ = population
+    few = cells.head(MIN_FIT_CELLS + 5).copy()
+    few.loc[few.index[:6], "area"] = np.inf  # not fitted: 19 left
+    with pytest.raises(AnomalyError) as info:
+        AnomalyModel.fit(few, source="few.csv")
+    assert str(info.value) == ("few.csv: 19 cell(s) to fit on; the anomaly model needs at least 20 (cells at the "
+                               "image edge and cells with missing or infinite values are not fitted)")
+    none_finite = few.assign(condition="control", area=np.nan)
+    with pytest.raises(AnomalyError, match=r"^few\.csv: 0 cell\(s\) of condition 'control' to fit on"):
+        AnomalyModel.fit(none_finite, fit_on="control", source="few.csv")

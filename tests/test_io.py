@@ -147,7 +147,8 @@ def test_too_many_megapixels():
     # A PNG header that claims 10,000 x 6,000 px is refused before decoding.
     big = np.zeros((6000, 10000), np.uint8)
     data = png_bytes(big, compress_level=9)
-    with pytest.raises(ImageReadError, match=r"^big\.png: image is too large \(10000 x 6000 px = 60 megapixels"):
+    with pytest.raises(ImageReadError,
+                       match=r"^big\.png: image is too large \(60 megapixels; the limit is 50\): 10000 x 6000 px$"):
         load_image(data, name="big.png")
 
 
@@ -174,3 +175,60 @@ def test_messages_are_one_line(gray8):
         with pytest.raises(ImageReadError) as info:
             load_image(data, name="x.png")
         assert "\n" not in str(info.value)
+
+
+# --- image bombs: refused from the header, before anything is decoded -------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """An 8 x 8 PNG whose IHDR (CRC fixed) claims ``width`` x ``height`` px: a bomb without the bytes."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes(np.zeros((8, 8), np.uint8)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_a_png_bomb_is_too_large_not_unreadable():
+    from PIL import Image as PILImage
+
+    limit = PILImage.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageReadError) as info:
+        load_image(_png_claiming(50_000, 50_000), name="bomb.png")
+    assert str(info.value) == "bomb.png: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px"
+    assert PILImage.MAX_IMAGE_PIXELS == limit  # Pillow's own limit is left as it was
+
+
+def test_a_png_over_pillows_warning_size_but_under_ours_is_read_from_the_header():
+    # 100 megapixels: Pillow would only warn; ours is the limit that counts, read from the header.
+    with pytest.raises(ImageReadError, match=r"^p\.png: image is too large \(100 megapixels; the limit is 50\)"):
+        load_image(_png_claiming(10_000, 10_000), name="p.png")
+
+
+def test_the_megapixels_shown_never_round_down_to_the_limit():
+    with pytest.raises(ImageReadError, match=r"too large \(50.1 megapixels; the limit is 50\): 10020 x 5000 px$"):
+        load_image(_png_claiming(10_020, 5_000), name="p.png")
+
+
+def test_a_tiff_bomb_is_too_large():
+    import struct
+
+    data = bytearray(tiff_bytes(np.zeros((8, 8), np.uint8), metadata=None))
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        tags = {tag.code: tag for tag in tif.pages[0].tags.values()}
+    for code in (256, 257, 278):  # ImageWidth, ImageLength, RowsPerStrip
+        data[tags[code].valueoffset:tags[code].valueoffset + 4] = struct.pack("<I", 50_000)
+    with pytest.raises(ImageReadError) as info:
+        load_image(bytes(data), name="bomb.tif")
+    assert str(info.value) == "bomb.tif: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px"
+
+
+def test_a_stack_too_large_to_project_is_refused_before_reading():
+    data = tiff_bytes(np.zeros((40, 8, 8), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    # Limit 0.0001 megapixels = 100 px: each 64-px plane fits, 40 planes exceed 20 x 100 px.
+    with pytest.raises(ImageReadError, match=r"^s\.tif: stack is too large \(40 planes and channels, "
+                                             r"0.003 megapixels in all; the limit is 0.002\)$"):
+        load_image(data, name="s.tif", max_projection=True, max_megapixels=0.0001)
+    assert load_image(data, name="s.tif", max_projection=True, max_megapixels=0.001).shape == (8, 8)

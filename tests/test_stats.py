@@ -135,3 +135,22 @@ def test_excluded_cells_and_images_are_left_out():
     cells.loc[first, "excluded_reason"] = "out of focus"
     row = compare_to_control(cells, ["area"], "control", n_boot=50, mixed=False).iloc[0]
     assert row["n_images"] == 3 and row["n_images_control"] == 4 and row["n_cells"] == 600
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t[t["condition"] == "control"].head(5),
+     "five.csv: nothing to compare with the control 'control': all 5 cell(s) not at the edge are of that condition; "
+     "stats needs cells of at least one other condition"),
+    (lambda t: t.assign(touches_edge=True),
+     "five.csv: no cell to compare: all {n} cell(s) touch the image edge or are excluded (those are left out of "
+     "statistics)"),
+    (lambda t: t.assign(condition="tat"), "five.csv: no cell has the control condition 'control' (conditions: tat)"),
+])
+def test_a_table_that_cannot_be_compared_says_why(change, message):
+    from bbbcore.stats import check_comparable
+
+    cells = change(experiment())
+    with pytest.raises(StatsError) as info:
+        check_comparable(cells, "control", source="five.csv")
+    assert str(info.value) == message.format(n=len(cells))
+    check_comparable(experiment(), "control", source="five.csv")  # a usable table passes
