@@ -1,12 +1,15 @@
-"""Command line: ``python -m bbbcore segment | measure | import-annotations | anomalies | stats | evaluate | train``."""
+"""Command line: ``python -m bbbcore`` (or ``bbb``) ``segment | measure | import-annotations | anomalies | stats |
+evaluate | train | experiments``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import config
+from .cli_experiments import add_experiment_option, add_experiments, cmd_experiments
 from .errors import BBBError
 
 
@@ -136,9 +139,12 @@ def _add_sample_options(p) -> None:
 
 def _samples(args, names: list[str]):
     """The sample sheet of the run: the file's rows, else the names, then the overrides."""
-    from .metadata import DEFAULT_NAME_PATTERN, read_sample_sheet, sample_sheet_for
+    from .metadata import DEFAULT_NAME_PATTERN, read_sample_sheet, sample_sheet_for, unmatched_warning
 
     sheet = read_sample_sheet(args.sample_sheet) if args.sample_sheet else None
+    warning = unmatched_warning(args.sample_sheet.name, sheet, names) if sheet is not None else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     overrides = {"condition": args.condition, "dose": args.dose, "dose_unit": args.dose_unit}
     return sample_sheet_for(names, sheet=sheet, pattern=args.name_pattern or DEFAULT_NAME_PATTERN,
                             overrides=overrides)
@@ -223,9 +229,12 @@ def _add_segment(sub) -> None:
     p.add_argument("--nuclei-seeds", action="store_true", help="seed cells from the nuclear (DAPI) channel")
     p.add_argument("--max-projection", action="store_true", help="project z-stacks / multi-page TIFFs")
     _add_sample_options(p)
+    add_experiment_option(p)
 
 
 def _cmd_segment(args) -> int:
+    from .cli_experiments import ExperimentWriter
+    from .errors import display_name
     from .io import load_image
     from .metadata import sample_of
     from .pipeline import segment_image
@@ -233,6 +242,7 @@ def _cmd_segment(args) -> int:
 
     samples = _samples(args, [path.name for path in args.images])
     model = BoundaryModel.load(args.model)
+    store = ExperimentWriter(args.experiment) if args.experiment else None
     output, failed = _Output(args.out), []
     for path in args.images:
         sample = sample_of(samples, path.name)
@@ -244,13 +254,22 @@ def _cmd_segment(args) -> int:
             )
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            failed.append(path.name)
+            failed.append(display_name(path.name))
             continue
         output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
                    pixel_size_um=result.pixel_size_um)
-        print(f"{path.name}: {len(result.cells)} cells ({int(result.cells['touches_edge'].sum())} at the edge), "
-              f"{result.seconds:.2f} s")
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if store is not None:
+            params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
+                      "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
+                      "pixel_size_um": result.pixel_size_um}
+            store.save(result, path.read_bytes(), params, sample)
+        print(f"{display_name(path.name)}: {len(result.cells)} cells "
+              f"({int(result.cells['touches_edge'].sum())} at the edge), {result.seconds:.2f} s")
     output.finish(samples)
+    if store is not None:
+        store.done()
     if failed:
         print(f"error: {len(failed)} file(s) could not be segmented: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -268,14 +287,16 @@ def _add_measure(sub) -> None:
     p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
                    help="µm per pixel (default: from the image file, else none)")
     _add_sample_options(p)
+    add_experiment_option(p)
 
 
 def _cmd_measure(args) -> int:
-    from .errors import ImageReadError
+    from .cli_experiments import ExperimentWriter
+    from .errors import ImageReadError, display_name
     from .export import read_labels_tiff
     from .io import load_image
     from .metadata import sample_of
-    from .pipeline import measure_labels
+    from .pipeline import ImageResult, measure_labels
 
     if args.image and len(args.image) != len(args.labels):
         print(f"error: {len(args.labels)} labels file(s) but {len(args.image)} image(s): give one image per "
@@ -284,6 +305,7 @@ def _cmd_measure(args) -> int:
     images = args.image or [None] * len(args.labels)
     names = [(image.name if image else path.name) for path, image in zip(args.labels, images)]
     samples = _samples(args, names)
+    store = ExperimentWriter(args.experiment) if args.experiment else None
     output, failed = _Output(args.out), []
     for path, image_path, name in zip(args.labels, images, names):
         sample = sample_of(samples, name)
@@ -297,13 +319,21 @@ def _cmd_measure(args) -> int:
                                    sample=sample, junction_threshold=args.junction_threshold)
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            failed.append(path.name)
+            failed.append(display_name(path.name))
             continue
+        size = _table_pixel_size(cells, _pixel_size(args, sample))
         output.add(name, labels, cells, image_id=image.image_id if image else "",
-                   junction=image.junction if image else None,
-                   pixel_size_um=_table_pixel_size(cells, _pixel_size(args, sample)))
-        print(f"{path.name}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
+                   junction=image.junction if image else None, pixel_size_um=size)
+        if store is not None and image is None:
+            print(f"note: {display_name(path.name)}: not stored in experiment {args.experiment!r} (give its image "
+                  "with --image, so the dashboard can show the cells on it)", file=sys.stderr)
+        elif store is not None:
+            result = ImageResult(image, labels, cells, size, source=f"labels file {path.name}")
+            store.save(result, image_path.read_bytes(), {"labels": path.name, "pixel_size_um": size}, sample)
+        print(f"{display_name(path.name)}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
     output.finish(samples)
+    if store is not None:
+        store.done()
     if failed:
         print(f"error: {len(failed)} file(s) could not be measured: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -392,8 +422,11 @@ def _read_cells_csv(path: Path, numeric=(), *, required=(), optional=(), hint: s
 
 def _add_anomalies(sub) -> None:
     p = sub.add_parser("anomalies", help="score cells with a dense autoencoder: anomaly_score and is_anomaly")
-    p.add_argument("cells", type=Path, help="a cells table with the feature columns (as written by segment)")
-    p.add_argument("--out", type=Path, required=True, help="the scored table to write (CSV)")
+    p.add_argument("cells", type=Path, nargs="?", default=None,
+                   help="a cells table with the feature columns (as written by segment); default with "
+                        "--experiment: that experiment's cells")
+    p.add_argument("--out", type=Path, default=None, help="the scored table to write (CSV)")
+    add_experiment_option(p)
     p.add_argument("--contamination", type=float, default=config.ANOMALY_CONTAMINATION,
                    help=f"fraction of the fitted cells flagged (default {config.ANOMALY_CONTAMINATION:g}, the study's)")
     p.add_argument("--fit-on", default=None, metavar="CONDITION",
@@ -409,13 +442,31 @@ def _cmd_anomalies(args) -> int:
     from .errors import display_name
     from .export import write_csv
 
-    cells = _read_cells_csv(args.cells, design_features(args.design)[0], hint=" (as written by `segment`)",
-                            note="; they get no anomaly score")
+    if args.cells is None and not args.experiment:
+        raise BBBError("anomalies: give a cells table (CSV) or --experiment NAME")
+    if args.out is None and not args.experiment:
+        raise BBBError("anomalies: give --out FILE.csv (the scored table) or --experiment NAME (scores stored there)")
+    features = design_features(args.design)[0]
+    store = None
+    if args.experiment:
+        from .cli_experiments import ExperimentWriter
+
+        store = ExperimentWriter(args.experiment)
+    if args.cells is not None:
+        cells = _read_cells_csv(args.cells, features, hint=" (as written by `segment`)",
+                                note="; they get no anomaly score")
+        source = display_name(args.cells.name)
+    else:
+        cells, source = _experiment_cells(store, features), f"experiment {args.experiment!r}"
     model = AnomalyModel.fit(cells, design=args.design, fit_on=args.fit_on, contamination=args.contamination,
-                             seed=args.seed, source=display_name(args.cells.name))
-    scored = model.score(cells, source=display_name(args.cells.name))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(scored, args.out)
+                             seed=args.seed, source=source)
+    scored = model.score(cells, source=source)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(scored, args.out)
+    if store is not None:
+        stored = store.store_anomalies(scored)
+        print(f"stored the scores of {stored} cell(s) in experiment {args.experiment!r}")
     if args.save_model:
         print(f"model: {model.save(args.save_model)}")
     print(f"fitted on {model.card.fitted_on} ({model.card.n_cells} cells, {model.card.training['epochs']} epochs, "
@@ -423,8 +474,23 @@ def _cmd_anomalies(args) -> int:
     by = "condition" if "condition" in scored.columns and scored["condition"].notna().any() else "image"
     for _, row in fraction_flagged(scored, by=by).iterrows():
         print(f"{row[by]}: {row['n_anomalous']} of {row['n_cells']} cells anomalous ({row['fraction']:.1%})")
-    print(f"wrote {len(scored)} rows to {args.out}")
+    if args.out is not None:
+        print(f"wrote {len(scored)} rows to {args.out}")
     return 0
+
+
+def _experiment_cells(store, features):
+    """An experiment's cells with their sample fields, the numeric columns checked as for a table."""
+    from .tables import numeric_columns
+
+    cells = store.cells()
+    if cells.empty:
+        raise BBBError(f"experiment {store.name!r} has no cells yet (segment images into it first)")
+    cells, warning = numeric_columns(cells, [f for f in features if f in cells.columns],
+                                     name=f"experiment {store.name!r}", note="; they get no anomaly score")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return cells
 
 
 def _add_stats(sub) -> None:
@@ -508,7 +574,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats(sub)
     _add_evaluate(sub)
     _add_train(sub)
+    add_experiments(sub)
     return parser
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CPU features) kept off stderr.
+
+    Those lines would drown the one line per problem the commands promise. An
+    import that fails still raises, with its Python message.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -516,11 +602,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("segment", "anomalies", "train"):
+        _import_tensorflow_quietly()
     try:
         commands = {
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
             "anomalies": _cmd_anomalies, "stats": _cmd_stats,
-            "evaluate": _cmd_evaluate, "train": _cmd_train,
+            "evaluate": _cmd_evaluate, "train": _cmd_train, "experiments": cmd_experiments,
         }
         return commands[args.command](args)
     except BBBError as exc:

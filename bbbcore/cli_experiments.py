@@ -105,6 +105,19 @@ class ExperimentWriter:
         save_result(self.store, self.experiment_id, result, original, params, sample=sample)
         self.saved += 1
 
+    def cells(self):
+        """The experiment's cells with each image's sample fields (condition, dose, ...)."""
+        from .metadata import apply_sample_sheet, tidy_sheet
+
+        images = self.store.images(self.experiment_id)
+        return apply_sample_sheet(self.store.cells(self.experiment_id), tidy_sheet(images.rename(columns={"name": "file"})))
+
+    def store_anomalies(self, scored) -> int:
+        """Store ``anomaly_score`` and ``is_anomaly`` of the scored cells of this experiment's images."""
+        mine = scored[scored["image"].isin(set(self.store.images(self.experiment_id)["name"]))]
+        self.store.update_anomalies(self.experiment_id, mine)
+        return len(mine)
+
     def done(self) -> None:
         print(f"stored {self.saved} image(s) in experiment {self.name!r} (id {self.experiment_id}) of "
               f"{self.store.folder}")

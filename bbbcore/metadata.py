@@ -248,6 +248,27 @@ def sample_sheet_for(
     return result
 
 
+def unmatched_sheet_files(sheet: pd.DataFrame, files: Iterable[str]) -> list[str]:
+    """The sheet's file names that match none of ``files`` (as :func:`sample_sheet_for` matches them)."""
+    keys = set()
+    for file in files:
+        name = Path(str(file)).name.lower()
+        keys.update((name, name.rsplit(".", 1)[0]))
+    return [str(f) for f in sheet["file"]
+            if str(f).strip().lower() not in keys and str(f).strip().lower().rsplit(".", 1)[0] not in keys]
+
+
+def unmatched_warning(sheet_name: str, sheet: pd.DataFrame, files: Iterable[str]) -> str | None:
+    """One line naming the sheet's rows that match no file (the CLI and the dashboard print it), or None."""
+    from .errors import display_name
+
+    unmatched = unmatched_sheet_files(sheet, files)
+    if not unmatched:
+        return None
+    shown = ", ".join(display_name(n) for n in unmatched[:10]) + (" …" if len(unmatched) > 10 else "")
+    return f"{display_name(sheet_name)}: {len(unmatched)} row(s) name no file of this run: {shown} (check the names)"
+
+
 def sample_of(sheet: pd.DataFrame, file: str) -> dict:
     """The sample fields of one file from :func:`sample_sheet_for`'s result."""
     rows = sheet[sheet["file"] == Path(str(file)).name]

@@ -28,7 +28,7 @@ import pandas as pd
 from . import config
 from .errors import BBBError
 from .io import LoadedImage, load_image
-from .metadata import sample_of, sample_sheet_for, tidy_sheet
+from .metadata import sample_of, sample_sheet_for, tidy_sheet, unmatched_warning
 from .pipeline import ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
 from .store import ExperimentGone
@@ -271,8 +271,14 @@ class AnalysisSession:
         decoded = {name: self.decode(name) for name in self.files}
         return {name: item for name, item in decoded.items() if isinstance(item, str)}
 
-    def merge_sheet(self, sheet: pd.DataFrame) -> None:
-        """Use ``sheet``'s rows for the files it lists (other files keep theirs); stored at once."""
+    def merge_sheet(self, sheet: pd.DataFrame, *, source: str | None = None) -> None:
+        """Use ``sheet``'s rows for the files it lists (other files keep theirs); stored at once.
+
+        With ``source`` (the sheet's file name), rows naming no file of the session are named in
+        :attr:`notices`, as the command line warns.
+        """
+        if source is not None and (warning := unmatched_warning(source, sheet, self.files)):
+            self.notices.append(warning)
         sheet = tidy_sheet(sheet)
         current = self.results.sheet
         kept = current[~current["file"].isin(set(sheet["file"]))]

@@ -96,7 +96,7 @@ sheet_file = st.file_uploader("Sample sheet (optional CSV: " + ", ".join(SHEET_C
                               type=["csv", "txt"], key="sheet_uploader")
 if sheet_file is not None and session.first_time(("sheet", sheet_file.file_id)):
     try:
-        session.merge_sheet(read_sample_sheet(sheet_file.getvalue(), name=sheet_file.name))
+        session.merge_sheet(read_sample_sheet(sheet_file.getvalue(), name=sheet_file.name), source=sheet_file.name)
         session.demo = False
     except BBBError as exc:
         st.error(str(exc), icon=":material/error:")

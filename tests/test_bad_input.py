@@ -284,6 +284,8 @@ class Case:
     produced: Callable[[Path], None] | None = nothing_written
     library: Callable[[Path], str] | None = None
     max_mb: float | None = None
+    #: Environment for the command ({tmp} replaced), e.g. the data folder BBB_DATA_DIR.
+    env: dict[str, str] | None = None
 
 
 STATS = ["stats", "{tmp}/cells.csv", "--control", "control", "--out", "{tmp}/stats.csv", "--bootstrap", "10"]
@@ -421,7 +423,110 @@ CASES: list[Case] = [
 # Store cases (experiments, export / import zips): append them here.
 # --------------------------------------------------------------------------
 
-STORE_CASES: list[Case] = []
+DATA = {"BBB_DATA_DIR": "{tmp}/data"}
+
+
+def write_store(*, experiments: tuple[str, ...] = ("Plate 1",), extra: Callable[[Path], None] | None = None):
+    """A data folder with experiments holding one measured image each (and whatever ``extra`` adds)."""
+    def write(tmp: Path) -> None:
+        from bbbcore.store import Store
+        from tests.test_exchange import full_experiment
+
+        store = Store(tmp / "data")
+        for name in experiments:
+            store.rename_experiment(full_experiment(store), name)
+        if extra is not None:
+            extra(tmp)
+    return write
+
+
+def bomb_zip(tmp: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", b" " * 3_000_000)  # 3 MB of spaces, a few KB packed
+
+
+def export_without_manifest(tmp: Path) -> None:
+    import zipfile
+
+    from bbbcore.store import Store
+
+    data = Store(tmp / "data").export_zip(1)
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(tmp / "plate.zip", "w") as target:
+        for name in source.namelist():
+            if name != "manifest.json":
+                target.writestr(name, source.read(name))
+
+
+def store_unchanged(experiments: int):
+    def check(tmp: Path) -> None:
+        from bbbcore.store import Store
+
+        assert len(Store(tmp / "data").experiments()) == experiments
+        assert not (tmp / "out").exists()
+    return check
+
+
+def untouched(path: Path, content: bytes) -> None:
+    assert path.read_bytes() == content
+
+
+def blank_and_good_images(tmp: Path) -> None:
+    from bbbcore.session import SAMPLE_DATA_DIR
+
+    (tmp / "blank.png").write_bytes(png_bytes(np.full((300, 400), 77, np.uint8)))
+    (tmp / "good.jpg").write_bytes((SAMPLE_DATA_DIR / "bbb_rgb_03.jpg").read_bytes())
+
+
+def blank_has_no_cells_and_good_is_segmented(tmp: Path) -> None:
+    cells = pd.read_csv(tmp / "out" / "cells.csv")
+    assert set(cells["image"]) == {"good.jpg"} and len(cells) > 20
+
+
+def good_image_measured_with_sheet(tmp: Path) -> None:
+    cells = pd.read_csv(tmp / "out" / "cells.csv")
+    assert set(cells["condition"]) == {"tat"} and len(cells) == 4
+
+
+STORE_CASES: list[Case] = [
+    Case("experiments import: a zip bomb, with a configured limit",
+         write_store(extra=bomb_zip), ["experiments", "import", "{tmp}/bomb.zip", "--max-gb", "0.001"],
+         ["error: bomb.zip: not an importable experiment (3000000 bytes uncompressed; the limit is 1073741 "
+          "(ImportLimits.max_total_bytes))"], 2, name="bomb.zip", env=DATA, produced=store_unchanged(1),
+         max_mb=20),
+    Case("experiments import: a table, not a zip",
+         write_store(extra=lambda tmp: (tmp / "cells.csv").write_text("a,b\n1,2\n")),
+         ["experiments", "import", "{tmp}/cells.csv"],
+         ["error: cells.csv: not an importable experiment (not a zip file, or a damaged one)"], 2,
+         name="cells.csv", env=DATA, produced=store_unchanged(1)),
+    Case("experiments import: a zip without its manifest",
+         write_store(extra=export_without_manifest), ["experiments", "import", "{tmp}/plate.zip"],
+         ["error: plate.zip: not an importable experiment (manifest.json is missing)"], 2, name="plate.zip",
+         env=DATA, produced=store_unchanged(1)),
+    Case("experiments export: no such experiment",
+         write_store(), ["experiments", "export", "Plate 9", "--out", "{tmp}/out/plate.zip"],
+         ["error: no experiment called 'Plate 9'"], 2, env=DATA, produced=store_unchanged(1)),
+    Case("experiments delete: neither a name nor an id",
+         write_store(), ["experiments", "delete"],
+         ["error: give the experiment's name or --id N (one of them)"], 2, env=DATA, produced=store_unchanged(1)),
+    Case("experiments list: a data folder holding another file as its database",
+         lambda tmp: ((tmp / "data").mkdir(), (tmp / "data" / "bbb.sqlite").write_bytes(b"not sqlite" * 200)),
+         ["experiments", "list"],
+         [re.compile(r"error: .*bbb\.sqlite: not a usable BBB database \(file is not a database\); it was left "
+                     r"untouched: move it away or set BBB_DATA_DIR to another folder")], 2, env=DATA,
+         produced=lambda tmp: untouched(tmp / "data" / "bbb.sqlite", b"not sqlite" * 200)),
+    Case("measure: a sample sheet naming files of another run",
+         write_sheet_run(b"file,condition\na.png,tat\nb.png,control\nc .png,control\n"), SHEET_ARGV,
+         ["warning: plate.csv: 2 row(s) name no file of this run: b.png, c .png (check the names)"], 0,
+         name="plate.csv", produced=good_image_measured_with_sheet),
+    pytest.param(Case("segment: a blank image",
+                      blank_and_good_images,
+                      ["segment", "{tmp}/blank.png", "{tmp}/good.jpg", "--out", "{tmp}/out"],
+                      ["warning: blank.png: no cells: the image is blank (one value everywhere); check the channel "
+                       "and the exposure"], 0, name="blank.png", produced=blank_has_no_cells_and_good_is_segmented),
+                 marks=pytest.mark.model, id="segment: a blank image"),
+]
 
 
 # --------------------------------------------------------------------------
@@ -445,8 +550,14 @@ def _run(case: Case, tmp: Path) -> tuple[int, float]:
     return code, peak
 
 
-@pytest.mark.parametrize("case", CASES + STORE_CASES, ids=[case.id for case in CASES + STORE_CASES])
-def test_bad_input_gets_one_line_and_nothing_else_is_lost(case: Case, tmp_path: Path, capsys) -> None:
+def _case_id(case) -> str:
+    return case.id if isinstance(case, Case) else case.id
+
+
+@pytest.mark.parametrize("case", CASES + STORE_CASES, ids=[_case_id(case) for case in CASES + STORE_CASES])
+def test_bad_input_gets_one_line_and_nothing_else_is_lost(case: Case, tmp_path: Path, capsys, monkeypatch) -> None:
+    for key, value in (case.env or {}).items():
+        monkeypatch.setenv(key, value.replace("{tmp}", str(tmp_path)))
     case.write(tmp_path)
     code, peak = _run(case, tmp_path)
     captured = capsys.readouterr()
@@ -471,5 +582,5 @@ def test_bad_input_gets_one_line_and_nothing_else_is_lost(case: Case, tmp_path: 
 
 
 def test_every_case_has_its_own_id() -> None:
-    ids = [case.id for case in CASES + STORE_CASES]
+    ids = [_case_id(case) for case in CASES + STORE_CASES]
     assert len(ids) == len(set(ids))

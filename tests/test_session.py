@@ -228,3 +228,15 @@ def test_eight_lab_members_at_once_lose_nothing(shipped_model, tmp_path):
         assert sorted(images["name"]) == [f"member{index}_a.png", f"member{index}_b.png"]
         assert len(store.cells(session.experiment_id)) == len(session.cells()) > 0
         assert set(store.exclusions(session.experiment_id)["reason"]) == {f"checked by member {index}"}
+
+
+def test_a_sample_sheet_naming_other_files_is_named_once(tmp_path):
+    from bbbcore.metadata import read_sample_sheet
+
+    session = AnalysisSession(Store(tmp_path))
+    session.add_file("a.png", b"x")
+    sheet = read_sample_sheet(b"file,condition\na.png,tat\nplate2_b.png,control\n", name="plate.csv")
+    session.merge_sheet(sheet, source="plate.csv")
+    assert session.notices == ["plate.csv: 1 row(s) name no file of this run: plate2_b.png (check the names)"]
+    session.merge_sheet(sheet)  # the demo's own sheet, say: no notice
+    assert len(session.notices) == 1
