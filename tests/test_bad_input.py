@@ -459,6 +459,16 @@ def export_without_manifest(tmp: Path) -> None:
                 target.writestr(name, source.read(name))
 
 
+def damaged_export(kind: str):
+    """plate.zip: an export of Plate 1 damaged as tests/test_exchange.py's ``bad_zip`` does."""
+    def write(tmp: Path) -> None:
+        from bbbcore.store import Store
+        from tests.test_exchange import bad_zip
+
+        (tmp / "plate.zip").write_bytes(bad_zip(kind, Store(tmp / "data").export_zip(1)))
+    return write
+
+
 def store_unchanged(experiments: int):
     def check(tmp: Path) -> None:
         from bbbcore.store import Store
@@ -504,6 +514,19 @@ STORE_CASES: list[Case] = [
          write_store(extra=export_without_manifest), ["experiments", "import", "{tmp}/plate.zip"],
          ["error: plate.zip: not an importable experiment (manifest.json is missing)"], 2, name="plate.zip",
          env=DATA, produced=store_unchanged(1)),
+    *[Case(f"experiments import: {kind}", write_store(extra=damaged_export(kind)),
+           ["experiments", "import", "{tmp}/plate.zip"],
+           [re.compile(re.escape("error: plate.zip: not an importable experiment (") + line + r"\)")],
+           2, name="plate.zip", env=DATA, produced=store_unchanged(1))
+      for kind, line in [
+          ("bad JSON line", re.escape("data/cells.jsonl line 1: bad JSON (Expecting property name enclosed in "
+                                      "double quotes, line 1 column 2)")),
+          ("wrong hash", r"file [0-9a-f]{12}… is damaged \(its hash differs\)"),
+          ("traversal name", re.escape("files/'../../evil': not a file name this format writes")),
+          ("manifest without tables", re.escape("manifest.json: the list of tables is missing")),
+          ("deep nesting", re.escape("data/cells.jsonl line 1: JSON nested deeper than 64 levels")),
+          ("link to nothing", re.escape("cells row 1: image_id 99 refers to no exported row")),
+      ]],
     Case("experiments export: no such experiment",
          write_store(), ["experiments", "export", "Plate 9", "--out", "{tmp}/out/plate.zip"],
          ["error: no experiment called 'Plate 9'"], 2, env=DATA, produced=store_unchanged(1)),

@@ -240,3 +240,25 @@ def test_a_sample_sheet_naming_other_files_is_named_once(tmp_path):
     assert session.notices == ["plate.csv: 1 row(s) name no file of this run: plate2_b.png (check the names)"]
     session.merge_sheet(sheet)  # the demo's own sheet, say: no notice
     assert len(session.notices) == 1
+
+
+def test_a_page_reload_mid_run_keeps_the_finished_images_and_reports_them_whole(shipped_model, tmp_path):
+    """A reload ends the old session's run between two images; the new session sees every finished one."""
+    store = Store(tmp_path)
+    session = AnalysisSession(store)
+    for index, name in enumerate(["bbb_rgb_01.jpg", "bbb_rgb_03.jpg", "bbb_rgb_05.jpg"]):
+        session.add_file(f"img{index}.jpg", (SAMPLE_DATA_DIR / name).read_bytes())
+    run = session.analyse(shipped_model)
+    done = []
+    for step in run:
+        if step.done:
+            done.append(step)
+            if len(done) == 2:  # the page goes away after the second image
+                break
+    run.close()  # Streamlit stops the old script: the generator is closed mid-run
+    reloaded = AnalysisSession(store)
+    reloaded.open(session.experiment_id)
+    assert len(done) == 2 and sorted(reloaded.results.names()) == ["img0.jpg", "img1.jpg"]
+    assert reloaded.pending() == [] and reloaded.last_run is None  # no half report: what is there is whole
+    for name in reloaded.results.names():
+        assert len(reloaded.results.results[name].cells) == len(session.results.results[name].cells)
