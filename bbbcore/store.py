@@ -315,52 +315,52 @@ class Store:
         StoreError
             More than ``max_bytes`` (nothing is kept), or the disk is full.
         """
-        hasher, folder = hashlib.sha256(), self.folder / "files" / "in"
+        hasher = hashlib.sha256()
+
+        def copy(handle) -> None:
+            size = 0
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise StoreError(f"{label}: larger than {max_bytes} bytes")
+                hasher.update(chunk)
+                handle.write(chunk)
+
+        folder = self.folder / "files"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as handle:
-                size = 0
-                try:
-                    while chunk := stream.read(1 << 20):
-                        size += len(chunk)
-                        if max_bytes is not None and size > max_bytes:
-                            raise StoreError(f"{label}: larger than {max_bytes} bytes")
-                        hasher.update(chunk)
-                        handle.write(chunk)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                except BaseException:
-                    handle.close()
-                    os.unlink(handle.name)
-                    raise
-            digest = hasher.hexdigest()
-            target = self.file_path(digest)
+            temporary = self._write_temporary(folder / "in", copy)
+            target = self.file_path(hasher.hexdigest())
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(handle.name, target)
+            os.replace(temporary, target)
         except OSError as exc:
-            raise StoreError(f"{folder.parent}: cannot store a file ({problem_line(exc)}; {exc.strerror or exc})") \
-                from None
-        return digest
+            raise StoreError(f"{folder}: cannot store a file ({problem_line(exc)}; {exc.strerror or exc})") from None
+        return hasher.hexdigest()
 
     def _write_file(self, digest: str, write) -> None:
+        """Store a file under ``digest`` (unless it is there), written by ``write(handle)``, atomically."""
         target = self.file_path(digest)
         if target.exists():
             return
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as handle:
-                try:
-                    write(handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                except OSError:
-                    handle.close()
-                    os.unlink(handle.name)
-                    raise
-            os.replace(handle.name, target)
+            os.replace(self._write_temporary(target.parent, write), target)
         except OSError as exc:  # disk full, read-only folder
             raise StoreError(f"{target.parent}: cannot store a file ({problem_line(exc)}; "
                              f"{exc.strerror or exc})") from None
+
+    @staticmethod
+    def _write_temporary(folder: Path, write) -> Path:
+        """A ``.part-`` file in ``folder`` filled by ``write(handle)`` and synced to disk; removed on failure."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as handle:
+            try:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.close()
+                os.unlink(handle.name)
+                raise
+        return Path(handle.name)
 
     def get_file(self, digest: str) -> bytes:
         path = self.file_path(digest)
