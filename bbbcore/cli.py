@@ -157,6 +157,11 @@ def _channels(args, sample: dict) -> dict:
     return {"channel": channel, "nuclear_channel": nuclear}
 
 
+def _diameter(args, sample: dict) -> float | None:
+    """The typical cell diameter (px) of one image: --diameter, else its sample sheet row's, else None (estimated)."""
+    return args.diameter if args.diameter is not None else sample.get("diameter_px")
+
+
 def _pixel_size(args, sample: dict) -> float | None:
     """The pixel size of one image: the command line's, else its sample sheet row's, else the file's (None)."""
     return args.pixel_size if args.pixel_size is not None else sample.get("pixel_size_um")
@@ -224,8 +229,11 @@ def _add_segment(sub) -> None:
     p.add_argument("--model", type=Path, default=config.DEFAULT_MODEL, help="a .keras model with its card")
     p.add_argument("--channel", default=None, help="junction channel: index, colour (green) or name (ZO-1)")
     p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
-                   help="µm per pixel (default: from the file; without one, no µm columns and the image "
-                        "is taken to be at the model's scale)")
+                   help="µm per pixel, for the µm columns only (default: from the file, else the sample sheet; "
+                        "without one, no µm columns)")
+    p.add_argument("--diameter", type=float, default=None, metavar="PX",
+                   help="typical cell diameter in pixels (default: the sample sheet's diameter_px, else estimated "
+                        "per image); each image is resized so its cells match the model's training diameter")
     p.add_argument("--nuclei-seeds", action="store_true", help="seed cells from the nuclear (DAPI) channel")
     p.add_argument("--max-projection", action="store_true", help="project z-stacks / multi-page TIFFs")
     _add_sample_options(p)
@@ -249,8 +257,8 @@ def _cmd_segment(args) -> int:
         try:
             image = load_image(path, max_projection=args.max_projection, **_channels(args, sample))
             result = segment_image(
-                image, model, pixel_size_um=_pixel_size(args, sample), use_nuclei=args.nuclei_seeds,
-                sample=sample, junction_threshold=args.junction_threshold,
+                image, model, pixel_size_um=_pixel_size(args, sample), diameter_px=_diameter(args, sample),
+                use_nuclei=args.nuclei_seeds, sample=sample, junction_threshold=args.junction_threshold,
             )
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -263,10 +271,12 @@ def _cmd_segment(args) -> int:
         if store is not None:
             params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
                       "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
-                      "pixel_size_um": result.pixel_size_um}
+                      "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
             store.save(result, path.read_bytes(), params, sample)
+        how = "given" if result.diameter_estimated_px is None else "estimated"
         print(f"{display_name(path.name)}: {len(result.cells)} cells "
-              f"({int(result.cells['touches_edge'].sum())} at the edge), {result.seconds:.2f} s")
+              f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter {result.diameter_used_px:.0f} px "
+              f"({how}), {result.seconds:.2f} s")
     output.finish(samples)
     if store is not None:
         store.done()

@@ -52,6 +52,11 @@ NORMALISE_PERCENTILES = (1.0, 99.8)
 #: (10x: their 100 µm scale bar is 162 px long).
 TRAINING_PIXEL_SIZE_UM = 0.617
 
+#: Typical diameter of a BBB endothelial cell in the shipped model's training images (µm; their
+#: 78 annotated inner cells' median equivalent diameter, 164 px at TRAINING_PIXEL_SIZE_UM). Used
+#: only to give model cards without a cell_diameter_px one.
+TYPICAL_CELL_DIAMETER_UM = 164 * TRAINING_PIXEL_SIZE_UM
+
 #: The original analysis's five shape columns (its table, its anomaly model,
 #: the default features of the statistics).
 ORIGINAL_FEATURES = ("area", "perimeter", "aspect_ratio", "extent", "equivalent_diameter")

@@ -97,6 +97,9 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
     "n_edge_excluded": ("", "cells touching the image edge, left out of the summary"),
     "cells_per_mm2": ("1/mm²", "(cells not at the edge + half the edge cells) / field of view area; empty without a pixel size"),
     "cell_coverage": ("", "fraction of the field of view covered by cells (gaps and burned-in text are not)"),
+    "diameter_estimated_px": ("px", "typical cell diameter estimated from the image (empty when it was given)"),
+    "diameter_used_px": ("px", "cell diameter the image was segmented as having: it was resized so its cells match "
+                               "the model's training diameter (empty for labels made elsewhere)"),
     "<feature>_mean": ("as the feature", "mean of the feature over the image's counted cells"),
     "<feature>_median": ("as the feature", "median of the feature over the image's counted cells"),
 }
@@ -435,7 +438,8 @@ def junction_features(
 
 
 def image_record(
-    labels: np.ndarray, *, image: str = "", image_id: str = "", pixel_size_um: float | None = None
+    labels: np.ndarray, *, image: str = "", image_id: str = "", pixel_size_um: float | None = None,
+    diameter_estimated_px: float | None = None, diameter_used_px: float | None = None,
 ) -> dict:
     """What a summary needs to know about one image beyond its cells."""
     labels = np.asarray(labels)
@@ -446,6 +450,8 @@ def image_record(
         "width": int(labels.shape[1]),
         "pixel_size_um": pixel_size_um,
         "cell_coverage": float((labels > 0).mean()),
+        "diameter_estimated_px": diameter_estimated_px,
+        "diameter_used_px": diameter_used_px,
     }
 
 
@@ -501,11 +507,15 @@ def summary_table(
         row["n_edge_excluded"] = int(edge.sum()) if exclude_edge else 0
         row["cells_per_mm2"] = np.nan
         row["cell_coverage"] = np.nan
+        row["diameter_estimated_px"] = row["diameter_used_px"] = np.nan
         if len(records):
             match = records[(records["image"] == key[0]) & (records["image_id"] == key[1])]
             if len(match):
                 record = match.iloc[0]
                 row["cell_coverage"] = record["cell_coverage"]
+                for field in ("diameter_estimated_px", "diameter_used_px"):
+                    value = record.get(field)
+                    row[field] = np.nan if value is None or pd.isna(value) else float(value)
                 size_um = record.get("pixel_size_um")
                 if size_um is not None and not pd.isna(size_um):
                     row["pixel_size_um"] = float(size_um)

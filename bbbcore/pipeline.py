@@ -44,6 +44,8 @@ class ImageResult:
     timings : dict of seconds per stage
     maps : dict of the network's output maps on its own grid (empty when no model ran)
     warnings : list of one-line messages about the result (e.g. a blank image)
+    diameter_estimated_px, diameter_used_px : float or None, the cell diameter estimated from the image
+        and the one it was segmented as having (see :mod:`bbbcore.scale`)
     """
 
     image: LoadedImage
@@ -57,6 +59,8 @@ class ImageResult:
     timings: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict, repr=False)
     warnings: list[str] = field(default_factory=list)
+    diameter_estimated_px: float | None = None
+    diameter_used_px: float | None = None
 
     @property
     def name(self) -> str:
@@ -77,7 +81,8 @@ class ImageResult:
     def record(self) -> dict:
         """:func:`bbbcore.features.image_record` of this image."""
         return image_record(self.labels, image=self.name, image_id=self.image.image_id,
-                            pixel_size_um=self.pixel_size_um)
+                            pixel_size_um=self.pixel_size_um, diameter_estimated_px=self.diameter_estimated_px,
+                            diameter_used_px=self.diameter_used_px)
 
 
 def model_input(image: LoadedImage, card) -> np.ndarray:
@@ -88,10 +93,9 @@ def model_input(image: LoadedImage, card) -> np.ndarray:
     return normalise(plane, tuple(card.normalise_percentiles))
 
 
-def predict(image: LoadedImage, model, *, pixel_size_um: float | None = None) -> dict[str, np.ndarray]:
-    """The network's output maps (``"boundary"``, ``"distance"``) on its working grid."""
-    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
-    return model.predict_maps(model_input(image, model.card), size, name=image.name, working_scale=True)
+def predict(image: LoadedImage, model, *, zoom: float = 1.0) -> dict[str, np.ndarray]:
+    """The network's output maps (``"boundary"``, ``"distance"``) on its working grid, the image resized by ``zoom``."""
+    return model.predict_maps(model_input(image, model.card), zoom=zoom, name=image.name, working_scale=True)
 
 
 def segment_image(
@@ -99,6 +103,7 @@ def segment_image(
     model,
     *,
     pixel_size_um: float | None = None,
+    diameter_px: float | None = None,
     use_nuclei: bool = False,
     settings: Mapping[str, float] | None = None,
     sample: Mapping[str, object] | None = None,
@@ -111,8 +116,12 @@ def segment_image(
     image : LoadedImage
     model : BoundaryModel
     pixel_size_um : float, optional
-        Overrides the file's pixel size. When neither is known the image is
-        taken to be at the model's pixel size.
+        Overrides the file's pixel size. It only sets the µm columns: the
+        scale the image is segmented at comes from its cells.
+    diameter_px : float, optional
+        The typical cell diameter in pixels; default: estimated from the image
+        (:func:`bbbcore.scale.choose_scale`). The image is resized so its cells
+        match the model's training diameter.
     use_nuclei : bool
         Seed the watershed from the nuclear channel when the image has one.
     settings : mapping, optional
@@ -124,11 +133,16 @@ def segment_image(
     junction_threshold : float, optional
         See :func:`bbbcore.features.cells_table`.
     """
+    from .errors import display_name
+    from .scale import choose_scale
+
     card = model.card
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
     started = time.perf_counter()
     junction = model_input(image, card)
-    maps = model.predict_maps(junction, size, name=image.name, working_scale=True)
+    scale = choose_scale(junction, model, diameter_px=diameter_px, name=display_name(image.name))
+    scaled = time.perf_counter()
+    maps = model.predict_maps(junction, zoom=scale.zoom, name=image.name, working_scale=True)
     predicted = time.perf_counter()
     grid_um = card.pixel_size_um / card.input_scale if card.pixel_size_um else None
     chosen = WatershedSettings.from_card(card, settings).scaled(card.input_scale)
@@ -138,11 +152,13 @@ def segment_image(
     cells = measure_labels(labels, image=image, pixel_size_um=size, sample=sample,
                            junction_threshold=junction_threshold)
     measured = time.perf_counter()
-    timings = {"inference_s": predicted - started, "postprocess_s": labelled - predicted,
+    timings = {"scale_s": scaled - started, "inference_s": predicted - scaled, "postprocess_s": labelled - predicted,
                "measure_s": measured - labelled}
+    warnings = blank_warning(image, cells) or ([scale.warning] if scale.warning else [])
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
                        source=f"model {card.name} {card.version}", seconds=measured - started,
-                       timings=timings, maps=maps, warnings=blank_warning(image, cells))
+                       timings=timings, maps=maps, warnings=warnings,
+                       diameter_estimated_px=scale.diameter_estimated_px, diameter_used_px=scale.diameter_used_px)
 
 
 def blank_warning(image: LoadedImage, cells: pd.DataFrame) -> list[str]:

@@ -106,6 +106,7 @@ def save_result(store, experiment_id: int, result: ImageResult, original: bytes,
         params=params, sample={**(sample or {}), "pixel_size_um": result.pixel_size_um},
         model=(result.model_name, result.model_version), source=result.source,
         shape=result.labels.shape, cell_coverage=result.record()["cell_coverage"],
+        diameters=(result.diameter_estimated_px, result.diameter_used_px),
     )
 
 
@@ -115,8 +116,14 @@ def _stored_image_result(store, row, image: LoadedImage, cells: pd.DataFrame, *,
 
     labels = read_labels_tiff(store.get_file(row["labels_sha"]))
     size = None if pd.isna(row["pixel_size_um"]) else float(row["pixel_size_um"])
+    def number(field: str) -> float | None:
+        value = row.get(field)
+        return None if value is None or pd.isna(value) else float(value)
+
     return ImageResult(image, labels, cells, size, model_name=row["model_name"] or "",
-                       model_version=row["model_version"] or "", source=source)
+                       model_version=row["model_version"] or "", source=source,
+                       diameter_estimated_px=number("diameter_estimated_px"),
+                       diameter_used_px=number("diameter_used_px"))
 
 
 def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, bytes], dict[str, dict]]:

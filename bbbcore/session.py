@@ -312,6 +312,11 @@ class AnalysisSession:
                 table.loc[index, "pixel_size_um"] = image.pixel_size_um
         return tidy_sheet(table)
 
+    def diameter_for(self, name: str) -> float | None:
+        """The typical cell diameter (px) given for an image in the sample sheet, or None: estimated."""
+        diameter = sample_of(self.results.sheet, name).get("diameter_px")
+        return float(diameter) if diameter is not None and diameter > 0 else None
+
     def pixel_size_for(self, name: str) -> float | None:
         """The pixel size an image is analysed with: its sample sheet's, else its file's, else None."""
         size = sample_of(self.results.sheet, name).get("pixel_size_um")
@@ -338,13 +343,16 @@ class AnalysisSession:
     def settings_key(self, name: str) -> tuple:
         """What makes an image's cells: a changed key means the image is analysed again."""
         s = self.settings
-        return (s.model, self.channel_for(name), s.use_nuclei, s.junction_threshold, self.pixel_size_for(name))
+        key = (s.model, self.channel_for(name), s.use_nuclei, s.junction_threshold, self.pixel_size_for(name))
+        diameter = self.diameter_for(name)
+        return key if diameter is None else (*key, diameter)  # as before when estimated: stored results match
 
     def params(self, name: str) -> dict:
         """What produced an image's cells: stored with them, so a reload knows them."""
         s = self.settings
         return {"model": s.model, "channel": self.channel_for(name), "use_nuclei": s.use_nuclei,
                 "junction_threshold": s.junction_threshold, "pixel_size_um": self.pixel_size_for(name),
+                **({"diameter_px": d} if (d := self.diameter_for(name)) is not None else {}),
                 "key": list(self.settings_key(name))}
 
     def pending(self) -> list[str]:
@@ -379,7 +387,7 @@ class AnalysisSession:
                 result = stored_result(self.store, self.experiment_id, image, self.files[name], self.params(name))
             if result is None:
                 result = segment_image(image, model, pixel_size_um=self.pixel_size_for(name),
-                                       use_nuclei=self.settings.use_nuclei,
+                                       diameter_px=self.diameter_for(name), use_nuclei=self.settings.use_nuclei,
                                        junction_threshold=self.settings.junction_threshold)
         except BBBError as exc:
             self.results.fail(name, str(exc))

@@ -38,7 +38,7 @@ from .errors import BBBError
 from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
 
 #: Version of the database layout (``PRAGMA user_version``); see :data:`MIGRATIONS`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Temporary files of an interrupted write older than this many seconds are removed on open
 #: (younger ones may belong to another process writing right now).
@@ -48,7 +48,8 @@ STALE_TEMP_SECONDS = 600
 STORED_SAMPLE_FIELDS = tuple(f for f in SAMPLE_FIELDS if f != "file")
 #: Columns of the images table besides the ids.
 IMAGE_FIELDS = ("name", "image_sha", "labels_sha", *STORED_SAMPLE_FIELDS, "model_name", "model_version", "params",
-                "params_key", "source", "height", "width", "cell_coverage", "created", "excluded")
+                "params_key", "source", "height", "width", "cell_coverage", "created", "excluded",
+                "diameter_estimated_px", "diameter_used_px")
 _SAMPLE_SQL = ", ".join(f"{f} {'REAL' if f in NUMERIC_SAMPLE_FIELDS else 'TEXT'}" for f in STORED_SAMPLE_FIELDS)
 
 SCHEMA = f"""
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS images (
     height INTEGER, width INTEGER, cell_coverage REAL,
     created TEXT NOT NULL,
     excluded TEXT,
+    diameter_estimated_px REAL, diameter_used_px REAL,
     UNIQUE (experiment_id, name)
 );
 CREATE TABLE IF NOT EXISTS cells (
@@ -133,8 +135,16 @@ def _migrate_0_to_1(db) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
+def _migrate_1_to_2(db) -> None:
+    """The cell diameter each image was estimated to have and was segmented as having."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(images)")}
+    for column in ("diameter_estimated_px", "diameter_used_px"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE images ADD COLUMN {column} REAL")
+
+
 #: ``MIGRATIONS[n]`` brings a database from schema version n to n + 1 (inside one transaction).
-MIGRATIONS = [_migrate_0_to_1]
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
 
 
 def default_folder() -> Path:
@@ -491,6 +501,7 @@ class Store:
         source: str = "",
         shape: tuple[int, int] = (0, 0),
         cell_coverage: float | None = None,
+        diameters: tuple[float | None, float | None] = (None, None),
     ) -> int:
         """Store one image's results in one transaction (replacing an earlier result of that name).
 
@@ -519,7 +530,8 @@ class Store:
                 (experiment_id, name, image_sha, labels_sha,
                  *(_plain(sample.get(f)) for f in STORED_SAMPLE_FIELDS), model[0], model[1],
                  json.dumps(params, sort_keys=True, default=str), params_key(params), source,
-                 int(shape[0]), int(shape[1]), _plain(cell_coverage), _now(), None),
+                 int(shape[0]), int(shape[1]), _plain(cell_coverage), _now(), None,
+                 _plain(diameters[0]), _plain(diameters[1])),
             )
             image_row = int(cursor.lastrowid)
             db.executemany("INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, data) "

@@ -37,10 +37,15 @@ class ModelCard:
     input_scale: float = 0.5
     #: Which channel the network reads (after channel selection): the junction stain.
     input_channel: str = "junction"
-    #: µm per pixel of the images it was trained on (at their own scale).
+    #: µm per pixel of the images it was trained on (at their own scale); a fact of the
+    #: training data, not used to scale images (cells are, see cell_diameter_px).
     pixel_size_um: float = config.TRAINING_PIXEL_SIZE_UM
-    #: Images whose pixel size differs by more than this factor are refused.
-    max_rescale: float = 4.0
+    #: Typical cell diameter in pixels of the training images (at their own scale): every image
+    #: is resized so that its cells have this diameter. Old cards without it: derived from
+    #: their pixel size (config.TYPICAL_CELL_DIAMETER_UM / pixel_size_um).
+    cell_diameter_px: float | None = None
+    #: Read from cards of the first round; ignored (no image is refused for its pixel size).
+    max_rescale: float | None = None
     normalise_percentiles: tuple[float, float] = config.NORMALISE_PERCENTILES
     #: Output maps, in channel order: "boundary" probability and, optionally,
     #: "distance" (distance to the cell's border, 1 at its centre, 0 on it).
@@ -81,28 +86,21 @@ class ModelCard:
         out["outputs"] = list(self.outputs)
         return out
 
-    def working_scale(self, pixel_size_um: float | None) -> float:
-        """Resize factor that brings an image of ``pixel_size_um`` to the network's grid."""
-        if pixel_size_um is None:
-            return self.input_scale
-        return self.input_scale * pixel_size_um / self.pixel_size_um
+    @property
+    def diameter_px(self) -> float:
+        """The training images' typical cell diameter in pixels (:attr:`cell_diameter_px`, or derived)."""
+        if self.cell_diameter_px:
+            return float(self.cell_diameter_px)
+        return config.TYPICAL_CELL_DIAMETER_UM / self.pixel_size_um
 
-    def check_image(self, junction: np.ndarray, pixel_size_um: float | None, *, name: str = "<image>") -> None:
-        """Raise ModelCardError when the image does not fit this model."""
+    def check_image(self, junction: np.ndarray, zoom: float = 1.0, *, name: str = "<image>") -> None:
+        """Raise ModelCardError when the image does not fit this model (at ``zoom``)."""
         if junction.ndim != 2:
             raise ModelCardError(
                 f"{name}: model {self.name} reads one {self.input_channel} channel; "
                 f"got an array of shape {junction.shape} after channel selection"
             )
-        if pixel_size_um is not None:
-            ratio = pixel_size_um / self.pixel_size_um
-            if not (1 / self.max_rescale <= ratio <= self.max_rescale):
-                raise ModelCardError(
-                    f"{name}: pixel size {pixel_size_um:g} µm/px is too far from the "
-                    f"{self.pixel_size_um:g} µm/px model {self.name} was trained at"
-                )
-        scale = self.working_scale(pixel_size_um)
-        if min(junction.shape) * scale < 16:
+        if min(junction.shape) * self.input_scale * zoom < 16:
             raise ModelCardError(f"{name}: image of {junction.shape[1]} x {junction.shape[0]} px is too small to segment")
 
 
@@ -230,21 +228,21 @@ class BoundaryModel:
     def predict_maps(
         self,
         junction: np.ndarray,
-        pixel_size_um: float | None = None,
         *,
+        zoom: float = 1.0,
         name: str = "<image>",
         tile: int = 1024,
         working_scale: bool = False,
     ) -> dict[str, np.ndarray]:
         """Output maps (by name, see ``card.outputs``).
 
-        The image is resized to the model's working scale (its card's pixel size
-        divided by ``input_scale``) and predicted by tiles; the maps are resized
-        back to the image's own size unless ``working_scale`` is True.
+        The image is resized by ``zoom`` (so that its cells have the training
+        diameter, see :mod:`bbbcore.scale`) times the card's ``input_scale``,
+        and predicted by tiles; the maps are resized back to the image's own
+        size unless ``working_scale`` is True.
         """
-        self.card.check_image(junction, pixel_size_um, name=name)
-        scale = self.card.working_scale(pixel_size_um)
-        maps = self.predict_tiles(resize(junction, scale), tile=tile)
+        self.card.check_image(junction, zoom, name=name)
+        maps = self.predict_tiles(resize(junction, self.card.input_scale * zoom), tile=tile)
         if working_scale:
             return {key: maps[..., i] for i, key in enumerate(self.card.outputs)}
         return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}

@@ -61,6 +61,7 @@ def main() -> None:
 
     # The stages as the pipeline runs them (its own per-stage timings).
     stages = [segment_image(image, model).timings for _ in range(args.repeats)]
+    scale = statistics.median(t["scale_s"] for t in stages)
     inference = statistics.median(t["inference_s"] for t in stages)
     post = statistics.median(t["postprocess_s"] for t in stages)
     measure = statistics.median(t["measure_s"] for t in stages)
@@ -72,13 +73,14 @@ def main() -> None:
 
     h, w = image.shape
     print(f"\nper {w} x {h} image ({h * w / 1e6:.2f} MP), median of {args.repeats}:")
+    print(f"  diameter estimate {scale:6.2f} s  (the network on a centre crop at a ladder of zooms)")
     print(f"  model inference   {inference:6.2f} s")
     print(f"  post-processing   {post:6.2f} s  (watershed on the network's grid, labels and maps back to full size)")
     print(f"  measuring         {measure:6.2f} s")
     print(f"  end to end        {end_to_end:6.2f} s  (load + inference + watershed + measuring)")
     print(f"  classical baseline{classical:6.2f} s  (ridge filter + watershed)")
 
-    print("\nmodel inference by image size (pixel size = the model's):")
+    print("\nmodel inference by image size (at zoom 1):")
     base = image.junction
     for megapixels in (0.35, 1.4, 5.5):
         factor = np.sqrt(megapixels * 1e6 / base.size)

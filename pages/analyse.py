@@ -113,8 +113,10 @@ edited = st.data_editor(
         "dose": st.column_config.NumberColumn("dose", min_value=0.0, format="%g", help=SAMPLE_FIELDS["dose"]),
         "pixel_size_um": st.column_config.NumberColumn("pixel size (µm/px)", min_value=0.0, format="%.4g",
                                                        help=SAMPLE_FIELDS["pixel_size_um"]),
-        "diameter_px": st.column_config.NumberColumn("cell diameter (px)", min_value=0.0, format="%g",
-                                                     help=SAMPLE_FIELDS["diameter_px"]),
+        "diameter_px": st.column_config.NumberColumn(
+            "cell diameter (px)", min_value=0.0, format="%g",
+            help=SAMPLE_FIELDS["diameter_px"] + "; the image is resized so its cells match the model's training "
+                 "diameter, and the results show the diameter estimated and used"),
     },
 )
 others = session.results.sheet[~session.results.sheet["file"].isin(names)]
@@ -161,8 +163,9 @@ if len(session.results):
     cols[0].metric("Images analysed", len(session.results))
     cols[1].metric("Cells (edge cells included)", len(cells))
     cols[2].metric("Cells at the image edge", int(cells["touches_edge"].sum()))
-    shown = [c for c in ["image", "condition", "dose", "n_cells", "n_edge_excluded", "cells_per_mm2",
-                         "area_um2_mean", "area_mean", "junction_continuity_mean"] if c in summary.columns]
+    shown = [c for c in ["image", "condition", "dose", "n_cells", "n_edge_excluded", "diameter_estimated_px",
+                         "diameter_used_px", "cells_per_mm2", "area_um2_mean", "area_mean",
+                         "junction_continuity_mean"] if c in summary.columns]
     st.dataframe(summary[shown], hide_index=True, width="stretch")
     st.page_link("pages/segmentation.py", label="See the cells on the images", icon=":material/biotech:")
     st.page_link("pages/cells.py", label="Browse and download the table", icon=":material/table:")

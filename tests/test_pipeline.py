@@ -32,7 +32,10 @@ def test_segment_image_is_the_composition_of_its_stages(shipped_model, sample_im
     assert cells["area"].tolist() == result.cells["area"].tolist()
     assert (result.model_name, result.model_version) == (card.name, card.version)
     assert result.source == f"model {card.name} {card.version}"
-    assert set(result.timings) == {"inference_s", "postprocess_s", "measure_s"}
+    assert set(result.timings) == {"scale_s", "inference_s", "postprocess_s", "measure_s"}
+    # A 10x sample image: its cells have the training diameter, so it is segmented at zoom 1.
+    assert result.diameter_used_px == card.diameter_px
+    assert abs(result.diameter_estimated_px / card.diameter_px - 1) <= 0.15
     assert result.seconds == pytest.approx(sum(result.timings.values()), rel=0.05)
     assert result.boundary_probability.shape == sample_image.shape  # maps kept on the grid, sized on demand
 

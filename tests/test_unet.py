@@ -57,19 +57,18 @@ def test_flip_averaging_makes_the_prediction_mirror_symmetric(tiny_model):
         ModelCard.from_dict({"name": "x", "version": "0", "flips": 3})
 
 
-def test_rescales_to_model_scale_and_back(tiny_model):
+def test_rescales_by_the_zoom_and_back(tiny_model):
     image = np.random.default_rng(1).random((120, 160)).astype(np.float32)
-    maps = tiny_model.predict_maps(image, pixel_size_um=0.25)  # 2x finer than the model's 0.5
+    maps = tiny_model.predict_maps(image, zoom=0.5)  # cells twice the training diameter
     assert maps["boundary"].shape == (120, 160) and maps["distance"].shape == (120, 160)
-    assert tiny_model.card.working_scale(0.25) == pytest.approx(0.5)
-    assert tiny_model.card.working_scale(None) == pytest.approx(1.0)
+    grid = tiny_model.predict_maps(image, zoom=0.5, working_scale=True)
+    assert grid["boundary"].shape == (round(120 * 0.5 * tiny_model.card.input_scale),
+                                      round(160 * 0.5 * tiny_model.card.input_scale))
 
 
 def test_card_check_refuses_images_that_do_not_fit(tiny_model):
     with pytest.raises(ModelCardError, match="reads one junction channel"):
         tiny_model.predict_maps(np.zeros((64, 64, 3), np.float32), name="rgb.png")
-    with pytest.raises(ModelCardError, match=r"far\.png: pixel size 5 µm/px is too far"):
-        tiny_model.predict_maps(np.zeros((64, 64), np.float32), 5.0, name="far.png")
     with pytest.raises(ModelCardError, match="too small"):
         tiny_model.predict_maps(np.zeros((8, 8), np.float32), name="small.png")
 
@@ -81,6 +80,14 @@ def test_save_load_round_trip(tmp_path, tiny_model):
     assert loaded.card == tiny_model.card
     image = np.random.default_rng(2).random((64, 80)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict_tiles(image), tiny_model.predict_tiles(image), atol=1e-6)
+
+
+def test_a_card_knows_its_training_diameter_old_ones_from_their_pixel_size():
+    from bbbcore import config
+
+    assert ModelCard(name="m", version="1", cell_diameter_px=40.0).diameter_px == 40.0
+    old = ModelCard.from_dict({"name": "m", "version": "1", "pixel_size_um": 0.5, "max_rescale": 4.0})
+    assert old.diameter_px == pytest.approx(config.TYPICAL_CELL_DIAMETER_UM / 0.5)
 
 
 def test_card_rejects_unknown_keys_and_bad_json(tmp_path):

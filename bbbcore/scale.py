@@ -1,0 +1,146 @@
+"""The scale an image is segmented at: its cells brought to the model's training diameter.
+
+Scale comes from the cells, not from the pixel size (which only sets the µm
+columns): an image whose typical cell diameter is ``d`` px is resized by
+``zoom = card.diameter_px / d`` before the network. ``d`` is given (``--diameter``,
+the sample sheet's ``diameter_px``) or estimated per image by
+:func:`estimate_zoom`: the network runs on a centre crop at a ladder of zooms;
+where the zoom is right its boundary map is most certain (too small, cells blur
+into texture; too large, it cuts cells into pieces of the training size), and
+the cells it draws there give the diameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .instances import WatershedSettings, cells_from_boundary, touches_edge
+from .resize import resize
+
+#: Zooms tried when the diameter is estimated (the right one lies within a factor 1.5 of one of them,
+#: and the cells drawn at the surest one correct it by up to that factor).
+ZOOM_LADDER = (1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
+#: An estimated zoom this close to 1 counts as 1 (the model was trained with zooms 0.8-1.25): images
+#: at the training scale are segmented exactly as before.
+SNAP = 0.15
+#: Zooms the shipped model handles (cells 1/8 to 8 times its training diameter).
+ZOOM_RANGE = (1 / 8, 8.0)
+#: Enough whole cells in a trial to trust its diameter; a trial with fewer wins only when this much surer.
+MIN_CELLS = 5
+CLEARLY_SURER = 0.05
+#: Side of the centre crop of each trial, in pixels of the network's grid (about 5 x 5 cells when right).
+CROP_PX = 384
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How an image is resized for the network.
+
+    Attributes
+    ----------
+    zoom : float, the resize factor (1: the image's cells already have the training diameter)
+    diameter_used_px : float, the cell diameter the image is treated as having (training diameter / zoom)
+    diameter_estimated_px : float or None, the estimate (None when the diameter was given)
+    warning : str or None, one line when the estimate is outside what the model handles or failed
+    """
+
+    zoom: float
+    diameter_used_px: float
+    diameter_estimated_px: float | None = None
+    warning: str | None = None
+
+
+def zoom_for(card, diameter_px: float) -> float:
+    """The zoom that brings cells of ``diameter_px`` to the card's training diameter."""
+    return card.diameter_px / float(diameter_px)
+
+
+def choose_scale(junction: np.ndarray, model, *, diameter_px: float | None = None, name: str = "<image>") -> Scale:
+    """The scale of one image: from the given diameter, else estimated (:func:`estimate_zoom`)."""
+    card = model.card
+    if diameter_px is not None and diameter_px > 0:
+        return Scale(zoom_for(card, diameter_px), float(diameter_px))
+    zoom, estimated = estimate_zoom(junction, model)
+    low, high = ZOOM_RANGE
+    warning = None
+    if estimated is None:
+        warning = (f"{name}: the cell diameter could not be estimated (no cells found at any scale); segmented at "
+                   f"the model's scale: if the cells look wrong, give their diameter in pixels (--diameter, or "
+                   "diameter_px in the sample sheet)")
+        zoom = 1.0
+    elif not low <= zoom <= high:
+        zoom = float(np.clip(zoom, low, high))
+        warning = (f"{name}: estimated cell diameter {estimated:.0f} px is outside what model {card.name} handles "
+                   f"({card.diameter_px / high:.0f}-{card.diameter_px / low:.0f} px); segmented as "
+                   f"{card.diameter_px / zoom:.0f} px: check the cells, or give the diameter (--diameter, or "
+                   "diameter_px in the sample sheet)")
+    elif abs(zoom - 1.0) <= SNAP:
+        zoom = 1.0
+    return Scale(zoom, card.diameter_px / zoom, estimated, warning)
+
+
+def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
+    """The zoom at which the network is surest of the borders, and the cell diameter it implies.
+
+    Returns
+    -------
+    zoom : float
+        The training diameter over the estimated diameter (1.0 when nothing was found).
+    diameter_px : float or None
+        The estimated typical cell diameter in the image's pixels.
+    """
+    card = model.card
+    settings = WatershedSettings.from_card(card).scaled(card.input_scale)
+    target = card.diameter_px * card.input_scale  # the training diameter on the network's grid
+    trials = [(zoom, maps) for zoom in ZOOM_LADDER if (maps := _crop_maps(junction, model, zoom)) is not None]
+    # Surest first: the surest trial with enough whole cells gives the diameter, unless a trial finding
+    # fewer (a field of one or two cells, as at 63x) is clearly surer; a wrong zoom finds no whole cell
+    # (blur) or is less sure (cells cut into pieces of the training size).
+    first_any = first_many = None
+    for certainty, zoom, maps in sorted(((float(np.mean(np.abs(2.0 * m[..., 0] - 1.0))), z, m) for z, m in trials),
+                                        key=lambda t: -t[0]):
+        diameter, count = _median_diameter(maps, settings)
+        if count and first_any is None:
+            first_any = (certainty, zoom, diameter)
+        if count >= MIN_CELLS:
+            first_many = (certainty, zoom, diameter)
+            break
+    if first_any is None:
+        return 1.0, None
+    chosen = first_many if first_many is not None and first_any[0] - first_many[0] <= CLEARLY_SURER else first_any
+    _, zoom, diameter = chosen
+    if zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP:
+        return target / diameter, card.diameter_px * diameter / target  # the training scale: done
+    # The cells drawn there correct the zoom towards the training diameter (a ladder step at most),
+    # and once more from a trial at the corrected zoom.
+    for _ in range(2):
+        zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
+        maps = _crop_maps(junction, model, zoom)
+        again, count = _median_diameter(maps, settings) if maps is not None else (None, 0)
+        if not count:
+            break
+        diameter = again
+    zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
+    return zoom, card.diameter_px / zoom
+
+
+def _crop_maps(junction: np.ndarray, model, zoom: float) -> np.ndarray | None:
+    """The network's maps of a centre crop resized by ``zoom`` (None when the image is too small for it)."""
+    card = model.card
+    grid = card.input_scale * zoom
+    if min(junction.shape) * grid < 2 * 2**card.depth:
+        return None
+    side = int(np.ceil(CROP_PX / grid))
+    top, left = max(0, (junction.shape[0] - side) // 2), max(0, (junction.shape[1] - side) // 2)
+    return model.predict_tiles(resize(junction[top:top + side, left:left + side], grid))
+
+
+def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:
+    """Median equivalent diameter (grid px) of the inner cells the maps give, and how many there are."""
+    labels = cells_from_boundary(maps[..., 0], settings, cell_distance=maps[..., 1] if maps.shape[-1] > 1 else None)
+    edge = touches_edge(labels)
+    areas = np.bincount(labels.ravel())
+    inner = areas[[i for i in range(1, labels.max() + 1) if not edge[i] and areas[i]]]
+    return (float(np.median(np.sqrt(4 * inner / np.pi))) if len(inner) else None), len(inner)
