@@ -52,7 +52,7 @@ def _add_train(sub) -> None:
 
 def _cmd_train(args) -> int:
     from .instances import WatershedSettings
-    from .training import bbb_dataset, isbi_dataset, train
+    from .training import bbb_dataset, isbi_dataset, train, training_diameter
     from .unet import ModelCard
 
     if args.format == "outline":
@@ -71,6 +71,7 @@ def _cmd_train(args) -> int:
         base_width=args.base_width,
         input_scale=args.input_scale,
         pixel_size_um=args.pixel_size,
+        cell_diameter_px=training_diameter(images),
         flips=args.flips,
         thresholds=WatershedSettings().to_dict(),
         training={"data": source, "data_folder": str(args.data)},

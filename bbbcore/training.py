@@ -42,6 +42,24 @@ class TrainingImage:
     known: np.ndarray
     #: Relative sampling weight (per known pixel) of this image's patches.
     weight: float = 1.0
+    #: Median equivalent diameter (px, at the image's own scale) of its whole annotated cells.
+    cell_diameter_px: float | None = None
+
+
+def median_cell_diameter(cells: np.ndarray) -> float | None:
+    """Median equivalent diameter (px) of the labelled cells that do not touch the image edge."""
+    from .instances import touches_edge
+
+    areas = np.bincount(np.asarray(cells).ravel())
+    edge = touches_edge(cells)
+    inner = areas[[i for i in range(1, areas.size) if areas[i] and not edge[i]]]
+    return float(np.median(np.sqrt(4 * inner / np.pi))) if inner.size else None
+
+
+def training_diameter(images: list[TrainingImage]) -> float | None:
+    """The typical cell diameter of a training set (median of its images'), for the card's cell_diameter_px."""
+    values = [im.cell_diameter_px for im in images if im.cell_diameter_px]
+    return float(np.median(values)) if values else None
 
 
 def distance_target(cells: np.ndarray) -> np.ndarray:
@@ -86,6 +104,7 @@ def _training_image(name: str, junction: np.ndarray, cells: np.ndarray, *, scale
         border=resize(border.astype(np.float32), scale),
         distance=resize(distance_target(cells), scale),
         known=resize(known.astype(np.float32), scale),
+        cell_diameter_px=median_cell_diameter(cells),
     )
 
 

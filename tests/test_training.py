@@ -136,5 +136,19 @@ def test_two_step_training_on_dense_isbi_labels(tmp_path, shared_data):
     assert 0.05 < images[0].border.mean() < 0.5
     model = train(images, out=tmp_path / "isbi.keras", card=tiny_card("isbi"), steps=2, batch=2, patch=32,
                   steps_per_epoch=1, progress=False, log=lambda *_: None)
-    maps = model.predict_maps(images[0].image, None)
+    maps = model.predict_maps(images[0].image)
     assert maps["boundary"].shape == images[0].image.shape
+
+
+def test_a_training_set_knows_its_cell_diameter(synthetic_monolayer):
+    from bbbcore.features import cells_table
+    from bbbcore.training import _training_image, median_cell_diameter, training_diameter
+
+    truth = synthetic_monolayer["truth"]
+    table = cells_table(truth)
+    expected = float(table.loc[~table["touches_edge"], "equivalent_diameter"].median())
+    assert median_cell_diameter(truth) == pytest.approx(expected, rel=0.02)
+    images = [_training_image("a", synthetic_monolayer["junction"], truth, scale=0.5),
+              _training_image("b", synthetic_monolayer["junction"], truth * 0, scale=0.5)]  # nothing annotated
+    assert images[0].cell_diameter_px == pytest.approx(expected, rel=0.02) and images[1].cell_diameter_px is None
+    assert training_diameter(images) == images[0].cell_diameter_px

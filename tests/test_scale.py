@@ -1,0 +1,81 @@
+"""bbbcore.scale: images are segmented at the scale of their cells, whatever their magnification."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from bbbcore.io import LoadedImage, load_image
+from bbbcore.pipeline import segment_image
+from bbbcore.resize import resize_labels
+from bbbcore.scale import SNAP, ZOOM_RANGE, choose_scale, zoom_for
+from bbbcore.session import SAMPLE_DATA_DIR
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from zoom import make_63x, matched_share, zoomed  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+
+def test_a_given_diameter_sets_the_zoom_and_nothing_is_estimated(shipped_model):
+    junction = np.zeros((256, 256), np.float32)
+    scale = choose_scale(junction, shipped_model, diameter_px=41.0)
+    assert scale.zoom == pytest.approx(shipped_model.card.diameter_px / 41.0) == zoom_for(shipped_model.card, 41.0)
+    assert (scale.diameter_used_px, scale.diameter_estimated_px, scale.warning) == (41.0, None, None)
+
+
+def test_a_blank_image_gets_one_line_about_the_diameter(shipped_model):
+    scale = choose_scale(np.zeros((300, 400), np.float32), shipped_model, name="blank.png")
+    assert scale.zoom == 1.0 and scale.diameter_estimated_px is None
+    assert scale.warning.startswith("blank.png: the cell diameter could not be estimated") and "--diameter" in scale.warning
+
+
+def test_half_size_image_gives_the_same_cells_and_areas(shipped_model):
+    """One small case of benchmarks/zoom.py: a 10x sample image at half size, with and without its pixel size."""
+    image = load_image(SAMPLE_DATA_DIR / "bbb_rgb_05.jpg")
+    original = segment_image(image, shipped_model, pixel_size_um=0.617)
+    assert original.diameter_used_px == shipped_model.card.diameter_px  # 10x: within the snap, zoom 1
+    assert abs(original.diameter_estimated_px / shipped_model.card.diameter_px - 1) <= SNAP
+    small = zoomed(image, 0.5)
+    half = segment_image(small, shipped_model, pixel_size_um=2 * 0.617)
+    assert half.diameter_estimated_px == pytest.approx(original.diameter_estimated_px / 2, rel=0.15)
+    share, pairs = matched_share(original.labels, resize_labels(half.labels, image.shape))
+    assert share >= 0.9, share
+    areas = original.cells.set_index("cell_id")["area_um2"]
+    half_areas = half.cells.set_index("cell_id")["area_um2"]
+    ratio = np.median([half_areas[j] / areas[i] for i, j in pairs])
+    assert abs(ratio - 1) <= 0.03, ratio
+    no_size = segment_image(small, shipped_model)  # no pixel size: the same cells, no µm columns
+    assert np.array_equal(no_size.labels, half.labels) and "area_um2" not in no_size.cells
+
+
+@pytest.mark.shared
+def test_a_63x_tiff_is_segmented_with_no_setting_touched(shipped_model, shared_data, tmp_path):
+    path, truth = make_63x(shipped_model, tmp_path)
+    image = load_image(path)
+    assert image.pixel_size_um == pytest.approx(0.1028, rel=1e-3)  # from the ImageJ metadata
+    result = segment_image(image, shipped_model)
+    assert result.diameter_used_px > 2 * shipped_model.card.diameter_px and not result.warnings  # 6x: large cells
+    share, pairs = matched_share(truth, resize_labels(result.labels, truth.shape))
+    assert pairs and share >= 0.9, share
+    cells = result.cells.set_index("cell_id")
+    for _, cell in pairs:  # µm from the file's 0.1028 µm/px, whatever the zoom the network saw
+        assert cells.loc[cell, "area_um2"] == pytest.approx(cells.loc[cell, "area"] * 0.1028**2, rel=1e-3)
+
+
+def test_cells_beyond_what_the_model_handles_are_named(shipped_model):
+    from tests.synthetic import voronoi_monolayer
+
+    field = voronoi_monolayer(shape=(192, 256), n_cells=120, seed=2)  # cells ~17 px across
+    image = LoadedImage(name="tiny_cells.png", image_id="", raw=(field["junction"] * 255).astype(np.uint8),
+                        junction=field["junction"], nuclei=None, pixel_size_um=None)
+    scale = choose_scale(image.junction, shipped_model, name=image.name)
+    low, high = ZOOM_RANGE
+    assert low <= scale.zoom <= high
+    if scale.warning:  # the estimate lay outside the range: one line saying so and what to do
+        assert scale.warning.startswith("tiny_cells.png: estimated cell diameter") and "--diameter" in scale.warning
+    else:
+        assert scale.diameter_estimated_px == pytest.approx(17, rel=0.35)
