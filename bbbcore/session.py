@@ -104,6 +104,8 @@ class AnalysisSession:
     demo: bool = False
     #: The last run's finished steps and its seconds.
     last_run: tuple[list[Progress], float] | None = None
+    #: Cell diameters (px) estimated per image, before or by its analysis (None: none found).
+    estimated_diameters: dict[str, float | None] = field(default_factory=dict)
     #: One-line messages for the person (e.g. the experiment was deleted elsewhere); the page shows and clears them.
     notices: list[str] = field(default_factory=list)
     #: The last comparison asked for (features, control, statistic, unit), for the methods paragraph.
@@ -240,6 +242,7 @@ class AnalysisSession:
         self.files[name] = data
         for key in [k for k in self._decoded if k[0] == name]:
             del self._decoded[key]
+        self.estimated_diameters.pop(name, None)
         self.version += 1
         self.sheet_revision += 1  # a new row in the sample table
         return True
@@ -316,6 +319,24 @@ class AnalysisSession:
         """The typical cell diameter (px) given for an image in the sample sheet, or None: estimated."""
         diameter = sample_of(self.results.sheet, name).get("diameter_px")
         return float(diameter) if diameter is not None and diameter > 0 else None
+
+    def estimate_diameters(self, model, names: list[str] | None = None) -> dict[str, float | None]:
+        """Estimate each readable image's typical cell diameter (px) before analysing it (about a second each).
+
+        See :func:`bbbcore.scale.choose_scale`; an analysis without a given diameter estimates it again.
+        """
+        from .errors import display_name
+        from .pipeline import model_input
+        from .scale import choose_scale
+
+        for name, image in self.readable().items():
+            if (names is None or name in names) and name not in self.estimated_diameters:
+                scale = choose_scale(model_input(image, model.card), model, name=display_name(name))
+                self.estimated_diameters[name] = scale.diameter_estimated_px
+                self.sheet_revision += 1  # the table showing them starts afresh
+                if scale.warning:
+                    self.notices.append(scale.warning)
+        return {n: self.estimated_diameters.get(n) for n in (names or self.readable())}
 
     def pixel_size_for(self, name: str) -> float | None:
         """The pixel size an image is analysed with: its sample sheet's, else its file's, else None."""
@@ -412,6 +433,8 @@ class AnalysisSession:
 
     def _keep(self, result: ImageResult) -> None:
         self.results.add(result)
+        if result.diameter_estimated_px is not None:
+            self.estimated_diameters[result.name] = result.diameter_estimated_px
         self.analysed_with[result.name] = self.settings_key(result.name)
         self.version += 1
         self._save(result, self.params(result.name))

@@ -103,6 +103,7 @@ if sheet_file is not None and session.first_time(("sheet", sheet_file.file_id)):
 
 names = list(good)
 table = session.sheet_for(names)
+table["diameter_estimated_px"] = [session.estimated_diameters.get(n) for n in names]
 text = {field: st.column_config.TextColumn(field.replace("_", " "), help=help_text)
         for field, help_text in SAMPLE_FIELDS.items()}
 edited = st.data_editor(
@@ -113,6 +114,9 @@ edited = st.data_editor(
         "dose": st.column_config.NumberColumn("dose", min_value=0.0, format="%g", help=SAMPLE_FIELDS["dose"]),
         "pixel_size_um": st.column_config.NumberColumn("pixel size (µm/px)", min_value=0.0, format="%.4g",
                                                        help=SAMPLE_FIELDS["pixel_size_um"]),
+        "diameter_estimated_px": st.column_config.NumberColumn(
+            "estimated diameter (px)", disabled=True, format="%.0f",
+            help="the typical cell diameter the analysis estimates (press 'Estimate cell diameters', or analyse)"),
         "diameter_px": st.column_config.NumberColumn(
             "cell diameter (px)", min_value=0.0, format="%g",
             help=SAMPLE_FIELDS["diameter_px"] + "; the image is resized so its cells match the model's training "
@@ -121,8 +125,16 @@ edited = st.data_editor(
 )
 others = session.results.sheet[~session.results.sheet["file"].isin(names)]
 session.set_sheet(pd.concat([others, edited], ignore_index=True) if len(others) else edited)
-st.download_button("Download sample sheet", table_csv_bytes(edited), file_name="samples.csv",
-                   mime="text/csv", icon=":material/download:")
+buttons = st.columns([1, 1, 3])
+buttons[0].download_button("Download sample sheet", table_csv_bytes(edited[list(SHEET_COLUMNS)]),
+                           file_name="samples.csv", mime="text/csv", icon=":material/download:")
+missing = [n for n in names if n not in session.estimated_diameters]
+if missing and buttons[1].button("Estimate cell diameters", icon=":material/straighten:", key="estimate_diameters",
+                                 help="the model on a crop of each image, about a second each: see each image's "
+                                      "typical cell diameter before analysing (empty diameter = this estimate)"):
+    with st.spinner(f"Estimating the cell diameter of {len(missing)} image(s)…"):
+        session.estimate_diameters(state.load_model(settings.model), missing)
+    st.rerun()
 
 # --- run ------------------------------------------------------------------------
 todo = session.pending()

@@ -323,3 +323,16 @@ def test_a_first_time_user_finds_the_sample_data_on_the_start_page():
     assert at.title[0].value == "Upload & analyse"
     assert len(at.session_state["session"].files) == 5 and at.session_state["session"].experiment_id is not None
     assert any(b.label == "Analyse 5 images" for b in at.button)
+
+
+def test_cell_diameters_are_shown_before_and_after_the_analysis(shipped_model):
+    at = analyse_page()
+    click(at, "Load sample data")
+    table = at.dataframe[0].value
+    assert table["diameter_estimated_px"].isna().all()
+    at.button(key="estimate_diameters").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("file")
+    assert table["diameter_estimated_px"].notna().all()
+    assert table.loc["bbb_rgb_04.jpg", "diameter_estimated_px"] == pytest.approx(150, rel=0.15)
+    assert not any(b.key == "estimate_diameters" for b in at.button)  # nothing left to estimate

@@ -262,3 +262,16 @@ def test_a_page_reload_mid_run_keeps_the_finished_images_and_reports_them_whole(
     assert reloaded.pending() == [] and reloaded.last_run is None  # no half report: what is there is whole
     for name in reloaded.results.names():
         assert len(reloaded.results.results[name].cells) == len(session.results.results[name].cells)
+
+
+def test_diameters_are_estimated_before_the_analysis_and_kept_by_it(shipped_model, tmp_path):
+    session = AnalysisSession(Store(tmp_path))
+    session.add_file("a.jpg", (SAMPLE_DATA_DIR / "bbb_rgb_04.jpg").read_bytes())
+    session.add_file("broken.png", b"not an image")
+    before = session.estimate_diameters(shipped_model)
+    assert set(before) == {"a.jpg"} and before["a.jpg"] == pytest.approx(150, rel=0.15)
+    [step] = [s for s in session.analyse(shipped_model) if s.done]
+    assert step.result.diameter_estimated_px == pytest.approx(before["a.jpg"], rel=0.01)
+    assert session.summary()["diameter_used_px"].tolist() == [shipped_model.card.diameter_px]  # zoom 1
+    session.add_file("a.jpg", (SAMPLE_DATA_DIR / "bbb_rgb_05.jpg").read_bytes())  # new bytes: estimate again
+    assert "a.jpg" not in session.estimated_diameters
