@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from skimage import measure, segmentation
 
 from . import config
-from .errors import AnnotationError
+from .errors import AnnotationError, read_input
 from .polygons import rasterise_polygons
 
 #: Thresholds of the truth-cell rule (pixels at the annotation's own scale).
@@ -233,10 +233,7 @@ def read_polygon_annotations(path: str | Path, *, data: bytes | None = None) -> 
     """
     path = Path(path)
     name = path.name
-    try:
-        raw = data if data is not None else path.read_bytes()
-    except OSError as exc:
-        raise AnnotationError(name, f"cannot read the file ({exc.strerror or exc})") from None
+    raw = data if data is not None else read_input(path, AnnotationError, label=name, kind="an annotation file")
     content = _load_json(raw, name)
     if isinstance(content, dict) and content.get("type") in ("FeatureCollection", "Feature"):
         return _read_geojson(content, name)

@@ -94,3 +94,19 @@ class AnnotationError(BBBError):
 
 class ModelCardError(BBBError):
     """A model file or card is missing, invalid, or does not fit an image."""
+
+
+def read_input(path: str | os.PathLike, error: type, *, label: str, kind: str) -> bytes:
+    """A file's bytes, or ``error(label, problem)`` with one line: not found, a folder, unreadable.
+
+    ``kind`` names what the file should be ("an image file", "a table file") in the folder message.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise error(label, "file not found") from None
+    except IsADirectoryError:
+        raise error(label, f"is a folder, not {kind}") from None
+    except OSError as exc:
+        raise error(label, f"cannot read the file ({exc.strerror or type(exc).__name__})") from None

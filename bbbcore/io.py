@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from . import config
-from .errors import ImageReadError
+from .errors import ImageReadError, read_input
 
 Source = str | Path | bytes | BinaryIO
 
@@ -92,15 +92,7 @@ def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         label = name or path.name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageReadError(label, "file not found") from None
-        except IsADirectoryError:
-            raise ImageReadError(label, "is a folder, not an image file") from None
-        except OSError as exc:
-            raise ImageReadError(label, f"cannot be read ({exc.strerror or exc})") from None
-        return data, label
+        return read_input(path, ImageReadError, label=label, kind="an image file"), label
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "<bytes>"
     data = source.read()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import BBBError, display_name, named_message
+from .errors import BBBError, display_name, named_message, read_input
 
 #: Delimiters looked for, in order of preference when the header is ambiguous.
 DELIMITERS = (",", ";", "\t")
@@ -145,14 +145,7 @@ def read_table(
     else:
         path = Path(source)
         label = name or path.name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise TableError(label, "file not found") from None
-        except IsADirectoryError:
-            raise TableError(label, "is a folder, not a table file") from None
-        except OSError as exc:
-            raise TableError(label, f"cannot read the file ({exc.strerror or type(exc).__name__})") from None
+        data = read_input(path, TableError, label=label, kind="a table file")
     if not data.strip():
         raise TableError(label, "the file is empty")
     text = decode_text(data, name=label)
