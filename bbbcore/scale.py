@@ -22,6 +22,8 @@ from .resize import resize
 #: Zooms tried when the diameter is estimated (the right one lies within a factor 1.5 of one of them,
 #: and the cells drawn at the surest one correct it by up to that factor).
 ZOOM_LADDER = (1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
+#: Tried first: when 1 is the surest of these and its cells have the training diameter, the rest is skipped.
+NEAR_ONE = (1 / 2, 1.0, 2.0)
 #: An estimated zoom this close to 1 counts as 1 (the model was trained with zooms 0.8-1.25): images
 #: at the training scale are segmented exactly as before.
 SNAP = 0.15
@@ -96,13 +98,16 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     card = model.card
     settings = WatershedSettings.from_card(card).scaled(card.input_scale)
     target = card.diameter_px * card.input_scale  # the training diameter on the network's grid
-    trials = [(zoom, maps) for zoom in ZOOM_LADDER if (maps := _crop_maps(junction, model, zoom)) is not None]
+    trials = [(zoom, maps) for zoom in NEAR_ONE if (maps := _crop_maps(junction, model, zoom)) is not None]
+    if (diameter := _diameter_if_surest_at_one(trials, settings, target)) is not None:
+        return target / diameter, card.diameter_px * diameter / target  # the training scale: three trials
+    trials += [(zoom, maps) for zoom in ZOOM_LADDER
+               if zoom not in NEAR_ONE and (maps := _crop_maps(junction, model, zoom)) is not None]
     # Surest first: the surest trial with enough whole cells gives the diameter, unless a trial finding
     # fewer (a field of one or two cells, as at 63x) is clearly surer; a wrong zoom finds no whole cell
     # (blur) or is less sure (cells cut into pieces of the training size).
     first_any = first_many = None
-    for certainty, zoom, maps in sorted(((float(np.mean(np.abs(2.0 * m[..., 0] - 1.0))), z, m) for z, m in trials),
-                                        key=lambda t: -t[0]):
+    for certainty, zoom, maps in sorted(((_certainty(m), z, m) for z, m in trials), key=lambda t: -t[0]):
         diameter, count = _median_diameter(maps, settings)
         if count and first_any is None:
             first_any = (certainty, zoom, diameter)
@@ -128,6 +133,19 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     return zoom, card.diameter_px / zoom
 
 
+def _certainty(maps: np.ndarray) -> float:
+    """How sure the network is of its borders: mean of |2p - 1| over the boundary map."""
+    return float(np.mean(np.abs(2.0 * maps[..., 0] - 1.0)))
+
+
+def _diameter_if_surest_at_one(trials: list, settings: WatershedSettings, target: float) -> float | None:
+    """The cells' diameter at zoom 1 when zoom 1 is the surest of its neighbours and that diameter is the training one."""
+    if len(trials) != len(NEAR_ONE) or max(trials, key=lambda t: _certainty(t[1]))[0] != 1.0:
+        return None
+    diameter, count = _median_diameter(dict(trials)[1.0], settings)
+    return diameter if count >= MIN_CELLS and abs(target / diameter - 1.0) <= SNAP else None
+
+
 def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0) -> np.ndarray | None:
     """The network's maps of a centre crop resized by ``zoom`` (None when the image is too small for it)."""
     card = model.card
@@ -136,7 +154,8 @@ def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0) ->
         return None
     side = int(np.ceil((crop_px or CROP_PX) / grid))
     top, left = max(0, (junction.shape[0] - side) // 2), max(0, (junction.shape[1] - side) // 2)
-    return model.predict_tiles(resize(junction[top:top + side, left:left + side], grid))
+    # One pass, little context: a quick look that only has to say how sure the borders are.
+    return model.predict_tiles(resize(junction[top:top + side, left:left + side], grid), context=32, flips=1)
 
 
 def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:

@@ -209,19 +209,22 @@ class BoundaryModel:
         write_card(path, self.card)
         return path
 
-    def predict_tiles(self, image: np.ndarray, *, tile: int = 1024, context: int = 96) -> np.ndarray:
+    def predict_tiles(self, image: np.ndarray, *, tile: int = 1024, context: int = 96,
+                      flips: int | None = None) -> np.ndarray:
         """Boundary probability of an image already at the network's scale.
 
         Overlapping tiles with ``context`` px of surrounding image on every side
         (reflected at the image edge) and linear blending in the overlap, so any
         size runs in bounded memory and the result does not depend on ``tile``.
+        ``flips`` overrides the card's mirror averaging (1: none, for quick looks).
         """
-        return predict_tiled(self._run, image, multiple=2**self.card.depth, tile=tile, context=context)
+        run = self._run if flips is None else (lambda batch: self._run(batch, flips))
+        return predict_tiled(run, image, multiple=2**self.card.depth, tile=tile, context=context)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, flips: int | None = None) -> np.ndarray:
         # Averaging over mirrored copies (test-time augmentation) smooths out
         # the network's orientation-dependent errors on faint borders.
-        axes = _MIRROR_AXES[: self.card.flips]
+        axes = _MIRROR_AXES[: flips or self.card.flips]
         total = sum(np.flip(self._forward(np.ascontiguousarray(np.flip(batch, axis))).numpy(), axis) for axis in axes)
         return total / len(axes)
 
