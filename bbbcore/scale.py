@@ -124,7 +124,7 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     # and once more from a trial at the corrected zoom.
     for _ in range(2):
         zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
-        maps = _crop_maps(junction, model, zoom, crop_px=REFINE_CROP_PX)
+        maps = _crop_maps(junction, model, zoom, crop_px=REFINE_CROP_PX, quick=False)
         again, count = _median_diameter(maps, settings) if maps is not None else (None, 0)
         if not count:
             break
@@ -146,16 +146,20 @@ def _diameter_if_surest_at_one(trials: list, settings: WatershedSettings, target
     return diameter if count >= MIN_CELLS and abs(target / diameter - 1.0) <= SNAP else None
 
 
-def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0) -> np.ndarray | None:
-    """The network's maps of a centre crop resized by ``zoom`` (None when the image is too small for it)."""
+def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0, quick: bool = True) -> np.ndarray | None:
+    """The network's maps of a centre crop resized by ``zoom`` (None when the image is too small for it).
+
+    ``quick``: one pass with little context, enough to say how sure the borders are; the refining
+    trials, whose cells set the zoom, run as the segmentation does.
+    """
     card = model.card
     grid = card.input_scale * zoom
     if min(junction.shape) * grid < 2 * 2**card.depth:
         return None
     side = int(np.ceil((crop_px or CROP_PX) / grid))
     top, left = max(0, (junction.shape[0] - side) // 2), max(0, (junction.shape[1] - side) // 2)
-    # One pass, little context: a quick look that only has to say how sure the borders are.
-    return model.predict_tiles(resize(junction[top:top + side, left:left + side], grid), context=32, flips=1)
+    crop = resize(junction[top:top + side, left:left + side], grid)
+    return model.predict_tiles(crop, context=32, flips=1) if quick else model.predict_tiles(crop)
 
 
 def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:
