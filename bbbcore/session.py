@@ -134,6 +134,7 @@ class AnalysisSession:
         """
         fresh = AnalysisSession(self.store)
         fresh._tokens = self._tokens  # uploads already handled stay handled
+        fresh.settings = self.settings  # the model and channel chosen stay chosen
         fresh.version, fresh.sheet_revision = self.version + 1, self.sheet_revision + 1
         fresh.on_experiment = self.on_experiment
         self.__dict__.update(fresh.__dict__)
@@ -146,6 +147,8 @@ class AnalysisSession:
         self.results = loaded
         self.files = dict(originals)
         self.analysed_with = {name: tuple(p.get("key", ())) for name, p in params.items()}
+        self.estimated_diameters = {name: r.diameter_estimated_px for name, r in loaded.results.items()
+                                    if r.diameter_estimated_px is not None}
         self._stored_sheet = loaded.sheet.copy()
         self.version += 1
         self._experiment_changed()

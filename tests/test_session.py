@@ -275,3 +275,11 @@ def test_diameters_are_estimated_before_the_analysis_and_kept_by_it(shipped_mode
     assert session.summary()["diameter_used_px"].tolist() == [shipped_model.card.diameter_px]  # zoom 1
     session.add_file("a.jpg", (SAMPLE_DATA_DIR / "bbb_rgb_05.jpg").read_bytes())  # new bytes: estimate again
     assert "a.jpg" not in session.estimated_diameters
+
+
+def test_starting_over_keeps_the_chosen_settings(tmp_path):
+    session = AnalysisSession(Store(tmp_path))
+    session.settings.channel, session.settings.use_nuclei = "ZO-1", True
+    session.add_file("a.png", b"x")
+    session.close()
+    assert session.files == {} and (session.settings.channel, session.settings.use_nuclei) == ("ZO-1", True)
