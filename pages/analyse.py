@@ -125,7 +125,7 @@ edited = st.data_editor(
 )
 others = session.results.sheet[~session.results.sheet["file"].isin(names)]
 session.set_sheet(pd.concat([others, edited], ignore_index=True) if len(others) else edited)
-buttons = st.columns([1, 1, 3])
+buttons = st.columns([1, 1, 1])
 buttons[0].download_button("Download sample sheet", table_csv_bytes(edited[list(SHEET_COLUMNS)]),
                            file_name="samples.csv", mime="text/csv", icon=":material/download:")
 missing = [n for n in names if n not in session.estimated_diameters]
