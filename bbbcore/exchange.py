@@ -180,8 +180,9 @@ def import_experiment(store, source: str | Path | bytes | BinaryIO, *, name: str
                 return new_id
     except (ImportProblem, StoreError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError,
             EOFError, RuntimeError, NotImplementedError) as exc:
+        referenced = store.referenced_files() if added else set()
         for path in added:  # files this import brought in and nothing refers to
-            if path.exists() and path.name not in store.referenced_files():
+            if path.exists() and path.name not in referenced:
                 with contextlib.suppress(OSError):
                     path.unlink()
         raise StoreError(f"{label}: not an importable experiment ({_describe(exc)})") from None
