@@ -225,7 +225,8 @@ def _write_tables(out: Path, tables: list, records: list, samples) -> None:
 def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment images: cells.csv, summary.csv, and per image labels TIFF, "
                                        "ImageJ ROI zip, GeoJSON and overlay PNG")
-    p.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or TIFF files")
+    p.add_argument("images", nargs="+", type=Path,
+                   help="PNG, JPEG, TIFF / OME-TIFF, CZI, ND2, LIF files or OME-Zarr folders (each scene an image)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", type=Path, default=config.DEFAULT_MODEL, help="a .keras model with its card")
     p.add_argument("--channel", default=None, help="junction channel: index, colour (green) or name (ZO-1)")
@@ -241,29 +242,46 @@ def _add_segment(sub) -> None:
     add_experiment_option(p)
 
 
+def _image_list(paths: list[Path], failed: list[str]) -> list[tuple[Path, str]]:
+    """(file, image name) of each image the files hold: one per scene of a multi-scene file."""
+    from .errors import display_name
+    from .io import image_names
+
+    images = []
+    for path in paths:
+        try:
+            images += [(path, name) for name in image_names(path)]
+        except BBBError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed.append(display_name(path.name))
+    return images
+
+
 def _cmd_segment(args) -> int:
     from .cli_experiments import ExperimentWriter
     from .errors import display_name
-    from .io import load_image
+    from .io import file_bytes, load_image
     from .metadata import sample_of
     from .pipeline import segment_image
     from .unet import BoundaryModel
 
-    samples = _samples(args, [path.name for path in args.images])
+    failed: list[str] = []
+    images = _image_list(args.images, failed)
+    samples = _samples(args, [name for _, name in images])
     model = BoundaryModel.load(args.model)
     store = ExperimentWriter(args.experiment) if args.experiment else None
-    output, failed = _Output(args.out), []
-    for path in args.images:
-        sample = sample_of(samples, path.name)
+    output = _Output(args.out)
+    for path, name in images:
+        sample = sample_of(samples, name)
         try:
-            image = load_image(path, max_projection=args.max_projection, **_channels(args, sample))
+            image = load_image(path, name=name, max_projection=args.max_projection, **_channels(args, sample))
             result = segment_image(
                 image, model, pixel_size_um=_pixel_size(args, sample), diameter_px=_diameter(args, sample),
                 use_nuclei=args.nuclei_seeds, sample=sample, junction_threshold=args.junction_threshold,
             )
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            failed.append(display_name(path.name))
+            failed.append(display_name(name))
             continue
         output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
                    pixel_size_um=result.pixel_size_um)
@@ -273,9 +291,9 @@ def _cmd_segment(args) -> int:
             params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
                       "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
                       "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
-            store.save(result, path.read_bytes(), params, sample)
+            store.save(result, file_bytes(path), params, sample)
         how = "given" if result.diameter_estimated_px is None else "estimated"
-        print(f"{display_name(path.name)}: {len(result.cells)} cells "
+        print(f"{display_name(name)}: {len(result.cells)} cells "
               f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter {result.diameter_used_px:.0f} px "
               f"({how}), {result.seconds:.2f} s")
     output.finish(samples)

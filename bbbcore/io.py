@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import config
+from . import config, formats
 from .errors import ImageReadError, read_input
 
 Source = str | Path | bytes | BinaryIO
@@ -28,8 +28,8 @@ SUPPORTED_DTYPES = tuple(
     np.dtype(t) for t in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 )
 
-#: File suffixes the loader reads (content is checked too, not only the name).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: File suffixes the loader reads (content is checked too, not only the name); .zip: a zipped OME-Zarr.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".czi", ".nd2", ".lif", ".zarr", ".zip")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
 _JUNCTION_NAMES = ("zo-1", "zo1", "zo_1", "junction", "tjp1", "claudin", "occludin", "ve-cad", "cdh5")
 _NUCLEAR_NAMES = ("dapi", "hoechst", "nuclei", "nucleus", "nuclear", "draq5")
@@ -88,16 +88,50 @@ class LoadedImage:
         return self.raw[..., self.nuclear_channel]
 
 
+def file_bytes(path: str | Path, *, label: str | None = None) -> bytes:
+    """The bytes of an image file; an OME-Zarr folder comes as a zip of its files (one image, one hash)."""
+    path = Path(path)
+    if formats.is_zarr_folder(path):
+        return formats.zip_folder(path)
+    return read_input(path, ImageReadError, label=label or path.name, kind="an image file")
+
+
 def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         label = name or path.name
-        return read_input(path, ImageReadError, label=label, kind="an image file"), label
+        return file_bytes(path, label=label), label
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "<bytes>"
     data = source.read()
     label = name or getattr(source, "name", None) or "<upload>"
     return bytes(data), Path(str(label)).name
+
+
+def image_names(source: Source, *, name: str | None = None) -> list[str]:
+    """The names of the images a file holds: its own name, or ``name#<scene>`` for each of its scenes.
+
+    Raises :class:`ImageReadError` when the file is not a readable image.
+    """
+    data, label = _read_bytes(source, name)
+    fmt = formats.sniff(data)
+    if fmt is not None:
+        n_scenes = formats.count_scenes(fmt, data, label)
+    elif data[:4] in _TIFF_MAGIC:
+        n_scenes = _tiff_scene_count(data, label)
+    else:
+        n_scenes = 1
+    return [formats.scene_name(label, i, n_scenes) for i in range(n_scenes)]
+
+
+def _tiff_scene_count(data: bytes, label: str) -> int:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(_io.BytesIO(data)) as tif:
+            return len(tif.series) if tif.is_ome and tif.series else 1
+    except Exception:  # unreadable: the reader says why, later, in one line
+        return 1
 
 
 def read_array(
@@ -122,6 +156,7 @@ def read_image_data(
     name: str | None = None,
     max_projection: bool = False,
     max_megapixels: float = config.MAX_MEGAPIXELS,
+    scene: int | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Read an image file into an array (H, W) or (H, W, C) and its metadata.
 
@@ -136,28 +171,47 @@ def read_image_data(
         False, a stack raises an error that says so.
     max_megapixels : float
         Larger images are refused.
+    scene : int, optional
+        Which scene of a file with several (CZI scenes, ND2 positions, LIF
+        images, OME series). Default: the one the name says (``"a.czi#2"``),
+        else the first.
 
     Returns
     -------
     array : ndarray
     meta : dict
         ``pixel_size_um`` (float or None), ``channel_names`` (list or None),
-        ``image_id`` (hash of the bytes), ``name``, ``format``.
+        ``image_id`` (hash of the bytes, and of the scene when the file has
+        several), ``name``, ``format``, ``n_scenes``, ``scene``.
     """
     data, label = _read_bytes(source, name)
     if len(data) == 0:
         raise ImageReadError(label, "file is empty (0 bytes)")
+    if scene is None:
+        scene = formats.split_scene(label)[1]
     meta = {
         "name": label,
         "image_id": hashlib.sha256(data).hexdigest()[:16],
         "pixel_size_um": None,
         "channel_names": None,
+        "n_scenes": 1,
+        "scene": None,
     }
-    if data[:4] in _TIFF_MAGIC:
+    fmt = formats.sniff(data)
+    if fmt is not None:
+        found = formats.read_scene(fmt, data, label, scene, formats.Limits(max_megapixels, max_projection))
+        meta.update(format=fmt, pixel_size_um=found.pixel_size_um, channel_names=found.channel_names,
+                    n_scenes=found.n_scenes)
+        array = _tiff_to_yxc(found.array, found.axes, label, max_projection)
+    elif data[:4] in _TIFF_MAGIC:
         meta["format"] = "TIFF"
-        array = _read_tiff(data, label, meta, max_projection, max_megapixels)
+        array = _read_tiff(data, label, meta, max_projection, max_megapixels, scene)
     else:
         array = _read_pillow(data, label, meta, max_megapixels)
+    if meta["n_scenes"] > 1:
+        # Each scene is its own image: its identity holds the scene.
+        meta["scene"] = scene or 0
+        meta["image_id"] = hashlib.sha256(data + b"#%d" % meta["scene"]).hexdigest()[:16]
     if array.dtype not in SUPPORTED_DTYPES:
         raise ImageReadError(label, f"unsupported pixel type {array.dtype} (use 8- or 16-bit integers or 32-bit float)")
     if array.shape[0] == 0 or array.shape[1] == 0:
@@ -257,14 +311,21 @@ def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> 
     return array
 
 
-def _read_tiff(data: bytes, label: str, meta: dict, max_projection: bool, max_megapixels: float) -> np.ndarray:
+def _read_tiff(
+    data: bytes, label: str, meta: dict, max_projection: bool, max_megapixels: float, scene: int | None = None
+) -> np.ndarray:
     import tifffile
 
     try:
         with tifffile.TiffFile(_io.BytesIO(data)) as tif:
             if not tif.series:
                 raise ImageReadError(label, "TIFF holds no image")
-            series = tif.series[0]
+            # An OME-TIFF's series are its scenes (positions); other TIFFs' extra series are thumbnails.
+            meta["n_scenes"] = len(tif.series) if tif.is_ome else 1
+            if scene is not None and meta["n_scenes"] > 1 and not 0 <= scene < meta["n_scenes"]:
+                raise ImageReadError(label, f"has {meta['n_scenes']} scene(s); scene {scene} does not exist")
+            index = scene if scene is not None and meta["n_scenes"] > 1 else 0
+            series = tif.series[index]
             axes = series.axes.upper()
             shape = series.shape
             if 0 in shape or not shape:
@@ -274,8 +335,8 @@ def _read_tiff(data: bytes, label: str, meta: dict, max_projection: bool, max_me
             _check_size(label, shape[axes.index("Y")], shape[axes.index("X")], max_megapixels)
             _check_stack_size(label, shape, axes, max_megapixels)
             array = series.asarray()
-            meta["pixel_size_um"] = _tiff_pixel_size(tif)
-            meta["channel_names"] = _tiff_channel_names(tif)
+            meta["pixel_size_um"] = _tiff_pixel_size(tif, index)
+            meta["channel_names"] = _tiff_channel_names(tif, index)
     except ImageReadError:
         raise
     except Exception as exc:
@@ -329,20 +390,30 @@ def _tiff_to_yxc(array: np.ndarray, axes: str, label: str, max_projection: bool)
     return np.ascontiguousarray(np.transpose(array, order))
 
 
-def _tiff_pixel_size(tif) -> float | None:
+def _ome_image(tif, index: int):
+    """The ``index``-th OME ``Image`` element of an OME-TIFF, or None."""
+    if not (tif.is_ome and tif.ome_metadata):
+        return None
+    try:
+        root = ET.fromstring(tif.ome_metadata)
+    except ET.ParseError:
+        return None
+    images = [e for e in root if e.tag.endswith("}Image") or e.tag == "Image"]
+    return images[index] if index < len(images) else None
+
+
+def _tiff_pixel_size(tif, index: int = 0) -> float | None:
     """µm per pixel from OME-XML or ImageJ metadata; None when absent."""
-    if tif.is_ome and tif.ome_metadata:
-        try:
-            root = ET.fromstring(tif.ome_metadata)
-            for element in root.iter():
-                if element.tag.endswith("Pixels") and element.get("PhysicalSizeX"):
-                    size = float(element.get("PhysicalSizeX"))
-                    unit = element.get("PhysicalSizeXUnit", "µm")
-                    factor = _UNIT_TO_UM.get(unit.lower())
-                    if factor and size > 0:
-                        return size * factor
-        except (ET.ParseError, ValueError):
-            pass
+    image = _ome_image(tif, index)
+    for element in image.iter() if image is not None else ():
+        if element.tag.endswith("Pixels") and element.get("PhysicalSizeX"):
+            try:
+                size = float(element.get("PhysicalSizeX"))
+            except ValueError:
+                break
+            factor = _UNIT_TO_UM.get(element.get("PhysicalSizeXUnit", "µm").lower())
+            if factor and size > 0:
+                return size * factor
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
         unit = str(ij.get("unit", "")).lower().replace("\\u00b5", "µ")
@@ -360,15 +431,12 @@ def _tiff_pixel_size(tif) -> float | None:
 _UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "μm": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
-def _tiff_channel_names(tif) -> list[str] | None:
-    if tif.is_ome and tif.ome_metadata:
-        try:
-            root = ET.fromstring(tif.ome_metadata)
-            names = [e.get("Name") for e in root.iter() if e.tag.endswith("}Channel") or e.tag == "Channel"]
-            if names and all(names):
-                return [str(n) for n in names]
-        except ET.ParseError:
-            pass
+def _tiff_channel_names(tif, index: int = 0) -> list[str] | None:
+    image = _ome_image(tif, index)
+    if image is not None:
+        names = [e.get("Name") for e in image.iter() if e.tag.endswith("}Channel") or e.tag == "Channel"]
+        if names and all(names):
+            return [str(n) for n in names]
     if tif.is_imagej:
         labels = (tif.imagej_metadata or {}).get("Labels")
         if isinstance(labels, (list, tuple)) and labels:
@@ -486,6 +554,7 @@ def load_image(
     nuclear_channel: int | str | None = "auto",
     max_projection: bool = False,
     max_megapixels: float = config.MAX_MEGAPIXELS,
+    scene: int | None = None,
 ) -> LoadedImage:
     """Load an image, pick its junction (and nuclear) channel and normalise.
 
@@ -502,12 +571,15 @@ def load_image(
         Project z-stacks / multi-page TIFFs by their maximum.
     max_megapixels : float
         Size limit.
+    scene : int, optional
+        Scene of a file with several (default: the name's ``#<scene>``, else the first).
 
     Returns
     -------
     LoadedImage
     """
-    raw, meta = read_image_data(source, name=name, max_projection=max_projection, max_megapixels=max_megapixels)
+    raw, meta = read_image_data(source, name=name, max_projection=max_projection, max_megapixels=max_megapixels,
+                                scene=scene)
     label = meta["name"]
     junction_index = select_channel(raw, channel, channel_names=meta["channel_names"], name=label)
     nuclear_index = select_nuclear_channel(

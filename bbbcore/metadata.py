@@ -231,8 +231,7 @@ def sample_sheet_for(
     rows = []
     for file in files:
         name = Path(str(file)).name
-        key = name.lower()
-        found = index.get(key, index.get(key.rsplit(".", 1)[0]))
+        found = next((index[key] for key in _sheet_keys(name) if key in index), None)
         if found is not None:
             fields = {c: found.get(c) for c in SHEET_COLUMNS[1:]}
             source = "sheet"
@@ -248,12 +247,23 @@ def sample_sheet_for(
     return result
 
 
+def _sheet_keys(name: str) -> list[str]:
+    """The sheet file names that match image ``name``, best first: itself, its stem, and for one scene of a
+    file with several (``a.czi#2``) the file's name and stem (its row holds for every scene)."""
+    from .formats import split_scene
+
+    keys = []
+    for candidate in dict.fromkeys((name, split_scene(name)[0])):
+        key = candidate.lower()
+        keys += [key, key.rsplit(".", 1)[0]]
+    return list(dict.fromkeys(keys))
+
+
 def unmatched_sheet_files(sheet: pd.DataFrame, files: Iterable[str]) -> list[str]:
     """The sheet's file names that match none of ``files`` (as :func:`sample_sheet_for` matches them)."""
     keys = set()
     for file in files:
-        name = Path(str(file)).name.lower()
-        keys.update((name, name.rsplit(".", 1)[0]))
+        keys.update(_sheet_keys(Path(str(file)).name))
     return [str(f) for f in sheet["file"]
             if str(f).strip().lower() not in keys and str(f).strip().lower().rsplit(".", 1)[0] not in keys]
 
@@ -300,15 +310,19 @@ def apply_sample_sheet(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame
 def output_stem(name: str, *, image_id: str = "", used: set[str] | None = None) -> str:
     """The stem that names an image's output files (``<stem>.labels.tif``, ...).
 
-    The file name without its folder and extension (``.ome.tif`` and
-    ``.labels.tif`` lose both parts). With ``used``, a stem taken already (two
+    The file name without its folder and extension (``.ome.tif``,
+    ``.ome.zarr`` and ``.labels.tif`` lose both parts); one scene of a file
+    with several keeps its number (``a.czi#2`` -> ``a_scene2``). With ``used``, a stem taken already (two
     files of one name from different folders) gets ``-<first 8 characters of
     image_id>`` (or a counter) and is added to ``used``.
     """
-    stem = Path(str(name)).name
-    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    from .formats import split_scene
+
+    file, scene = split_scene(Path(str(name)).name)
+    stem = file.rsplit(".", 1)[0] if "." in file else file
     if stem.endswith((".ome", ".labels")):
         stem = stem.rsplit(".", 1)[0]
+    stem = stem if scene is None else f"{stem}_scene{scene}"
     if used is None:
         return stem
     final, counter = stem, 2

@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import config
 from .errors import BBBError
-from .io import LoadedImage, load_image
+from .io import LoadedImage, image_names, load_image
 from .metadata import sample_of, sample_sheet_for, tidy_sheet, unmatched_warning
 from .pipeline import ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
@@ -116,6 +116,7 @@ class AnalysisSession:
     #: a table editing it starts afresh.
     sheet_revision: int = 0
     _decoded: dict = field(default_factory=dict, repr=False)
+    _scenes: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
     _tokens: set = field(default_factory=set, repr=False)
@@ -239,7 +240,24 @@ class AnalysisSession:
 
     # -- files and sample fields ---------------------------------------------------------
     def add_file(self, name: str, data: bytes) -> bool:
-        """Add or replace an input file; True when it is new or its bytes changed."""
+        """Add or replace an input file; True when it is new or its bytes changed.
+
+        A file with several scenes (CZI scenes, ND2 positions, LIF images, OME
+        series) adds one image per scene, ``name#<scene>``.
+        """
+        known = self._scenes.get(name)
+        if known is None or known[0] != data:
+            try:
+                known = (data, image_names(data, name=name))
+            except BBBError:
+                known = (data, [name])  # unreadable: decode() says why, once
+            self._scenes[name] = known
+        changed = False
+        for image_name in known[1]:
+            changed = self._add_image(image_name, data) or changed
+        return changed
+
+    def _add_image(self, name: str, data: bytes) -> bool:
         if self.files.get(name) == data:
             return False
         self.files[name] = data

@@ -100,21 +100,52 @@ def best_crop(labels: np.ndarray, size: tuple[int, int]) -> tuple[int, int]:
     return corner
 
 
-def make_63x(model, folder: Path, *, factor: int = 6, size=(170, 224), pixel_size_um: float = 0.1028):
-    """The 63x-like TIFF (a crop of bbb_01 enlarged 6x) and the crop's own cells (from bbb_01 at 10x)."""
-    import tifffile
+def make_63x(model, folder: Path, *, factor: int = 6, size=(170, 224), pixel_size_um: float = 0.1028,
+             source: Path = DATA / "train" / "bbb_01.png", fmt: str = "tif"):
+    """The 63x-like file (a crop of ``source`` enlarged 6x) and the crop's own cells (from ``source`` at 10x).
 
-    image = load_image(DATA / "train" / "bbb_01.png")
+    ``fmt`` "tif": the junction channel as a 16-bit ImageJ TIFF; "czi": a Zeiss CZI holding the nuclear channel
+    first and the junction channel second, 12-bit values in 16 bits, named "DAPI" and "ZO-1", as a confocal at 63x
+    writes them. A source without a nuclear channel (bbb_01) gets one oval nucleus at the centre of each cell.
+    """
+    image = load_image(source)
     base = segment_image(image, model)
     top, left = best_crop(base.labels, size)
     crop = image.raw[top:top + size[0], left:left + size[1]]
-    plane = crop if crop.ndim == 2 else crop[..., image.junction_channel]
-    big = resize(plane.astype(np.float32), factor)
-    big16 = np.clip(big / max(float(big.max()), 1.0) * 60000, 0, 65535).astype(np.uint16)
+    truth = base.labels[top:top + size[0], left:left + size[1]]
+
+    def enlarged(index: int, top_value: int) -> np.ndarray:
+        plane = resize((crop if crop.ndim == 2 else crop[..., index]).astype(np.float32), factor)
+        return np.clip(plane / max(float(plane.max()), 1.0) * top_value, 0, 65535).astype(np.uint16)
+
+    if fmt == "czi":
+        from tests.microscope_files import write_czi
+
+        nuclei = enlarged(image.nuclear_channel, 4095) if image.nuclear_channel is not None \
+            else _drawn_nuclei(truth, factor, 4095)
+        planes = np.stack([nuclei, enlarged(image.junction_channel, 4095)])
+        path = write_czi(folder / "zo1_63x.czi", planes, pixel_size_um=pixel_size_um, channel_names=["DAPI", "ZO-1"])
+        return path, truth
+    import tifffile
+
     path = folder / "zo1_63x.tif"
-    tifffile.imwrite(path, big16, imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
-                     metadata={"unit": "um", "axes": "YX"})
-    return path, base.labels[top:top + size[0], left:left + size[1]]
+    tifffile.imwrite(path, enlarged(image.junction_channel, 60000), imagej=True,
+                     resolution=(1 / pixel_size_um, 1 / pixel_size_um), metadata={"unit": "um", "axes": "YX"})
+    return path, truth
+
+
+def _drawn_nuclei(cells: np.ndarray, factor: int, top_value: int) -> np.ndarray:
+    """A nuclear plane for ``cells`` enlarged ``factor`` times: a blurred oval at each cell's centre."""
+    from scipy import ndimage as ndi
+
+    plane = np.zeros((cells.shape[0] * factor, cells.shape[1] * factor), np.float32)
+    rows, cols = np.indices(plane.shape)
+    for index, (y, x) in enumerate(ndi.center_of_mass(cells > 0, cells, np.unique(cells[cells > 0]))):
+        if np.isfinite(y):
+            radius = 5.0 * factor * (1.0 + 0.1 * (index % 3))
+            plane[((rows - y * factor) / 1.4) ** 2 + (cols - x * factor) ** 2 < radius**2] = 1.0
+    plane = ndi.gaussian_filter(plane, factor)
+    return (plane / max(float(plane.max()), 1e-6) * top_value).astype(np.uint16)
 
 
 def table_63x(model) -> None:

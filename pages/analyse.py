@@ -19,7 +19,8 @@ settings = session.settings
 left, right = st.columns([3, 1])
 with left:
     uploaded = st.file_uploader(
-        "Images (PNG, JPEG or TIFF; ZO-1 junctions, optionally DAPI nuclei)",
+        "Images (PNG, JPEG, TIFF / OME-TIFF, Zeiss CZI, Nikon ND2, Leica LIF, or a zipped OME-Zarr folder; "
+        "ZO-1 junctions, optionally DAPI nuclei)",
         type=state.IMAGE_TYPES, accept_multiple_files=True, key="image_uploader",
     )
 with right:
