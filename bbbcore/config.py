@@ -69,11 +69,6 @@ ANOMALY_CONTAMINATION = 0.12
 #: pixel sizes; a model card's ``thresholds`` may override it.
 MIN_CELL_AREA_PX = 1200
 
-#: Junction channel picked from an RGB image (green = ZO-1 in this field).
-DEFAULT_RGB_JUNCTION_CHANNEL = 1
-#: Nuclear channel picked from an RGB image (blue = DAPI).
-DEFAULT_RGB_NUCLEAR_CHANNEL = 2
-
 #: Cells reaching the image edge are left out of summaries and statistics
 #: (they stay in the labels image and the cells table, flagged).
 EXCLUDE_EDGE_CELLS = True

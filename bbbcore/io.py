@@ -31,8 +31,6 @@ SUPPORTED_DTYPES = tuple(
 #: File suffixes the loader reads (content is checked too, not only the name); .zip: a zipped OME-Zarr.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".czi", ".nd2", ".lif", ".zarr", ".zip")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
-_JUNCTION_NAMES = ("zo-1", "zo1", "zo_1", "junction", "tjp1", "claudin", "occludin", "ve-cad", "cdh5")
-_NUCLEAR_NAMES = ("dapi", "hoechst", "nuclei", "nucleus", "nuclear", "draq5")
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
@@ -58,6 +56,10 @@ class LoadedImage:
         One name per channel of ``raw``.
     junction_channel, nuclear_channel : int or None
         Indices into the channels of ``raw``.
+    channels_how : str
+        How they were chosen ("by name (...)", "by content (...)", "as set", "one channel").
+    warnings : list of str
+        One line per doubtful channel choice (shown with the results, not fatal).
     """
 
     name: str
@@ -69,6 +71,8 @@ class LoadedImage:
     channel_names: list[str] = field(default_factory=list)
     junction_channel: int = 0
     nuclear_channel: int | None = None
+    channels_how: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -363,12 +367,20 @@ def _check_stack_size(label: str, shape: tuple, axes: str, max_megapixels: float
                                     f"the limit is {MAX_STACK_FACTOR * max_megapixels:g})")
 
 
+#: Pages of a TIFF whose axes are not named that are read as channels (more: a stack of planes).
+MAX_UNNAMED_CHANNELS = 4
+
+
 def _tiff_to_yxc(array: np.ndarray, axes: str, label: str, max_projection: bool) -> np.ndarray:
     """Reorder a TIFF series to (Y, X) or (Y, X, C), projecting stacks if asked."""
     # Drop singleton axes other than Y and X.
     keep = [i for i, a in enumerate(axes) if a in "YX" or array.shape[i] > 1]
     array = array.reshape([array.shape[i] for i in keep])
     axes = "".join(axes[i] for i in keep)
+    if len(axes) == 3 and axes[0] in "QI" and array.shape[0] <= MAX_UNNAMED_CHANNELS:
+        # 2-4 pages of one size with no axis named: channels (ZO-1 + DAPI saved page by page), as
+        # Fiji's composites; a z-stack names its axis or has more planes.
+        axes = "C" + axes[1:]
     channel_axes = [a for a in axes if a in "CS"]
     stack_axes = [a for a in axes if a not in "YXCS"]
     if stack_axes:
@@ -444,65 +456,58 @@ def _tiff_channel_names(tif, index: int = 0) -> list[str] | None:
     return None
 
 
-def select_channel(
+@dataclass(frozen=True)
+class ChannelChoice:
+    """The junction and nuclear channel of an image, how they were chosen, and doubts about them."""
+
+    junction: int
+    nuclear: int | None
+    how: str
+    warnings: tuple[str, ...] = ()
+
+
+def choose_channels(
     array: np.ndarray,
-    channel: int | str | None,
+    channel: int | str | None = None,
+    nuclear_channel: int | str | None = "auto",
     *,
     channel_names: list[str] | None = None,
     name: str = "<image>",
-) -> int:
-    """Index of the junction channel of ``array`` (channels last).
+) -> ChannelChoice:
+    """The junction and nuclear channels of ``array`` (channels last).
 
-    Gray images have one channel (0). RGB images default to green (ZO-1).
-    Multichannel images default to a channel named like a junction stain, else 0.
-    ``channel`` overrides: an index, a colour name (``"green"``), or a name from
-    the file's metadata (``"ZO-1"``).
+    ``channel`` and ``nuclear_channel`` are ``"auto"`` (or None for the
+    junction), an index, a colour (``"green"``) or a name from the file
+    (``"ZO-1"``); ``nuclear_channel`` None or ``"none"``: no nuclear channel.
+    Automatic picks go by the channels' names, else their content
+    (:func:`bbbcore.channels.pick_channels`: the junction stain is a network
+    of lines, the nuclear one holds blobs). A pick that looks wrong (DAPI
+    chosen as the junction channel) gets a warning line naming the file.
     """
+    from .channels import check_pick, pick_channels
+
     n_channels = 1 if array.ndim == 2 else array.shape[-1]
-    names = _names(n_channels, channel_names)
-    if channel is None or channel == "auto":
-        if n_channels == 1:
-            return 0
-        for i, n in enumerate(names):
-            if any(key in n.lower() for key in _JUNCTION_NAMES):
-                return i
-        return config.DEFAULT_RGB_JUNCTION_CHANNEL if n_channels in (3, 4) else 0
-    return _resolve(channel, names, n_channels, name)
-
-
-def select_nuclear_channel(
-    array: np.ndarray,
-    channel: int | str | None = "auto",
-    *,
-    junction_channel: int = 0,
-    channel_names: list[str] | None = None,
-    name: str = "<image>",
-) -> int | None:
-    """Index of the nuclear (DAPI) channel, or None when there is none.
-
-    ``"auto"`` picks a channel named like a nuclear stain, else blue of an RGB
-    image, unless the image is gray stored as RGB (then there is no nuclear
-    channel). ``None`` means: no nuclear channel.
-    """
-    if channel is None or channel == "none":
-        return None
-    n_channels = 1 if array.ndim == 2 else array.shape[-1]
-    names = _names(n_channels, channel_names)
-    if channel != "auto":
-        index = _resolve(channel, names, n_channels, name)
-        return None if index == junction_channel else index
     if n_channels == 1:
-        return None
-    for i, n in enumerate(names):
-        if any(key in n.lower() for key in _NUCLEAR_NAMES):
-            return i
-    if n_channels in (3, 4):
-        blue = config.DEFAULT_RGB_NUCLEAR_CHANNEL
-        sample = array[::7, ::7]
-        if np.abs(sample[..., blue].astype(np.float32) - sample[..., junction_channel]).mean() < 2.0:
-            return None  # a gray image saved as RGB
-        return blue
-    return None
+        if channel not in (None, "auto"):
+            _resolve(channel, ["gray"], 1, name)
+        return ChannelChoice(0, None, "one channel")
+    names = _names(n_channels, channel_names)
+    auto_junction = channel is None or channel == "auto"
+    pick = pick_channels(array, channel_names) if auto_junction or nuclear_channel == "auto" else None
+    junction = pick.junction if auto_junction else _resolve(channel, names, n_channels, name)
+    if nuclear_channel is None or nuclear_channel == "none":
+        nuclear = None
+    elif nuclear_channel == "auto":
+        nuclear = pick.nuclear if pick.nuclear != junction else None
+    else:
+        nuclear = _resolve(nuclear_channel, names, n_channels, name)
+        nuclear = None if nuclear == junction else nuclear
+    if auto_junction and nuclear_channel == "auto":
+        how = f"by {pick.how} ({pick.reason})"
+    else:
+        how = "as set"
+    warnings = tuple(f"{name}: {line}" for line in check_pick(array, junction, nuclear, channel_names))
+    return ChannelChoice(junction, nuclear, how, warnings)
 
 
 def _names(n_channels: int, channel_names: list[str] | None) -> list[str]:
@@ -581,12 +586,9 @@ def load_image(
     raw, meta = read_image_data(source, name=name, max_projection=max_projection, max_megapixels=max_megapixels,
                                 scene=scene)
     label = meta["name"]
-    junction_index = select_channel(raw, channel, channel_names=meta["channel_names"], name=label)
-    nuclear_index = select_nuclear_channel(
-        raw, nuclear_channel, junction_channel=junction_index, channel_names=meta["channel_names"], name=label
-    )
-    plane = raw if raw.ndim == 2 else raw[..., junction_index]
-    nuclei = None if nuclear_index is None else normalise(raw[..., nuclear_index])
+    choice = choose_channels(raw, channel, nuclear_channel, channel_names=meta["channel_names"], name=label)
+    plane = raw if raw.ndim == 2 else raw[..., choice.junction]
+    nuclei = None if choice.nuclear is None else normalise(raw[..., choice.nuclear])
     n_channels = 1 if raw.ndim == 2 else raw.shape[-1]
     return LoadedImage(
         name=label,
@@ -596,6 +598,8 @@ def load_image(
         nuclei=nuclei,
         pixel_size_um=meta["pixel_size_um"],
         channel_names=_names(n_channels, meta["channel_names"]) if n_channels > 1 else ["gray"],
-        junction_channel=junction_index,
-        nuclear_channel=nuclear_index,
+        junction_channel=choice.junction,
+        nuclear_channel=choice.nuclear,
+        channels_how=choice.how,
+        warnings=list(choice.warnings),
     )

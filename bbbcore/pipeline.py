@@ -154,7 +154,7 @@ def segment_image(
     measured = time.perf_counter()
     timings = {"scale_s": scaled - started, "inference_s": predicted - scaled, "postprocess_s": labelled - predicted,
                "measure_s": measured - labelled}
-    warnings = blank_warning(image, cells) or ([scale.warning] if scale.warning else [])
+    warnings = list(image.warnings) + (blank_warning(image, cells) or ([scale.warning] if scale.warning else []))
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
                        source=f"model {card.name} {card.version}", seconds=measured - started,
                        timings=timings, maps=maps, warnings=warnings,

@@ -82,6 +82,30 @@ class AnomalySettings:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class ImageSettings:
+    """What one image is analysed with (see :meth:`AnalysisSession.image_settings`).
+
+    Attributes
+    ----------
+    channel_names : the image's channels; ``junction`` and ``nuclear`` index them (nuclear None: none)
+    channels_how : how the channels were picked ("sample sheet", or the loader's: by name, by content, ...)
+    pixel_size_um, pixel_size_source : µm per pixel and where it comes from ("file", "sample sheet", None)
+    diameter_given_px, diameter_estimated_px : the cell diameter set in the sheet, and the one estimated
+    warnings : one line per doubtful channel pick
+    """
+
+    channel_names: list[str]
+    junction: int
+    nuclear: int | None
+    channels_how: str
+    pixel_size_um: float | None
+    pixel_size_source: str | None
+    diameter_given_px: float | None
+    diameter_estimated_px: float | None
+    warnings: list[str]
+
+
 @dataclass
 class AnalysisSession:
     """One open experiment (or none: results then live in this object only).
@@ -335,6 +359,46 @@ class AnalysisSession:
             if pd.isna(table.loc[index, "pixel_size_um"]) and not isinstance(image, str):
                 table.loc[index, "pixel_size_um"] = image.pixel_size_um
         return tidy_sheet(table)
+
+    def set_sample_fields(self, name: str, **fields) -> None:
+        """Set sample fields of one image (``channel="ZO-1"``, ``pixel_size_um=0.1``; None empties one); stored."""
+        table = self.sheet_for(list(self.files) if name in self.files else [*self.files, name])
+        row = table.index[table["file"] == name]
+        for key, value in fields.items():
+            table[key] = table[key].astype(object)
+            table.loc[row, key] = value
+        others = self.results.sheet[~self.results.sheet["file"].isin(table["file"])]
+        self.set_sheet(pd.concat([others, table], ignore_index=True) if len(others) else table)
+        self.sheet_revision += 1  # tables showing the sheet start afresh
+
+    def image_settings(self, name: str) -> ImageSettings | None:
+        """What one image is analysed with, and where each value comes from (None: unreadable)."""
+        image = self.decode(name)
+        if isinstance(image, str):
+            return None
+        sample = sample_of(self.results.sheet, name)
+        sheet_size = sample.get("pixel_size_um")
+        if sheet_size is not None and sheet_size > 0 and sheet_size != image.pixel_size_um:
+            size, source = float(sheet_size), "sample sheet"
+        else:
+            size, source = image.pixel_size_um, "file" if image.pixel_size_um else None
+        chosen = sample.get("channel") is not None or sample.get("nuclear_channel") is not None
+        return ImageSettings(
+            channel_names=list(image.channel_names), junction=image.junction_channel,
+            nuclear=image.nuclear_channel, channels_how="sample sheet" if chosen else image.channels_how,
+            pixel_size_um=size, pixel_size_source=source, diameter_given_px=self.diameter_for(name),
+            diameter_estimated_px=self.estimated_diameters.get(name), warnings=list(image.warnings),
+        )
+
+    def channel_planes(self, name: str) -> list:
+        """Each channel of a readable image, normalised to [0, 1] (for thumbnails); [] when unreadable."""
+        from .io import normalise
+
+        image = self.decode(name)
+        if isinstance(image, str):
+            return []
+        raw = image.raw if image.raw.ndim == 3 else image.raw[..., None]
+        return [normalise(raw[..., c]) for c in range(raw.shape[-1])]
 
     def diameter_for(self, name: str) -> float | None:
         """The typical cell diameter (px) given for an image in the sample sheet, or None: estimated."""

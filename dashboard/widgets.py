@@ -38,3 +38,49 @@ def sidebar() -> None:
         st.caption(f"Model: {Path(session.settings.model).stem}")
         if session.demo:
             st.caption(":material/science: sample data: the grouping is an illustrative demo")
+
+
+def image_settings(session, name: str) -> None:
+    """One image's channels (a thumbnail each), pixel size and cell diameter, each overridable; stored per image."""
+    info = session.image_settings(name)
+    image = session.decode(name)
+    planes = session.channel_planes(name)
+    names = info.channel_names
+    columns = st.columns(min(len(planes), 4))
+    for index, plane in enumerate(planes):
+        role = "junction" if index == info.junction else "nuclei" if index == info.nuclear else "not used"
+        columns[index % len(columns)].image(state.thumbnail(plane, 400), caption=f"{names[index]}: {role}",
+                                            width="stretch")
+    for warning in info.warnings:
+        st.warning(warning, icon=":material/warning:")
+    revision = session.sheet_revision  # widgets start afresh when the sheet changes elsewhere
+    if len(planes) > 1:
+        st.caption(f"{image.shape[1]} x {image.shape[0]} px; channels picked {info.channels_how}.")
+        left, right = st.columns(2)
+        junction = left.selectbox("Junction channel (ZO-1)", range(len(names)), index=info.junction,
+                                  format_func=lambda i: names[i], key=f"junction_{name}_{revision}")
+        choices = [None, *range(len(names))]
+        nuclear = right.selectbox("Nuclear channel (DAPI)", choices, index=choices.index(info.nuclear),
+                                  format_func=lambda i: "none" if i is None else names[i], key=f"nuclear_{name}_{revision}")
+        if (junction, nuclear) != (info.junction, info.nuclear):
+            session.set_sample_fields(name, channel=str(junction), nuclear_channel="none" if nuclear is None
+                                      else str(nuclear))
+            st.rerun()
+    else:
+        st.caption(f"{image.shape[1]} x {image.shape[0]} px, one channel.")
+    left, right = st.columns(2)
+    source = {"file": "from the file", "sample sheet": "set here or in the sample sheet"}.get(
+        info.pixel_size_source, "not known: no µm columns")
+    size = left.number_input(f"Pixel size (µm/px), {source}", min_value=0.0, value=info.pixel_size_um or 0.0,
+                             format="%.4g", key=f"pixel_size_{name}_{revision}",
+                             help="for the µm columns only; the cell diameter sets the scale the model sees")
+    if size and abs(size - (info.pixel_size_um or 0.0)) > 1e-9:
+        session.set_sample_fields(name, pixel_size_um=size)
+        st.rerun()
+    estimated = (f"estimated {info.diameter_estimated_px:.0f} px" if info.diameter_estimated_px
+                 else "estimated when analysed")
+    diameter = right.number_input(f"Cell diameter (px), 0 = {estimated}", min_value=0.0,
+                                  value=info.diameter_given_px or 0.0, format="%g", key=f"diameter_{name}_{revision}")
+    if (diameter or None) != info.diameter_given_px:
+        session.set_sample_fields(name, diameter_px=diameter or None)
+        st.rerun()

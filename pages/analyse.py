@@ -76,20 +76,11 @@ good = session.readable()
 for message in bad.values():
     st.error(message, icon=":material/error:")
 
-with st.expander(f"Preview ({len(good)} readable image{'s' if len(good) != 1 else ''})", expanded=False):
+with st.expander(f"Preview and per-image settings ({len(good)} readable image{'s' if len(good) != 1 else ''})",
+                 expanded=False):
     if good:
         name = st.selectbox("Image", list(good), key="preview_image")
-        image = good[name]
-        cols = st.columns(2)
-        cols[0].image(state.thumbnail(image.junction), caption=f"junction channel: "
-                      f"{image.channel_names[image.junction_channel]}", width="stretch")
-        if image.nuclei is not None:
-            cols[1].image(state.thumbnail(image.nuclei),
-                          caption=f"nuclear channel: {image.channel_names[image.nuclear_channel]}",
-                          width="stretch")
-        size = f"{image.pixel_size_um:g} µm" if image.pixel_size_um else "not in the file"
-        st.caption(f"{image.shape[1]} x {image.shape[0]} px, {len(image.channel_names)} channel(s): "
-                   f"{', '.join(image.channel_names)}; pixel size {size}.")
+        widgets.image_settings(session, name)
 
 # --- conditions -----------------------------------------------------------------
 st.subheader("Conditions")

@@ -336,3 +336,35 @@ def test_cell_diameters_are_shown_before_and_after_the_analysis(shipped_model):
     assert table["diameter_estimated_px"].notna().all()
     assert table.loc["bbb_rgb_04.jpg", "diameter_estimated_px"] == pytest.approx(150, rel=0.15)
     assert not any(b.key == "estimate_diameters" for b in at.button)  # nothing left to estimate
+
+
+def test_a_czi_with_scenes_shows_each_scene_its_channels_and_pixel_size(shipped_model, tmp_path):
+    from tests.microscope_files import write_czi
+    from tests.synthetic import voronoi_monolayer
+
+    scenes = []
+    for seed in (1, 2):
+        field = voronoi_monolayer(shape=(384, 512), n_cells=30, seed=seed)
+        scenes.append((np.stack([field["nuclei"], field["junction"]]) * 4095).astype(np.uint16))  # DAPI first
+    path = write_czi(tmp_path / "plate.czi", scenes, pixel_size_um=0.1028, channel_names=["DAPI", "ZO-1"])
+    at = analyse_page()
+    at.file_uploader[0].set_value([("plate.czi", path.read_bytes(), "application/octet-stream")]).run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["file"].tolist() == ["plate.czi#0", "plate.czi#1"]
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert captions[:2] == ["DAPI: nuclei", "ZO-1: junction"]
+    [size] = [n for n in at.number_input if n.label.startswith("Pixel size")]
+    assert size.value == pytest.approx(0.1028) and "from the file" in size.label
+    # The person picks the channels for one scene: stored per image, with a warning for an odd pick.
+    [junction] = [s for s in at.selectbox if s.label.startswith("Junction channel")]
+    junction.set_value(0).run()
+    session = at.session_state["session"]
+    assert session.channel_for("plate.czi#0") == 0 and session.channel_for("plate.czi#1") is None
+    assert any("looks like nuclei" in w.value for w in at.warning)
+    click(at, "Analyse 2 images")
+    assert not at.exception
+    experiment = session.experiment_id
+    again = new_app()
+    again.query_params["experiment"] = str(experiment)
+    again.run()
+    assert again.session_state["session"].channel_for("plate.czi#0") == 0  # the choice survives a reload

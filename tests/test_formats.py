@@ -205,3 +205,27 @@ def test_a_63x_czi_is_segmented_with_its_own_pixel_size_and_channel_names(shippe
     cells = result.cells.set_index("cell_id")
     for _, cell in pairs:
         assert cells.loc[cell, "area_um2"] == pytest.approx(cells.loc[cell, "area"] * 0.1028**2, rel=1e-3)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("dapi_first", [False, True])
+def test_an_unnamed_two_channel_tiff_finds_its_nuclei_in_either_order(dapi_first, shipped_model, tmp_path):
+    import tifffile
+    from PIL import Image
+
+    from bbbcore.pipeline import segment_image
+
+    rgb = np.asarray(Image.open(ROOT / "sample_data" / "bbb_rgb_03.jpg"))
+    planes = [rgb[..., 1], rgb[..., 2]]  # ZO-1, DAPI
+    stack = np.stack(planes[::-1] if dapi_first else planes).astype(np.uint16) * 16  # 12-bit values, no names
+    path = tmp_path / "two_channels.tif"
+    tifffile.imwrite(path, stack, photometric="minisblack")  # pages, no axis named: read as channels
+    image = load_image(path)
+    assert (image.junction_channel, image.nuclear_channel) == ((1, 0) if dapi_first else (0, 1))
+    assert image.channels_how.startswith("by content") and not image.warnings
+    plain = segment_image(image, shipped_model, diameter_px=155)
+    inner = plain.cells[~plain.cells["touches_edge"]]
+    assert plain.cells["nuclei_count"].notna().all() and (inner["nuclei_count"] >= 1).mean() > 0.8
+    if dapi_first:
+        seeded = segment_image(image, shipped_model, diameter_px=155, use_nuclei=True)
+        assert not np.array_equal(plain.labels, seeded.labels)  # the nuclei seed the watershed

@@ -41,18 +41,25 @@ def test_8_and_16_bit_give_the_same_normalised_image(gray8):
     assert 0.0 <= a.junction.min() and a.junction.max() <= 1.0
 
 
-def test_rgb_picks_green_junctions_and_blue_nuclei(gray8):
-    rgb = np.zeros((64, 80, 3), np.uint8)
-    rgb[..., 1] = gray8
-    rgb[..., 2] = 255 - gray8
+@pytest.mark.parametrize("junction_at", [1, 0])
+def test_rgb_channels_are_picked_by_content(junction_at):
+    from tests.synthetic import voronoi_monolayer
+
+    field = voronoi_monolayer(shape=(192, 256), n_cells=16, seed=3)
+    rgb = np.zeros((192, 256, 3), np.uint8)
+    nuclear_at = 2 if junction_at == 1 else 1  # ZO-1 green and DAPI blue, or ZO-1 red and DAPI green
+    rgb[..., junction_at] = np.round(field["junction"] * 230)
+    rgb[..., nuclear_at] = np.round(field["nuclei"] * 230)
     image = load_image(png_bytes(rgb), name="rgb.png")
-    assert image.junction_channel == 1 and image.nuclear_channel == 2
-    np.testing.assert_allclose(image.junction, normalise(gray8))
-    np.testing.assert_allclose(image.nuclei, normalise(255 - gray8))
+    assert (image.junction_channel, image.nuclear_channel) == (junction_at, nuclear_at)
+    assert image.channels_how.startswith("by content") and not image.warnings
+    np.testing.assert_allclose(image.junction, normalise(rgb[..., junction_at]))
+    np.testing.assert_allclose(image.nuclei, normalise(rgb[..., nuclear_at]))
     by_name = load_image(png_bytes(rgb), name="rgb.png", channel="blue", nuclear_channel=None)
-    assert by_name.junction_channel == 2 and by_name.nuclei is None
-    by_index = load_image(png_bytes(rgb), name="rgb.png", channel=0)
-    assert by_index.junction_channel == 0
+    assert by_name.junction_channel == 2 and by_name.nuclei is None and by_name.channels_how == "as set"
+    wrong = load_image(png_bytes(rgb), name="rgb.png", channel=nuclear_at)  # DAPI chosen as the junction stain
+    assert wrong.junction_channel == nuclear_at and len(wrong.warnings) == 1
+    assert wrong.warnings[0].startswith("rgb.png: the junction channel") and "looks like nuclei" in wrong.warnings[0]
 
 
 def test_gray_stored_as_rgb_has_no_nuclear_channel(gray8):
