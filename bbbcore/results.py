@@ -143,7 +143,8 @@ def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, byt
     for _, row in images.iterrows():
         original = store.get_file(row["image_sha"])
         used = json.loads(row["params"])
-        image = load_image(original, name=row["name"], channel=used.get("channel"))
+        image = load_image(original, name=row["name"], channel=used.get("channel"),
+                           nuclear_channel=used.get("nuclear_channel", "auto"))
         table = cells[cells["image"] == row["name"]].reset_index(drop=True) if len(cells) else pd.DataFrame()
         results.results[row["name"]] = _stored_image_result(store, row, image, table,
                                                             source=row["source"] or "stored")

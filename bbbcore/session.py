@@ -299,9 +299,16 @@ class AnalysisSession:
             return self.settings.channel
         return int(channel) if str(channel).isdigit() else channel
 
+    def nuclear_channel_for(self, name: str) -> int | str:
+        """The nuclear channel of a file: its sample sheet's ("none": none), else "auto"."""
+        channel = sample_of(self.results.sheet, name).get("nuclear_channel")
+        if channel is None:
+            return "auto"
+        return int(channel) if str(channel).isdigit() else channel
+
     def decode(self, name: str) -> LoadedImage | str:
         """The loaded image (decoded once per channel choice), or its one-line error."""
-        key = (name, self.channel_for(name), sample_of(self.results.sheet, name).get("nuclear_channel") or "auto")
+        key = (name, self.channel_for(name), self.nuclear_channel_for(name))
         if key not in self._decoded:
             try:
                 self._decoded[key] = load_image(self.files[name], name=name, channel=key[1], nuclear_channel=key[2])
@@ -450,8 +457,9 @@ class AnalysisSession:
         """What makes an image's cells: a changed key means the image is analysed again."""
         s = self.settings
         key = (s.model, self.channel_for(name), s.use_nuclei, s.junction_threshold, self.pixel_size_for(name))
-        diameter = self.diameter_for(name)
-        return key if diameter is None else (*key, diameter)  # as before when estimated: stored results match
+        diameter, nuclear = self.diameter_for(name), self.nuclear_channel_for(name)
+        key = key if diameter is None else (*key, diameter)  # as before when estimated: stored results match
+        return key if nuclear == "auto" else (*key, f"nuclear {nuclear}")
 
     def params(self, name: str) -> dict:
         """What produced an image's cells: stored with them, so a reload knows them."""
@@ -459,6 +467,7 @@ class AnalysisSession:
         return {"model": s.model, "channel": self.channel_for(name), "use_nuclei": s.use_nuclei,
                 "junction_threshold": s.junction_threshold, "pixel_size_um": self.pixel_size_for(name),
                 **({"diameter_px": d} if (d := self.diameter_for(name)) is not None else {}),
+                **({"nuclear_channel": n} if (n := self.nuclear_channel_for(name)) != "auto" else {}),
                 "key": list(self.settings_key(name))}
 
     def pending(self) -> list[str]:

@@ -90,3 +90,32 @@ def test_a_renamed_text_file_gets_its_message(app_server, page, tmp_path):
     wait_idle(page)
     expect(page.get_by_text("plate_map.png: not a readable image")).to_be_visible(timeout=30_000)
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_63x_czi_in_the_browser_gets_its_own_pixel_size_and_channels(app_server, page, shipped_model, tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoom import make_63x
+
+    path, _ = make_63x(shipped_model, tmp_path, fmt="czi")  # DAPI first, ZO-1 second, 0.1028 µm/px, named
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(path))
+    wait_idle(page)
+    page.get_by_text("Preview and per-image settings").click()
+    expect(page.get_by_text("ZO-1: junction")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("DAPI: nuclei")).to_be_visible()
+    expect(page.get_by_text("Pixel size (µm/px), from the file")).to_be_visible()
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    go_to(page, "Cells")
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Cells CSV (all)").locator("button").click()
+    cells = pd.read_csv(download.value.path())
+    assert len(cells) >= 2 and (cells["pixel_size_um"] == 0.1028).all()
+    np.testing.assert_allclose(cells["area_um2"], cells["area"] * 0.1028**2, rtol=1e-6)
+    out = tmp_path / "cli"  # the command line reads the same file alike
+    subprocess.run([sys.executable, "-m", "bbbcore", "segment", str(path), "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+    np.testing.assert_allclose(pd.read_csv(out / "cells.csv")["area_um2"], cells["area_um2"], rtol=1e-9)

@@ -229,3 +229,24 @@ def test_an_unnamed_two_channel_tiff_finds_its_nuclei_in_either_order(dapi_first
     if dapi_first:
         seeded = segment_image(image, shipped_model, diameter_px=155, use_nuclei=True)
         assert not np.array_equal(plain.labels, seeded.labels)  # the nuclei seed the watershed
+
+
+@pytest.mark.model
+def test_a_changed_nuclear_channel_is_analysed_again_and_reloaded(shipped_model, tmp_path):
+    from bbbcore.session import AnalysisSession
+    from bbbcore.store import Store
+
+    path = write_czi(tmp_path / "one.czi", _stack(3), pixel_size_um=0.5)  # unnamed: ZO-1, DAPI by content
+    session = AnalysisSession(Store(tmp_path / "data"))
+    session.add_file(path.name, path.read_bytes())
+    session.set_sample_fields(path.name, diameter_px=60.0)
+    list(session.analyse(shipped_model))
+    assert session.results.results[path.name].cells["nuclei_count"].notna().all()
+    session.set_sample_fields(path.name, nuclear_channel="none")
+    assert session.pending() == [path.name]  # nuclei_count would be stale otherwise
+    list(session.analyse(shipped_model))
+    assert "nuclei_count" not in session.results.results[path.name].cells or \
+        session.results.results[path.name].cells["nuclei_count"].isna().all()
+    reopened = AnalysisSession(session.store)
+    reopened.open(session.experiment_id)
+    assert reopened.nuclear_channel_for(path.name) == "none" and reopened.pending() == []
