@@ -163,9 +163,21 @@ def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0, qu
 
 
 def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:
-    """Median equivalent diameter (grid px) of the inner cells the maps give, and how many there are."""
+    """The typical cell diameter (grid px) the maps give, and how many whole cells it rests on.
+
+    With :data:`MIN_CELLS` whole cells or more: their median equivalent diameter. With fewer (a field
+    of a few large cells, as at 63x, where the big cells are the ones the edge cuts): the diameter of
+    the mean cell area, counting each cell the edge cuts as half a cell, so the cut cells count too.
+    """
     labels = cells_from_boundary(maps[..., 0], settings, cell_distance=maps[..., 1] if maps.shape[-1] > 1 else None)
     edge = touches_edge(labels)
     areas = np.bincount(labels.ravel())
-    inner = areas[[i for i in range(1, labels.max() + 1) if not edge[i] and areas[i]]]
-    return (float(np.median(np.sqrt(4 * inner / np.pi))) if len(inner) else None), len(inner)
+    ids = [i for i in range(1, labels.max() + 1) if areas[i]]
+    inner = areas[[i for i in ids if not edge[i]]]
+    if len(inner) >= MIN_CELLS:
+        return float(np.median(np.sqrt(4 * inner / np.pi))), len(inner)
+    n_cut = len(ids) - len(inner)
+    if not len(inner) and n_cut < 2:
+        return None, 0
+    mean_area = areas[ids].sum() / (len(inner) + 0.5 * n_cut)
+    return float(np.sqrt(4 * mean_area / np.pi)), max(len(inner), 1)

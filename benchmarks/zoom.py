@@ -169,6 +169,29 @@ def table_63x(model) -> None:
         print(f"  warning: {warning}")
 
 
+def few_cells_table(model) -> None:
+    """Fields of a few large cells (63x-like): crops of each image enlarged 3, 4 and 6x, as TIFFs at 0.1028 µm/px."""
+    import tempfile
+
+    sources = [DATA / "train" / "bbb_01.png", DATA / "train" / "bbb_02.png"] + \
+        [ROOT / "sample_data" / f"bbb_rgb_0{i}.jpg" for i in (1, 3, 4, 5)]
+    print(f"{'enlarged':>8s} {'image':12s} {'true diameter':>13s} {'estimated':>9s} {'matched':>8s}")
+    totals = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for factor, size in ((3, (340, 448)), (4, (255, 336)), (6, (170, 224))):
+            for source in sources:
+                path, truth = make_63x(model, Path(tmp), factor=factor, size=size, source=source)
+                result = segment_image(load_image(path), model)
+                _, pairs = matched_share(truth, resize_labels(result.labels, truth.shape))
+                inner = sum(1 for i in np.unique(truth[truth > 0]) if not touches_edge(truth)[i])
+                true_diameter = np.median([np.sqrt(4 * a / np.pi) for a in np.bincount(truth.ravel())[1:] if a]) * factor
+                found = totals.setdefault(factor, [0, 0])
+                found[0], found[1] = found[0] + len(pairs), found[1] + inner
+                print(f"{factor:7d}x {source.stem:12s} {true_diameter:10.0f} px {result.diameter_estimated_px or 0:6.0f} px "
+                      f"{len(pairs):4d} / {inner}")
+    print("matched inner cells at IoU >= 0.75: " + ", ".join(f"{f}x {m} of {n}" for f, (m, n) in totals.items()))
+
+
 def synthetic_table(model, diameters: list[int]) -> None:
     from bbbcore.metrics import score_segmentation
     from tests.synthetic import voronoi_monolayer
@@ -202,6 +225,9 @@ def main() -> None:
     print()
     table_63x(model)
     print()
+    if not args.quick:
+        few_cells_table(model)
+        print()
     synthetic_table(model, [20, 30, 45, 70, 100, 150, 200, 250] if not args.quick else [45, 150])
 
 

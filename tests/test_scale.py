@@ -79,3 +79,15 @@ def test_cells_beyond_what_the_model_handles_are_named(shipped_model):
         assert scale.warning.startswith("tiny_cells.png: estimated cell diameter") and "--diameter" in scale.warning
     else:
         assert scale.diameter_estimated_px == pytest.approx(17, rel=0.35)
+
+
+def test_a_field_of_a_few_large_cells_gets_their_diameter(shipped_model, shared_data, tmp_path):
+    # bbb_02's cells enlarged 4x: two whole cells in the field, the others cut by its edge. Counting the
+    # cut cells as half cells keeps the estimate from the few small whole ones (it was 100 px, not ~700).
+    path, truth = make_63x(shipped_model, tmp_path, factor=4, size=(255, 336),
+                           source=shared_data / "bbb" / "train" / "bbb_02.png")
+    result = segment_image(load_image(path), shipped_model)
+    true_diameter = 4 * np.median([np.sqrt(4 * a / np.pi) for a in np.bincount(truth.ravel())[1:] if a])
+    assert result.diameter_estimated_px == pytest.approx(true_diameter, rel=0.35)
+    share, pairs = matched_share(truth, resize_labels(result.labels, truth.shape))
+    assert len(pairs) >= 2 and share >= 0.9, share
