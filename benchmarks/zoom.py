@@ -184,7 +184,9 @@ def few_cells_table(model) -> None:
                 result = segment_image(load_image(path), model)
                 _, pairs = matched_share(truth, resize_labels(result.labels, truth.shape))
                 inner = sum(1 for i in np.unique(truth[truth > 0]) if not touches_edge(truth)[i])
-                true_diameter = np.median([np.sqrt(4 * a / np.pi) for a in np.bincount(truth.ravel())[1:] if a]) * factor
+                areas, cut = np.bincount(truth.ravel()), touches_edge(truth)
+                true_diameter = factor * np.median([np.sqrt(4 * areas[i] / np.pi) for i in range(1, len(areas))
+                                                    if areas[i] and not cut[i]])
                 found = totals.setdefault(factor, [0, 0])
                 found[0], found[1] = found[0] + len(pairs), found[1] + inner
                 print(f"{factor:7d}x {source.stem:12s} {true_diameter:10.0f} px {result.diameter_estimated_px or 0:6.0f} px "
