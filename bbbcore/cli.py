@@ -603,8 +603,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats(sub)
     _add_evaluate(sub)
     _add_train(sub)
+    _add_export_onnx(sub)
     add_experiments(sub)
     return parser
+
+
+def _has_onnx(model: Path) -> bool:
+    """Whether a model runs on its ONNX export (no TensorFlow needed to segment)."""
+    from .onnx_runtime import valid_export
+    from .unet import read_card
+
+    try:
+        return valid_export(model, read_card(model)) is not None
+    except (BBBError, OSError):
+        return False  # the loader says what is wrong, in one line
+
+
+def _add_export_onnx(sub) -> None:
+    p = sub.add_parser("export-onnx", help="write <model>.onnx beside a .keras model (segmenting then runs on "
+                                           "ONNX Runtime, without TensorFlow)")
+    p.add_argument("models", nargs="+", type=Path, help=".keras files (with their cards)")
+
+
+def _cmd_export_onnx(args) -> int:
+    from .errors import display_name
+    from .onnx_runtime import export_onnx
+    from .unet import read_card
+
+    for model in args.models:
+        path = export_onnx(model)
+        difference = read_card(model).exports["onnx"]["max_abs_difference_vs_keras"]
+        print(f"{display_name(model.name)}: wrote {display_name(path.name)} (maps within {difference:.1g} of Keras)")
+    return 0
 
 
 def _import_tensorflow_quietly() -> None:
@@ -631,13 +661,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("segment", "anomalies", "train"):
+    if args.command in ("anomalies", "train", "export-onnx") or (args.command == "segment" and not _has_onnx(args.model)):
         _import_tensorflow_quietly()
     try:
         commands = {
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
             "anomalies": _cmd_anomalies, "stats": _cmd_stats,
             "evaluate": _cmd_evaluate, "train": _cmd_train, "experiments": cmd_experiments,
+            "export-onnx": _cmd_export_onnx,
         }
         return commands[args.command](args)
     except BBBError as exc:

@@ -171,28 +171,41 @@ class BoundaryModel:
 
     Parameters
     ----------
-    keras_model : keras.Model
+    keras_model : keras.Model or None
+        The network (None when it runs on ONNX Runtime only).
     card : ModelCard
+    forward : callable, optional
+        (N, H, W, 1) float32 -> (N, H, W, C) maps; default: the Keras network's.
+    runtime : str
+        "keras" or "onnx": what runs the forward pass.
     """
 
-    def __init__(self, keras_model, card: ModelCard):
-        import tensorflow as tf
-
+    def __init__(self, keras_model, card: ModelCard, *, forward=None, runtime: str = "keras"):
         self.keras_model = keras_model
         self.card = card
-        self._forward = tf.function(
-            lambda x: keras_model(x, training=False),
-            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)],
-            reduce_retracing=True,
-        )
+        self.runtime = runtime
+        self._forward = forward if forward is not None else _keras_forward(keras_model)
 
     @classmethod
-    def load(cls, path: str | Path) -> BoundaryModel:
-        """Load a ``.keras`` file and its card."""
+    def load(cls, path: str | Path, *, runtime: str = "auto") -> BoundaryModel:
+        """Load a model and its card.
+
+        ``runtime`` "auto" runs the ONNX export beside the ``.keras`` file when
+        the card names it with the file's hash (no TensorFlow import), else
+        Keras; "keras" or "onnx" insist on one.
+        """
+        from .onnx_runtime import OnnxForward, valid_export
+
         path = Path(path)
         if not path.exists():
             raise ModelCardError(f"{path.name}: model file not found ({path})")
         card = read_card(path)
+        export = valid_export(path, card) if runtime in ("auto", "onnx") else None
+        if export is not None:
+            return cls(None, card, forward=OnnxForward(export), runtime="onnx")
+        if runtime == "onnx":
+            raise ModelCardError(f"{path.name}: no ONNX export matching its card; run "
+                                 f"`python -m bbbcore export-onnx {path}`")
         import keras
 
         try:
@@ -201,12 +214,18 @@ class BoundaryModel:
             raise ModelCardError(f"{path.name}: not a loadable Keras model ({type(exc).__name__})") from None
         return cls(model, card)
 
-    def save(self, path: str | Path) -> Path:
-        """Save the network as ``.keras`` and its card beside it."""
+    def save(self, path: str | Path, *, onnx: bool = True) -> Path:
+        """Save the network as ``.keras``, its card beside it and (``onnx``) its ONNX export."""
+        from .onnx_runtime import export_onnx
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.keras_model.save(path)
+        self.card.exports = {k: v for k, v in (self.card.exports or {}).items() if k != "onnx"}  # the old one is stale
         write_card(path, self.card)
+        if onnx:
+            export_onnx(path)
+            self.card = read_card(path)
         return path
 
     def predict_tiles(self, image: np.ndarray, *, tile: int = 1024, context: int = 96,
@@ -225,7 +244,7 @@ class BoundaryModel:
         # Averaging over mirrored copies (test-time augmentation) smooths out
         # the network's orientation-dependent errors on faint borders.
         axes = _MIRROR_AXES[: flips or self.card.flips]
-        total = sum(np.flip(self._forward(np.ascontiguousarray(np.flip(batch, axis))).numpy(), axis) for axis in axes)
+        total = sum(np.flip(self._forward(np.ascontiguousarray(np.flip(batch, axis))), axis) for axis in axes)
         return total / len(axes)
 
     def predict_maps(
@@ -249,6 +268,15 @@ class BoundaryModel:
         if working_scale:
             return {key: maps[..., i] for i, key in enumerate(self.card.outputs)}
         return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}
+
+
+def _keras_forward(keras_model):
+    """The Keras network's forward pass as a traced function returning numpy arrays."""
+    import tensorflow as tf
+
+    traced = tf.function(lambda x: keras_model(x, training=False),
+                         input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)], reduce_retracing=True)
+    return lambda batch: traced(batch).numpy()
 
 
 def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 1024, context: int = 96) -> np.ndarray:
