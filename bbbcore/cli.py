@@ -169,18 +169,29 @@ def _pixel_size(args, sample: dict) -> float | None:
 
 
 class _Output:
-    """What segment / measure / import-annotations write: per-image files now, the tables at the end."""
+    """What segment / measure / import-annotations write: per-image files now, the tables at the end.
+
+    The per-image files are made and written on a second thread while the next image is segmented
+    (the two cores overlap); at most :attr:`AHEAD` images wait, so memory stays bounded, and a
+    failed write (a full disk) is raised at the next image or at the end.
+    """
+
+    AHEAD = 2
 
     def __init__(self, out: Path):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.out = out
         self.tables: list = []
         self.records: list = []
         self.used: set[str] = set()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
+        self._pending: list = []
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, name: str, labels, cells, *, image_id: str = "", junction=None,
             pixel_size_um: float | None = None, stem_name: str | None = None) -> str:
-        """Write one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows. Returns its stem.
+        """Queue one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows. Returns its stem.
 
         The files are named after ``stem_name`` (default: the image's name), kept apart from earlier ones.
         """
@@ -189,13 +200,23 @@ class _Output:
         from .metadata import output_stem
 
         stem = output_stem(stem_name or name, image_id=image_id, used=self.used)
-        write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
-                                            pixel_size_um=pixel_size_um))
+        while len(self._pending) >= self.AHEAD:
+            self._pending.pop(0).result()  # raises what the writer raised
+        self._pending.append(self._writer.submit(
+            lambda: write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
+                                                        pixel_size_um=pixel_size_um))))
         self.tables.append(cells)
         self.records.append(image_record(labels, image=name, image_id=image_id, pixel_size_um=pixel_size_um))
         return stem
 
     def finish(self, samples) -> None:
+        """Wait for the per-image files, then write the tables."""
+        try:
+            for job in self._pending:
+                job.result()
+        finally:
+            self._pending.clear()
+            self._writer.shutdown(wait=True)
         _write_tables(self.out, self.tables, self.records, samples)
 
 
