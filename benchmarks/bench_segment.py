@@ -1,94 +1,181 @@
-"""Speed of segmentation on this machine.
+"""Speed of segmentation on this machine, as a user runs it: the command line with every output.
 
-Prints, in one run: seconds per 1344 x 1024 image for model inference,
-post-processing (watershed), measuring, and end to end (load + all of it);
-the classical baseline's time; and the model's inference time at 0.35, 1.4
-and 5.5 megapixels (cost should grow linearly with pixels). Medians of
-``--repeats`` runs after one warm-up; ``import tensorflow`` and model loading
-are timed apart and not part of the per-image cost.
+Prints, in one run (medians of ``--repeats`` runs taken in turn):
 
-    python benchmarks/bench_segment.py [--repeats 5] [--model models/bbb_unet.keras]
+1. a one-image ``python -m bbbcore segment`` from a cold process (imports and model load included);
+2. the marginal cost of one more image with every output (labels TIFF, CSV rows, ROI zip, GeoJSON,
+   overlay PNG): a run on ``--batch`` copies of the image minus a run on one, over ``batch - 1``;
+3. the per-stage split in one process (diameter estimate, inference, watershed, measuring, outputs);
+4. seconds per megapixel and peak memory (the child process's maximum resident set) at four sizes, the
+   image enlarged (its cells grow with it, as at a higher magnification) and a one-image CLI run each;
+5. the classical baseline (ridge filter + watershed) on the same image, the ratio's reference.
+
+It runs against whatever code is checked out (``--repo`` another checkout, for before / after).
+
+    python benchmarks/bench_segment.py [--repeats 5] [--batch 6] [--sizes 1.4 5.5 22 48] [--size-repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bbbcore import config  # noqa: E402
-from bbbcore.io import load_image  # noqa: E402
-
-IMAGE = ROOT.parent / "shared" / "data" / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
+HERE = Path(__file__).resolve().parent
+IMAGE = HERE.parents[1] / "shared" / "data" / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
+def cli_run(repo: Path, images: list[Path], out: Path) -> tuple[float, float]:
+    """Wall seconds and peak memory (GB) of one ``segment`` run in a fresh process."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-c", "import resource, sys, runpy; sys.argv = ['bbbcore'] + sys.argv[1:]; "
+               "code = 0\ntry:\n    runpy.run_module('bbbcore', run_name='__main__')\nexcept SystemExit as e:\n"
+               "    code = e.code or 0\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+               "sys.exit(code)", "segment", *map(str, images), "--out", str(out)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    peak_kb = int(done.stdout.split("PEAK_KB")[-1].split()[0])
+    return seconds, peak_kb / 1024**2
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+SIZE_SCRIPT = """
+import resource, sys, tempfile, time
+from pathlib import Path
+from bbbcore.cli import _Output
+from bbbcore.io import load_image
+from bbbcore.pipeline import segment_image
+from bbbcore.unet import load_model
+model = load_model()
+started = time.perf_counter()
+image = load_image(sys.argv[1])
+result = segment_image(image, model)
+from bbbcore.export import write_csv
+output = _Output(Path(tempfile.mkdtemp()))
+output.add(image.name, result.labels, result.cells, junction=image.junction, pixel_size_um=result.pixel_size_um)
+[job.result() for job in getattr(output, "_pending", [])]  # files written on a second thread, if any
+write_csv(result.cells, output.out / "cells.csv")
+print("SECONDS", time.perf_counter() - started, "PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def size_run(repo: Path, image: Path) -> tuple[float, float]:
+    """Seconds (read, segment, every output; start-up and model load left out) and peak GB, in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", SIZE_SCRIPT, str(image)], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    words = done.stdout.split()
+    return float(words[words.index("SECONDS") + 1]), int(words[words.index("PEAK_KB") + 1]) / 1024**2
+
+
+def stage_split(repo: Path, image_path: Path, repeats: int) -> dict[str, float]:
+    """Per-stage seconds in one process (the pipeline's own timings, plus making the outputs)."""
+    sys.path.insert(0, str(repo))
+    from bbbcore.export import image_outputs
+    from bbbcore.io import load_image
+    from bbbcore.pipeline import segment_image
+    from bbbcore.unet import load_model
+
+    model = load_model()
+    segment_image(load_image(image_path), model)  # warm-up
+    rows = []
     for _ in range(repeats):
         started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        image = load_image(image_path)
+        read = time.perf_counter() - started
+        result = segment_image(image, model)
+        started = time.perf_counter()
+        image_outputs("x", result.labels, cells=result.cells, junction=image.junction, pixel_size_um=0.617)
+        rows.append({"read": read, **result.timings, "outputs_s": time.perf_counter() - started})
+    return {key: median(row[key] for row in rows) for key in rows[0]}
+
+
+def enlarged(image_path: Path, megapixels: float, folder: Path) -> Path:
+    """The image enlarged to about ``megapixels`` (cells grow with it), as a PNG."""
+    from PIL import Image
+
+    picture = Image.open(image_path)
+    factor = (megapixels * 1e6 / (picture.width * picture.height)) ** 0.5
+    Image.MAX_IMAGE_PIXELS = None
+    path = folder / f"enlarged_{megapixels:g}mp.png"
+    picture.resize((round(picture.width * factor), round(picture.height * factor)), Image.BILINEAR).save(path)
+    return path
+
+
+def by_size(repo: Path, args, work: Path) -> None:
+    print("\n4. by size (the image enlarged; read, segment and every output in a fresh process, start-up apart):")
+    for megapixels in args.sizes:
+        path = enlarged(args.image, megapixels, work)
+        runs = [size_run(repo, path) for _ in range(args.size_repeats)]
+        seconds, peak = median(r[0] for r in runs), max(r[1] for r in runs)
+        print(f"   {megapixels:5.1f} MP: {seconds:7.1f} s  {seconds / megapixels:5.2f} s/MP  peak {peak:4.2f} GB"
+              f"  ({args.size_repeats} runs)", flush=True)
+        path.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL)
+    parser.add_argument("--batch", type=int, default=6, help="images in the run that gives the marginal cost")
+    parser.add_argument("--sizes", type=float, nargs="*", default=[1.4, 5.5, 22, 48], help="megapixels")
+    parser.add_argument("--size-repeats", type=int, default=3, help="runs per size (the big ones are slow)")
+    parser.add_argument("--repo", type=Path, default=HERE.parent, help="the checkout to measure")
     parser.add_argument("--image", type=Path, default=IMAGE)
+    parser.add_argument("--only-sizes", action="store_true", help="section 4 alone")
     args = parser.parse_args()
+    repo = args.repo.resolve()
+    work = Path(tempfile.mkdtemp(prefix="bench-segment-"))
+    copies = []
+    for index in range(args.batch):
+        copies.append(work / f"copy{index}{args.image.suffix}")
+        shutil.copy(args.image, copies[-1])
+    print(f"code: {repo}  image: {args.image.name}  (medians of {args.repeats} runs taken in turn)")
+    if args.only_sizes:
+        by_size(repo, args, work)
+        return
+    singles, batches = [], []
+    for _ in range(args.repeats):  # in turn, so a noisy moment hits both alike
+        singles.append(cli_run(repo, copies[:1], work / "out1")[0])
+        batches.append(cli_run(repo, copies, work / "outN")[0])
+    marginal = [(b - s) / (args.batch - 1) for s, b in zip(singles, batches, strict=True)]
+    print(f"\n1. one-image CLI run from a cold process: {median(singles):6.2f} s")
+    print(f"2. marginal per image, every output:     {median(marginal):6.2f} s  "
+          f"(({args.batch} images - 1 image) / {args.batch - 1})")
 
-    started = time.perf_counter()
-    import tensorflow  # noqa: F401
+    stages = stage_split(repo, args.image, args.repeats)
+    print("\n3. per stage, one process:")
+    for key, seconds in stages.items():
+        print(f"   {key.removesuffix('_s'):14s} {seconds:6.2f} s")
 
-    print(f"import tensorflow: {time.perf_counter() - started:.2f} s (once per process, not per image)")
-    from bbbcore.pipeline import segment_image
-    from bbbcore.unet import BoundaryModel
+    by_size(repo, args, work)
 
-    started = time.perf_counter()
-    model = BoundaryModel.load(args.model)
-    print(f"load model: {time.perf_counter() - started:.2f} s (once per process)")
-    image = load_image(args.image)
-    segment_image(image, model)  # warm-up: traces the network once
-
-    # The stages as the pipeline runs them (its own per-stage timings).
-    stages = [segment_image(image, model).timings for _ in range(args.repeats)]
-    scale = statistics.median(t["scale_s"] for t in stages)
-    inference = statistics.median(t["inference_s"] for t in stages)
-    post = statistics.median(t["postprocess_s"] for t in stages)
-    measure = statistics.median(t["measure_s"] for t in stages)
-    end_to_end = median_time(lambda: segment_image(load_image(args.image), model), args.repeats)
-
+    sys.path.insert(0, str(HERE))
     from classical import classical_segment
 
-    classical = median_time(lambda: classical_segment(image.junction, image.raw), max(1, args.repeats // 2))
+    from bbbcore.io import load_image
 
-    h, w = image.shape
-    print(f"\nper {w} x {h} image ({h * w / 1e6:.2f} MP), median of {args.repeats}:")
-    print(f"  diameter estimate {scale:6.2f} s  (the network on a centre crop at a ladder of zooms)")
-    print(f"  model inference   {inference:6.2f} s")
-    print(f"  post-processing   {post:6.2f} s  (watershed on the network's grid, labels and maps back to full size)")
-    print(f"  measuring         {measure:6.2f} s")
-    print(f"  end to end        {end_to_end:6.2f} s  (load + inference + watershed + measuring)")
-    print(f"  classical baseline{classical:6.2f} s  (ridge filter + watershed)")
-
-    print("\nmodel inference by image size (at zoom 1):")
-    base = image.junction
-    for megapixels in (0.35, 1.4, 5.5):
-        factor = np.sqrt(megapixels * 1e6 / base.size)
-        reps = int(np.ceil(factor))
-        big = np.tile(base, (reps, reps))[: round(h * factor), : round(w * factor)]
-        seconds = median_time(lambda big=big: model.predict_maps(big), max(1, args.repeats // 2))
-        print(f"  {big.shape[1]:5d} x {big.shape[0]:5d} ({big.size / 1e6:4.2f} MP): {seconds:6.2f} s"
-              f"  = {seconds / (big.size / 1e6):.2f} s/MP")
+    image = load_image(args.image)
+    times = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        classical_segment(image.junction, image.raw)
+        times.append(time.perf_counter() - started)
+    print(f"\n5. classical baseline (in process): {median(times):6.2f} s per image; "
+          f"the marginal image costs {median(marginal) / median(times):.2f} x that")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
