@@ -279,11 +279,13 @@ def _image_list(paths: list[Path], failed: list[str]) -> list[tuple[Path, str]]:
 
 
 def _cmd_segment(args) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .cli_experiments import ExperimentWriter
     from .errors import display_name
     from .io import file_bytes, load_image
     from .metadata import sample_of
-    from .pipeline import segment_image
+    from .pipeline import finish_segmentation, predict_scaled
     from .unet import BoundaryModel
 
     failed: list[str] = []
@@ -292,31 +294,43 @@ def _cmd_segment(args) -> int:
     model = BoundaryModel.load(args.model)
     store = ExperimentWriter(args.experiment) if args.experiment else None
     output = _Output(args.out)
-    for path, name in images:
+
+    def predict(path: Path, name: str):
         sample = sample_of(samples, name)
-        try:
-            image = load_image(path, name=name, max_projection=args.max_projection, **_channels(args, sample))
-            result = segment_image(
-                image, model, pixel_size_um=_pixel_size(args, sample), diameter_px=_diameter(args, sample),
-                use_nuclei=args.nuclei_seeds, sample=sample, junction_threshold=args.junction_threshold,
-            )
-        except BBBError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed.append(display_name(name))
-            continue
-        output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
-                   pixel_size_um=result.pixel_size_um)
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if store is not None:
-            params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
-                      "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
-                      "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
-            store.save(result, file_bytes(path), params, sample)
-        how = "given" if result.diameter_estimated_px is None else "estimated"
-        print(f"{display_name(name)}: {len(result.cells)} cells "
-              f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter {result.diameter_used_px:.0f} px "
-              f"({how}), {result.seconds:.2f} s")
+        image = load_image(path, name=name, max_projection=args.max_projection, **_channels(args, sample))
+        return predict_scaled(image, model, diameter_px=_diameter(args, sample))
+
+    # The next image is read and predicted on a second thread (ONNX Runtime releases the GIL) while this
+    # one's watershed and measuring run: one image ahead at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as ahead:
+        queued = [ahead.submit(predict, *images[0])] if images else []
+        for index, (path, name) in enumerate(images):
+            sample = sample_of(samples, name)
+            if index + 1 < len(images):
+                queued.append(ahead.submit(predict, *images[index + 1]))
+            try:
+                result = finish_segmentation(
+                    queued.pop(0).result(), model, pixel_size_um=_pixel_size(args, sample),
+                    use_nuclei=args.nuclei_seeds, sample=sample, junction_threshold=args.junction_threshold,
+                )
+            except BBBError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed.append(display_name(name))
+                continue
+            image = result.image
+            output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
+                       pixel_size_um=result.pixel_size_um)
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            if store is not None:
+                params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
+                          "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
+                          "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
+                store.save(result, file_bytes(path), params, sample)
+            how = "given" if result.diameter_estimated_px is None else "estimated"
+            print(f"{display_name(name)}: {len(result.cells)} cells "
+                  f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter "
+                  f"{result.diameter_used_px:.0f} px ({how}), {result.seconds:.2f} s")
     output.finish(samples)
     if store is not None:
         store.done()

@@ -133,31 +133,67 @@ def segment_image(
     junction_threshold : float, optional
         See :func:`bbbcore.features.cells_table`.
     """
+    prepared = predict_scaled(image, model, diameter_px=diameter_px)
+    return finish_segmentation(prepared, model, pixel_size_um=pixel_size_um, use_nuclei=use_nuclei,
+                               settings=settings, sample=sample, junction_threshold=junction_threshold)
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict_scaled` gives :func:`finish_segmentation`: the network's part of one image."""
+
+    image: LoadedImage
+    junction: np.ndarray
+    scale: object  # bbbcore.scale.Scale
+    maps: dict
+    timings: dict
+
+
+def predict_scaled(image: LoadedImage, model, *, diameter_px: float | None = None) -> Prediction:
+    """The network's part of :func:`segment_image`: the diameter estimate and the maps at that scale.
+
+    Separate so a batch can predict the next image (ONNX Runtime releases the GIL) while the
+    previous one's watershed and measuring run.
+    """
     from .errors import display_name
     from .scale import choose_scale
 
-    card = model.card
-    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
     started = time.perf_counter()
-    junction = model_input(image, card)
+    junction = model_input(image, model.card)
     scale = choose_scale(junction, model, diameter_px=diameter_px, name=display_name(image.name))
     scaled = time.perf_counter()
     maps = model.predict_maps(junction, zoom=scale.zoom, name=image.name, working_scale=True)
-    predicted = time.perf_counter()
+    timings = {"scale_s": scaled - started, "inference_s": time.perf_counter() - scaled}
+    return Prediction(image, junction, scale, maps, timings)
+
+
+def finish_segmentation(
+    prepared: Prediction,
+    model,
+    *,
+    pixel_size_um: float | None = None,
+    use_nuclei: bool = False,
+    settings: Mapping[str, float] | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
+) -> ImageResult:
+    """The rest of :func:`segment_image` (same parameters): watershed and measuring on the predicted maps."""
+    card, image, scale = model.card, prepared.image, prepared.scale
+    size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
+    started = time.perf_counter()
     grid_um = card.pixel_size_um / card.input_scale if card.pixel_size_um else None
     chosen = WatershedSettings.from_card(card, settings).scaled(card.input_scale)
-    labels = labels_from_maps(maps, image, chosen, junction=junction, seed_from_nuclei=use_nuclei,
+    labels = labels_from_maps(prepared.maps, image, chosen, junction=prepared.junction, seed_from_nuclei=use_nuclei,
                               grid_pixel_size_um=grid_um)
     labelled = time.perf_counter()
     cells = measure_labels(labels, image=image, pixel_size_um=size, sample=sample,
                            junction_threshold=junction_threshold)
     measured = time.perf_counter()
-    timings = {"scale_s": scaled - started, "inference_s": predicted - scaled, "postprocess_s": labelled - predicted,
-               "measure_s": measured - labelled}
+    timings = {**prepared.timings, "postprocess_s": labelled - started, "measure_s": measured - labelled}
     warnings = list(image.warnings) + (blank_warning(image, cells) or ([scale.warning] if scale.warning else []))
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
-                       source=f"model {card.name} {card.version}", seconds=measured - started,
-                       timings=timings, maps=maps, warnings=warnings,
+                       source=f"model {card.name} {card.version}", seconds=sum(timings.values()),
+                       timings=timings, maps=prepared.maps, warnings=warnings,
                        diameter_estimated_px=scale.diameter_estimated_px, diameter_used_px=scale.diameter_used_px)
 
 
