@@ -278,10 +278,10 @@ def _read_lif(path: Path, label: str, scene: int | None, limits: Limits) -> Scen
 # --- OME-Zarr (zarr), as a zip of the .zarr folder --------------------------------------------------------------
 
 
-def _zarr_root(data: bytes) -> str | None:
-    """The folder inside a zip that holds the zarr's root metadata ('' for the top), or None."""
+def _zarr_root(source: bytes | Path) -> str | None:
+    """The folder inside a zip (its bytes or its path) that holds the zarr's root metadata ('' for the top), or None."""
     try:
-        names = zipfile.ZipFile(_io.BytesIO(data)).namelist()
+        names = zipfile.ZipFile(source if isinstance(source, Path) else _io.BytesIO(source)).namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return None
     roots = [n.rsplit("/", 1)[0] if "/" in n else "" for n in names
@@ -292,7 +292,7 @@ def _zarr_root(data: bytes) -> str | None:
 def _read_zarr(path: Path, label: str, scene: int | None, limits: Limits) -> SceneData:
     import zarr
 
-    root_path = _zarr_root(path.read_bytes()) or ""
+    root_path = _zarr_root(path) or ""  # the zip's directory only, not its bytes again
     store = zarr.storage.ZipStore(str(path), mode="r")
     try:
         root = zarr.open_group(store, mode="r", path=root_path or None)
