@@ -354,33 +354,40 @@ def junction_features(
     """
     labels = np.asarray(labels)
     ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
-    plane = np.asarray(junction, np.float32)
-    if plane.shape != labels.shape:
-        raise ValueError(f"junction plane {plane.shape} and labels {labels.shape} differ in shape")
+    junction = np.asarray(junction)
+    if junction.shape != labels.shape:
+        raise ValueError(f"junction plane {junction.shape} and labels {labels.shape} differ in shape")
+    labels = labels.astype(np.int32, copy=False)
     band_px = junction_band_px(pixel_size_um) if band_px is None else int(band_px)
     # Percentiles of every other row and column: the same values, 4x cheaper.
-    background, top = np.percentile(plane[::2, ::2], [config.JUNCTION_BACKGROUND_PERCENTILE, 99.0])
+    background, top = np.percentile(junction[::2, ::2].astype(np.float32), [config.JUNCTION_BACKGROUND_PERCENTILE, 99.0])
     background = float(background)
-    corrected = plane - background
+    corrected = np.subtract(junction, np.float32(background), dtype=np.float32)
     size = int(labels.max()) + 1
-
+    # Whole-image masks are bool or uint8; what needs int64 or float64 is made a band of rows at a time
+    # (_ROWS), so a 48 MP image needs a few hundred MB here rather than 3 GB.
+    inside = labels > 0
     outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline
-    outline = outline & (labels > 0)
+    outline = outline & inside
     # The band: pixels less than band_px from an outline pixel along rows and
     # columns (a square window: cheap, separable), within cells.
-    band = ndi.maximum_filter(outline.view(np.uint8), size=2 * band_px - 1).astype(bool) & (labels > 0)
-    interior = (labels > 0) & ~band
-    # One pass of bincount over (cell, kind of pixel) pairs for all the sums.
+    band = ndi.maximum_filter(outline.view(np.uint8), size=2 * band_px - 1).view(bool) & inside
+    interior = inside & ~band
+    del inside
     kind = band.view(np.uint8) + 2 * interior.view(np.uint8)  # 1 band, 2 interior
-    pair = labels.ravel().astype(np.int64) * 3 + kind.ravel()
-    sums = np.bincount(pair, weights=corrected.ravel(), minlength=3 * size).reshape(size, 3)[ids]
-    counts = np.bincount(pair, minlength=3 * size).reshape(size, 3)[ids]
+    del band
+    counts, sums = _pair_counts(labels, kind, 3, size, weights=corrected)
+    counts, sums = counts[ids], sums[ids]
+    del kind
     band_sum, interior_sum = sums[:, 1], sums[:, 2]
     band_n, interior_n = counts[:, 1], counts[:, 2]
-    cytoplasm_pixels = interior if exclude is None else interior & ~np.asarray(exclude, bool)
     # The median of every fourth row and column: as good a level (the interior
     # of the smallest cell kept keeps ~40 samples), 16x cheaper.
-    sampled = np.where(cytoplasm_pixels, labels, 0)[::4, ::4]
+    cytoplasm_pixels = interior[::4, ::4]
+    if exclude is not None:
+        cytoplasm_pixels = cytoplasm_pixels & ~np.asarray(exclude, bool)[::4, ::4]
+    del interior
+    sampled = np.where(cytoplasm_pixels, labels[::4, ::4], 0)
     cytoplasm = np.full(len(ids), np.nan)
     found = np.bincount(sampled.ravel(), minlength=size)[ids] > 0
     if found.any():
@@ -393,33 +400,30 @@ def junction_features(
         ratio = np.where(cytoplasm > floor, border_mean / cytoplasm, np.nan)
 
     reach = _scaled_px(config.JUNCTION_REACH_UM, config.JUNCTION_REACH_PX, pixel_size_um)
-    signal = ndi.maximum_filter(ndi.gaussian_filter(corrected, 1.0, truncate=2.0), size=2 * reach + 1)
     if threshold is None:
         cell_threshold = np.zeros(size)
         cell_threshold[ids] = config.JUNCTION_PRESENT_RATIO * np.maximum(np.nan_to_num(cytoplasm, nan=floor), floor)
-        limit = cell_threshold[labels]
-    else:
-        limit = float(threshold)
     outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = False
-    present = outline & (signal >= limit)
+    # Signal: the smoothed (radius 2 px) plane's maximum within the reach, a band of rows at a time with
+    # enough rows either side that every band gets what the whole image would.
+    present = np.zeros(labels.shape, bool)
+    halo = reach + 3
+    for top_row in range(0, labels.shape[0], _ROWS):
+        rows = slice(top_row, min(top_row + _ROWS, labels.shape[0]))
+        low, high = max(0, rows.start - halo), min(labels.shape[0], rows.stop + halo)
+        smooth = ndi.gaussian_filter(corrected[low:high], 1.0, truncate=2.0)
+        signal = ndi.maximum_filter(smooth, size=2 * reach + 1)[rows.start - low:rows.stop - low]
+        limit = cell_threshold[labels[rows]] if threshold is None else float(threshold)
+        present[rows] = outline[rows] & (signal >= limit)
+    del corrected
     found_on_outline = outline.view(np.uint8) + present.view(np.uint8)  # 1 absent, 2 present
-    pair = labels.ravel().astype(np.int64) * 3 + found_on_outline.ravel()
-    counts = np.bincount(pair, minlength=3 * size).reshape(size, 3)[ids]
+    counts, _ = _pair_counts(labels, found_on_outline, 3, size)
+    counts = counts[ids]
     outline_n, present_n = counts[:, 1] + counts[:, 2], counts[:, 2]
-    # Present stretches: 8-connected runs of one cell's present outline pixels
-    # (skimage's label keeps pixels of different cells apart).
-    stretches = measure.label(np.where(present, labels, 0), connectivity=2)
-    stretch_size = np.bincount(stretches.ravel())
-    stretch_cell = np.zeros(stretch_size.size, np.int64)
-    stretch_cell[stretches[present]] = labels[present]
     min_length = (
         config.JUNCTION_CONTINUOUS_MIN_UM / pixel_size_um if pixel_size_um else config.JUNCTION_CONTINUOUS_MIN_PX
     )
-    # The reach and the smoothing widen each stretch by about reach + 1 px at
-    # both ends; a stretch's own length is what is left.
-    long_enough = stretch_size - 2 * (reach + 1) >= min_length
-    long_enough[0] = False
-    continuous_n = np.bincount(stretch_cell[long_enough], weights=stretch_size[long_enough], minlength=size)
+    continuous_n = _continuous_outline(labels, present, min_length=min_length, widening=2 * (reach + 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         continuity = np.where(outline_n > 0, present_n / outline_n, np.nan)
         continuous = np.where(outline_n > 0, continuous_n[ids] / outline_n, np.nan)
@@ -435,6 +439,43 @@ def junction_features(
             "junction_absent_fraction": 1.0 - continuity,
         }
     )
+
+
+#: Rows per band where a whole-image int64 or float64 array would be needed (bounded memory).
+_ROWS = 512
+
+
+def _pair_counts(labels: np.ndarray, kind: np.ndarray, n_kinds: int, size: int,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixel counts (and sums of ``weights``) per (cell, kind) pair, (size, n_kinds) each, a band of rows at a time."""
+    counts = np.zeros(size * n_kinds, np.int64)
+    sums = np.zeros(size * n_kinds) if weights is not None else None
+    for top_row in range(0, labels.shape[0], _ROWS):
+        rows = slice(top_row, top_row + _ROWS)
+        pair = labels[rows].ravel().astype(np.intp) * n_kinds + kind[rows].ravel()
+        counts += np.bincount(pair, minlength=size * n_kinds)
+        if sums is not None:
+            sums += np.bincount(pair, weights=weights[rows].ravel(), minlength=size * n_kinds)
+    return counts.reshape(size, n_kinds), None if sums is None else sums.reshape(size, n_kinds)
+
+
+def _continuous_outline(labels: np.ndarray, present: np.ndarray, *, min_length: float, widening: int) -> np.ndarray:
+    """Per cell id: the outline pixels in present stretches long enough to be continuous.
+
+    A stretch is an 8-connected run of one cell's present outline pixels; ``widening`` px of its
+    length are the smoothing's and the reach's, not the junction's. Cell by cell in its box.
+    """
+    continuous = np.zeros(int(labels.max()) + 1)
+    eight = np.ones((3, 3), bool)
+    for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        mine = present[box] & (labels[box] == cell_id)
+        runs, n = ndi.label(mine, structure=eight)
+        if n:
+            lengths = np.bincount(runs[mine])[1:]
+            continuous[cell_id] = lengths[lengths - widening >= min_length].sum()
+    return continuous
 
 
 def image_record(

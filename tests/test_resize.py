@@ -45,3 +45,22 @@ def test_labels_are_resized_by_nearest_neighbour_and_keep_their_ids():
     back = resize_labels(small, (4, 4))
     np.testing.assert_array_equal(back, labels)
     assert set(np.unique(resize_labels(labels, (7, 5)))) == {0, 1, 2, 3}  # no interpolated ids
+
+
+def test_a_large_shrink_matches_the_plain_gaussian_shrink_and_keeps_positions():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    image = ndi.gaussian_filter(rng.normal(size=(1203, 1597)), 6).astype(np.float32)
+    image[600:606, 800:806] = 5.0  # a bright square whose position must survive the shrink
+    shape = (200, 265)  # about 6x smaller, not an integer factor: block mean of 3, then a Gaussian
+    fast = resize_to(image, shape, antialias=True)
+    fy, fx = shape[0] / image.shape[0], shape[1] / image.shape[1]
+    blurred = ndi.gaussian_filter(image, ((1 / fy - 1) / 2, (1 / fx - 1) / 2))
+    plain = resize_to(blurred, shape)  # the single-Gaussian path, as before the block mean
+    scale = np.abs(plain).max()
+    assert np.abs(fast - plain).mean() < 0.005 * scale  # the same picture
+    assert np.abs(fast - plain).max() < 0.1 * scale  # at worst (the square's edges) a little sharper
+    peak = np.unravel_index(np.argmax(fast), shape)
+    assert peak == np.unravel_index(np.argmax(plain), shape)
+    assert abs(peak[0] - 603 * fy) <= 1 and abs(peak[1] - 803 * fx) <= 1
