@@ -368,3 +368,13 @@ def test_a_czi_with_scenes_shows_each_scene_its_channels_and_pixel_size(shipped_
     again.query_params["experiment"] = str(experiment)
     again.run()
     assert again.session_state["session"].channel_for("plate.czi#0") == 0  # the choice survives a reload
+
+
+def test_the_chart_library_loads_on_a_tabs_first_page_only():
+    at = new_app().run()
+    assert not at.exception
+    [chart] = at.sidebar.get("plotly_chart")  # empty and 10 px high: the browser fetches plotly.js now
+    assert chart.proto.spec  # a real figure the browser must draw
+    at.switch_page("pages/analyse.py").run()
+    assert not at.exception
+    assert not at.sidebar.get("plotly_chart")
