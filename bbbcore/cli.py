@@ -40,6 +40,15 @@ def _add_train(sub) -> None:
                    help="test-time flip averaging written into the card (1: none; 2: + left-right; 4: all flips)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="resume from / write checkpoints here")
+    p.add_argument("--start-from", type=Path, default=None, metavar="MODEL",
+                   help="start from this model's weights (.keras, same depth and width) instead of random ones")
+    g = p.add_argument_group("generated junction images (bbbcore.junction_generator), exact labels")
+    g.add_argument("--generated", type=int, default=0, metavar="N",
+                   help="also train on N generated images (their cells at the training diameter, drawn at native "
+                        "diameters of 15-300 px)")
+    g.add_argument("--generated-share", type=float, default=0.4, help="share of training patches from them")
+    g.add_argument("--generated-textures", nargs="+", default=None, metavar="TEXTURE",
+                   help="junction textures to draw (default: all but 'spiked', held out for scoring)")
     g = p.add_argument_group("self-training on unannotated images")
     g.add_argument("--pseudo-label", type=Path, default=None, metavar="FOLDER",
                    help="also train on the images in FOLDER, labelled by --teacher (the cells it is surest of)")
@@ -64,6 +73,15 @@ def _cmd_train(args) -> int:
     if args.pseudo_label is not None:
         images, note = _with_pseudo_labels(images, args)
         source = f"{source}; {note}"
+    diameter = training_diameter(images)
+    if args.start_from is not None:
+        # Fine-tuning keeps the scale the network already knows (its card's training diameter).
+        from .unet import read_card
+
+        diameter = read_card(args.start_from).diameter_px
+    if args.generated:
+        images, note = _with_generated(images, args, working_diameter=diameter * args.input_scale)
+        source = f"{source}; {note}"
     card = ModelCard(
         name=args.name or args.out.stem,
         version=args.version,
@@ -71,7 +89,7 @@ def _cmd_train(args) -> int:
         base_width=args.base_width,
         input_scale=args.input_scale,
         pixel_size_um=args.pixel_size,
-        cell_diameter_px=training_diameter(images),
+        cell_diameter_px=diameter,
         flips=args.flips,
         thresholds=WatershedSettings().to_dict(),
         training={"data": source, "data_folder": str(args.data)},
@@ -89,9 +107,29 @@ def _cmd_train(args) -> int:
         zoom_range=tuple(args.zoom_range),
         dim_junctions=args.dim_junctions,
         checkpoint_dir=args.checkpoint_dir,
+        start_from=args.start_from,
     )
     print(f"wrote {args.out}")
     return 0
+
+
+def _with_generated(images, args, *, working_diameter: float):
+    """``images`` plus --generated generated images weighted to --generated-share of the patches, and a card line."""
+    from .training import TRAINING_TEXTURES, generated_dataset
+
+    if not 0 < args.generated_share < 1:
+        raise BBBError(f"--generated-share must lie between 0 and 1, got {args.generated_share}")
+    textures = tuple(args.generated_textures or TRAINING_TEXTURES)
+    generated = generated_dataset(args.generated, working_diameter=working_diameter, seed=args.seed + 1,
+                                  textures=textures)
+    others = sum(float(im.known.sum()) * im.weight for im in images)
+    drawn = sum(float(im.known.sum()) for im in generated)
+    for im in generated:
+        im.weight = args.generated_share / (1 - args.generated_share) * others / drawn
+    note = (f"plus {len(generated)} generated junction images (bbbcore.junction_generator, seed {args.seed + 1}, "
+            f"textures {', '.join(textures)}; native cell diameters 15-300 px brought to the training diameter), "
+            f"{args.generated_share:.0%} of patches")
+    return images + generated, note
 
 
 def _with_pseudo_labels(images, args):

@@ -160,6 +160,9 @@ def pseudo_labelled_dataset(
     annotated cells and the rest stays unknown, exactly as a partial outline
     annotation would. Self-training of this kind adds the stains and
     brightnesses of more images; it cannot teach borders the teacher misses.
+    Each image is resized by ``scale`` times the zoom the teacher segmented it
+    at, so its cells reach the network at the training diameter (an image of
+    another magnification does not teach another cell size).
     """
     from .pipeline import segment_image
 
@@ -168,8 +171,9 @@ def pseudo_labelled_dataset(
         image = load_image(path)
         result = segment_image(image, teacher)
         cells = confident_cells(result.labels, result.boundary_probability, image.raw, keep=keep)
+        zoom = teacher.card.diameter_px / result.diameter_used_px if result.diameter_used_px else 1.0
         if cells.any():
-            items.append(_training_image(f"{image.name} (pseudo-labels)", image.junction, cells, scale=scale))
+            items.append(_training_image(f"{image.name} (pseudo-labels)", image.junction, cells, scale=scale * zoom))
     return items
 
 
@@ -209,6 +213,60 @@ def isbi_dataset(folder: str | Path, *, scale: float = 1.0, slices: list[str] | 
         items.append(dense_training_image(image_path, folder / "label" / image_path.name, scale=scale))
     if not items:
         raise FileNotFoundError(f"{folder}: no image/NN.png with label/NN.png found")
+    return items
+
+
+#: Junction textures the shipped models are trained on; "spiked" (perpendicular junctions) is held out
+#: entirely, so scoring on it measures junction appearances the network has never seen.
+TRAINING_TEXTURES = ("continuous", "punctate", "frayed")
+#: Native cell diameters (px) drawn for generated images: from a low magnification's 15 px cells to a
+#: high one's 300 px ones. Each image is then brought to the training diameter, as the pipeline brings
+#: any image, so the network learns what a border looks like after that resizing.
+GENERATED_NATIVE_DIAMETERS = (15.0, 300.0)
+#: Spread of the cell diameter at the working scale around the training diameter: the diameter estimate
+#: snaps within 15 %, and the network must stay surest at the right scale (the estimate relies on it).
+GENERATED_WORKING_SPREAD = (0.85, 1.18)
+
+
+def generated_dataset(
+    n_images: int,
+    *,
+    working_diameter: float,
+    seed: int = 0,
+    textures: tuple[str, ...] = TRAINING_TEXTURES,
+    shape: tuple[int, int] = (320, 320),
+) -> list[TrainingImage]:
+    """Generated junction images with exact labels (:mod:`bbbcore.junction_generator`), at the working scale.
+
+    Each image is drawn at a native cell diameter log-uniform in :data:`GENERATED_NATIVE_DIAMETERS`
+    (above 1.5 x the working diameter it is drawn at that and shrunk, which looks the same and costs
+    less), normalised as the pipeline normalises, and resized so its cells have about
+    ``working_diameter`` px: small cells arrive enlarged and soft, large ones shrunk and sharp.
+    Dense truth: every pixel is known.
+    """
+    from .config import NORMALISE_PERCENTILES
+    from .junction_generator import BORDER_WIDTH_RANGE_PX, generate
+    from .resize import resize_labels, resize_to
+
+    rng = np.random.default_rng(seed)
+    items = []
+    for index in range(n_images):
+        native = float(np.exp(rng.uniform(*np.log(GENERATED_NATIVE_DIAMETERS))))
+        drawn = min(native, 1.5 * working_diameter)
+        wanted = working_diameter * float(np.exp(rng.uniform(*np.log(GENERATED_WORKING_SPREAD))))
+        zoom = wanted / drawn
+        native_shape = (int(np.ceil(shape[0] / zoom)), int(np.ceil(shape[1] / zoom)))
+        texture = textures[int(rng.integers(len(textures)))]
+        overrides = {}
+        if native > drawn:  # the line as thin as the native cells' line, once shrunk
+            overrides["border_width_px"] = float(np.exp(rng.uniform(*np.log(BORDER_WIDTH_RANGE_PX)))) * drawn / native
+        picture = generate(native_shape, diameter_px=drawn, texture=texture, seed=int(rng.integers(2**31)),
+                           **overrides)
+        junction = resize_to(normalise(picture.junction, NORMALISE_PERCENTILES), shape, antialias=zoom < 1)
+        cells = resize_labels(picture.cells, shape)
+        item = _training_image(f"generated {index} ({texture}, {native:.0f} px native)", junction, cells,
+                               scale=1.0, dense=True)
+        items.append(item)
     return items
 
 
@@ -361,6 +419,7 @@ def train(
     zoom_range: tuple[float, float] = (0.8, 1.25),
     dim_junctions: float = 0.0,
     checkpoint_dir: str | Path | None = None,
+    start_from: str | Path | None = None,
     progress: bool = True,
     log=print,
 ) -> BoundaryModel:
@@ -369,6 +428,8 @@ def train(
     Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same run.
     Loss = weighted binary cross-entropy + soft Dice, both masked to the known
     truth. Adam with cosine decay. Logged once per epoch of ``steps_per_epoch``.
+    ``start_from``: a ``.keras`` model of the same architecture whose weights the
+    training starts from (fine-tuning) instead of random ones.
     """
     import keras
     import tensorflow as tf
@@ -381,7 +442,9 @@ def train(
     weights_path = checkpoint_dir / "model.keras"
     sampler = PatchSampler(images, patch=patch, seed=seed, zoom_range=zoom_range, dim_junctions=dim_junctions)
     model = build_unet(depth=card.depth, base_width=card.base_width, n_outputs=len(card.outputs), name=card.name)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    if start_from is not None:
+        model.set_weights(keras.saving.load_model(start_from, compile=False).get_weights())
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1), alpha=0.05)
     optimizer = keras.optimizers.Adam(schedule)
     start_step, history = 0, []
     if state_path.exists() and weights_path.exists():
@@ -433,7 +496,8 @@ def train(
         bar.close()
     card.training = {
         **card.training,
-        "images": [im.name for im in images],
+        "images": [im.name for im in images if not im.name.startswith("generated ")]
+        + ([f"{n} generated images"] if (n := sum(im.name.startswith("generated ") for im in images)) else []),
         "steps": steps,
         "batch": batch,
         "patch_px_at_working_scale": patch,
@@ -442,6 +506,7 @@ def train(
         "zoom_range": list(zoom_range),
         "dim_junctions": dim_junctions,
         "seed": seed,
+        **({"started_from": str(start_from)} if start_from is not None else {}),
         "loss_history": history,
         "seconds_this_run": round(time.perf_counter() - started, 1),
     }

@@ -195,21 +195,12 @@ def few_cells_table(model) -> None:
 
 
 def synthetic_table(model, diameters: list[int]) -> None:
-    from bbbcore.metrics import score_segmentation
-    from tests.synthetic import voronoi_monolayer
+    """F1 on generated junction images (benchmarks/generated_scores.py), one image per texture and diameter."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from generated_scores import TEXTURES, print_table, score_model
 
-    print(f"{'diameter':>8s} {'estimated':>10s} {'cells':>6s} {'F1@0.5':>7s}")
-    for diameter in diameters:
-        side = int(np.clip(6 * diameter, 384, 1536))
-        n = int(side * side * 0.75 / (np.pi / 4 * diameter**2))
-        field = voronoi_monolayer(shape=(int(side * 0.75), side), n_cells=max(n, 6), seed=diameter)
-        junction = field["junction"]
-        image = LoadedImage(name=f"synthetic_{diameter}px", image_id="", raw=(junction * 255).astype(np.uint8),
-                            junction=junction, nuclei=None, pixel_size_um=None)
-        result = segment_image(image, model)
-        f1 = score_segmentation(field["truth"], result.labels, n_bootstrap=0)["f1@0.5"]
-        print(f"{diameter:6d}px {result.diameter_estimated_px or float('nan'):8.0f}px {int(field['truth'].max()):6d} "
-              f"{f1:7.2f}")
+    print_table("generated junction images, diameter estimated", score_model(model, diameters, TEXTURES, 1),
+                diameters)
 
 
 def main() -> None:

@@ -132,3 +132,22 @@ def test_train_with_pseudo_labelled_images(tmp_path, shared_data, capsys):
     assert "pseudo-labelled by bbb_unet version" in card.training["data"] and "(bbb_unet.keras" in card.training["data"]
     assert len(card.training["images"]) == 6  # bbb_02 + the five sample images
     assert card.flips == 2  # the default test-time flip averaging is written into the card
+
+
+def test_train_with_generated_images_from_a_models_weights(tmp_path, shared_data, capsys):
+    from bbbcore.unet import read_card
+
+    start = tmp_path / "start.keras"
+    base = ["train", str(shared_data / "bbb" / "train"), "--images", "bbb_02", "--steps", "1", "--batch", "2",
+            "--patch", "32", "--base-width", "4", "--depth", "2"]
+    assert main(base + ["--out", str(start)]) == 0
+    out = tmp_path / "tuned.keras"
+    args = base + ["--out", str(out), "--start-from", str(start), "--generated", "3"]
+    assert main(args + ["--generated-share", "1.5"]) == 2
+    assert "--generated-share must lie between 0 and 1" in capsys.readouterr().err
+    assert main(args + ["--generated-textures", "punctate"]) == 0
+    card = read_card(out)
+    assert "3 generated junction images" in card.training["data"] and "textures punctate" in card.training["data"]
+    assert card.training["images"] == ["bbb_02.png", "3 generated images"]
+    assert card.training["started_from"] == str(start)
+    assert card.cell_diameter_px == read_card(start).cell_diameter_px  # the scale the network knows

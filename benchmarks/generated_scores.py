@@ -1,0 +1,99 @@
+"""Models scored on generated junction images with exact labels, at known cell diameters.
+
+Images from ``bbbcore.junction_generator`` with seeds 900000 and up (training draws its seeds from
+``numpy.random.default_rng(seed + 1).integers(2**31)``: a collision is a one-in-ten-million chance),
+for the textures the shipped models were trained on (continuous, punctate, frayed) and for the one
+held out of training entirely (spiked: perpendicular junctions). Each is segmented with no setting
+touched (the diameter estimated) and scored against its labels: F1 at IoU 0.5 (and 0.75), the mean over
+the images of each diameter and texture group, with the lowest image.
+
+    python benchmarks/generated_scores.py [--model models/bbb_unet.keras ...] [--diameters 20 45 100 150 250]
+        [--per-texture 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bbbcore.io import LoadedImage  # noqa: E402
+from bbbcore.junction_generator import TEXTURES, generate  # noqa: E402
+from bbbcore.metrics import score_segmentation  # noqa: E402
+from bbbcore.pipeline import segment_image  # noqa: E402
+from bbbcore.training import TRAINING_TEXTURES  # noqa: E402
+
+DIAMETERS = (20, 45, 100, 150, 250)
+FIRST_SEED = 900_000
+
+
+def generated_image(diameter: float, texture: str, seed: int) -> tuple[LoadedImage, np.ndarray]:
+    """An 8-bit generated image large enough for a few dozen cells, and its labels."""
+    side = int(np.clip(7 * diameter, 448, 1600))
+    picture = generate((int(side * 0.8), side), diameter_px=diameter, texture=texture, seed=seed)
+    raw = np.round(picture.junction * 255).astype(np.uint8)
+    image = LoadedImage(name=f"generated_{texture}_{diameter:g}px_{seed}.png", image_id=str(seed), raw=raw,
+                        junction=raw.astype(np.float32) / 255, nuclei=None, pixel_size_um=None)
+    return image, picture.cells
+
+
+def score_model(model, diameters, textures, per_texture: int) -> list[dict]:
+    """One row per (diameter, texture, image): F1 at IoU 0.5 and 0.75, the diameter estimated, seconds."""
+    rows = []
+    for diameter in diameters:
+        for t_index, texture in enumerate(textures):
+            for k in range(per_texture):
+                seed = FIRST_SEED + 1000 * int(diameter) + 10 * t_index + k
+                image, truth = generated_image(diameter, texture, seed)
+                started = time.perf_counter()
+                result = segment_image(image, model)
+                scores = score_segmentation(truth, result.labels, n_bootstrap=0)
+                rows.append({"diameter": diameter, "texture": texture, "f1@0.5": scores["f1@0.5"],
+                             "f1@0.75": scores["f1@0.75"], "estimated": result.diameter_estimated_px,
+                             "seconds": time.perf_counter() - started})
+    return rows
+
+
+def print_table(name: str, rows: list[dict], diameters) -> None:
+    groups = {"trained textures": set(TRAINING_TEXTURES), "held out (spiked)": {"spiked"}}
+    print(f"\n{name}")
+    print(f"{'diameter':>9s} | {'group':18s} | {'images':>6s} | {'F1@0.5 mean (min)':>18s} | "
+          f"{'F1@0.75 mean':>12s} | {'estimated px (median)':>21s}")
+    for diameter in diameters:
+        for group, members in groups.items():
+            chosen = [r for r in rows if r["diameter"] == diameter and r["texture"] in members]
+            if not chosen:
+                continue
+            f1 = [r["f1@0.5"] for r in chosen]
+            estimates = [r["estimated"] for r in chosen if r["estimated"]]
+            print(f"{diameter:7g}px | {group:18s} | {len(chosen):6d} | {np.mean(f1):11.3f} ({min(f1):.2f}) | "
+                  f"{np.mean([r['f1@0.75'] for r in chosen]):12.3f} | "
+                  f"{statistics.median(estimates) if estimates else float('nan'):21.0f}")
+    print(f"all: F1@0.5 mean {np.mean([r['f1@0.5'] for r in rows]):.3f}; "
+          f"{sum(r['seconds'] for r in rows):.0f} s for {len(rows)} images")
+
+
+def main() -> None:
+    from bbbcore.unet import BoundaryModel
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, action="append", default=None,
+                        help="model(s) to score (default: models/bbb_unet.keras)")
+    parser.add_argument("--diameters", type=float, nargs="+", default=list(DIAMETERS))
+    parser.add_argument("--per-texture", type=int, default=2, help="images per texture and diameter")
+    args = parser.parse_args()
+    for path in args.model or [ROOT / "models" / "bbb_unet.keras"]:
+        model = BoundaryModel.load(path)
+        rows = score_model(model, args.diameters, TEXTURES, args.per_texture)
+        print_table(f"{path} (version {model.card.version})", rows, args.diameters)
+
+
+if __name__ == "__main__":
+    main()
