@@ -80,7 +80,7 @@ def _cmd_train(args) -> int:
 
         diameter = read_card(args.start_from).diameter_px
     if args.generated:
-        images, note = _with_generated(images, args, working_diameter=diameter * args.input_scale)
+        images, note = _with_generated(images, args, training_diameter=diameter)
         source = f"{source}; {note}"
     card = ModelCard(
         name=args.name or args.out.stem,
@@ -113,15 +113,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _with_generated(images, args, *, working_diameter: float):
+def _with_generated(images, args, *, training_diameter: float):
     """``images`` plus --generated generated images weighted to --generated-share of the patches, and a card line."""
     from .training import TRAINING_TEXTURES, generated_dataset
 
     if not 0 < args.generated_share < 1:
         raise BBBError(f"--generated-share must lie between 0 and 1, got {args.generated_share}")
     textures = tuple(args.generated_textures or TRAINING_TEXTURES)
-    generated = generated_dataset(args.generated, working_diameter=working_diameter, seed=args.seed + 1,
-                                  textures=textures)
+    generated = generated_dataset(args.generated, training_diameter=training_diameter, input_scale=args.input_scale,
+                                  seed=args.seed + 1, textures=textures)
     others = sum(float(im.known.sum()) * im.weight for im in images)
     drawn = sum(float(im.known.sum()) for im in generated)
     for im in generated:

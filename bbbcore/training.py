@@ -231,44 +231,45 @@ GENERATED_WORKING_SPREAD = (0.85, 1.18)
 def generated_dataset(
     n_images: int,
     *,
-    working_diameter: float,
+    training_diameter: float,
+    input_scale: float,
     seed: int = 0,
     textures: tuple[str, ...] = TRAINING_TEXTURES,
     shape: tuple[int, int] = (320, 320),
 ) -> list[TrainingImage]:
-    """Generated junction images with exact labels (:mod:`bbbcore.junction_generator`), at the working scale.
+    """Generated junction images with exact labels (:mod:`bbbcore.junction_generator`), ``shape`` at the working scale.
 
     Each image is drawn at a native cell diameter log-uniform in :data:`GENERATED_NATIVE_DIAMETERS`
-    (above 1.5 x the working diameter it is drawn at that and shrunk, which looks the same and costs
-    less), normalised as the pipeline normalises, and resized so its cells have about
-    ``working_diameter`` px: small cells arrive enlarged and soft, large ones shrunk and sharp.
-    Dense truth: every pixel is known.
+    (above 1.5 x ``training_diameter`` it is drawn at that, with a line as thin as the native one would
+    be once shrunk: the same picture for less work), normalised as the pipeline normalises, resized so
+    its cells have about ``training_diameter`` px (small cells arrive enlarged and soft, large ones
+    shrunk and sharp), and then made a training image by ``input_scale`` exactly as an annotated image
+    is, so the border target has the same width. Dense truth: every pixel is known.
     """
     from .config import NORMALISE_PERCENTILES
     from .junction_generator import BORDER_WIDTH_RANGE_PX, generate
     from .resize import resize_labels, resize_to
 
     rng = np.random.default_rng(seed)
+    full = (round(shape[0] / input_scale), round(shape[1] / input_scale))  # at the annotated images' scale
     items = []
     for index in range(n_images):
         native = float(np.exp(rng.uniform(*np.log(GENERATED_NATIVE_DIAMETERS))))
-        drawn = min(native, 1.5 * working_diameter)
-        wanted = working_diameter * float(np.exp(rng.uniform(*np.log(GENERATED_WORKING_SPREAD))))
+        wanted = training_diameter * float(np.exp(rng.uniform(*np.log(GENERATED_WORKING_SPREAD))))
+        drawn = min(native, 1.5 * wanted)
         zoom = wanted / drawn
-        native_shape = (int(np.ceil(shape[0] / zoom)), int(np.ceil(shape[1] / zoom)))
+        native_shape = (int(np.ceil(full[0] / zoom)), int(np.ceil(full[1] / zoom)))
         texture = textures[int(rng.integers(len(textures)))]
         overrides = {}
         if native > drawn:  # the line as thin as the native cells' line, once shrunk
             overrides["border_width_px"] = float(np.exp(rng.uniform(*np.log(BORDER_WIDTH_RANGE_PX)))) * drawn / native
         picture = generate(native_shape, diameter_px=drawn, texture=texture, seed=int(rng.integers(2**31)),
                            **overrides)
-        junction = resize_to(normalise(picture.junction, NORMALISE_PERCENTILES), shape, antialias=zoom < 1)
-        cells = resize_labels(picture.cells, shape)
-        item = _training_image(f"generated {index} ({texture}, {native:.0f} px native)", junction, cells,
-                               scale=1.0, dense=True)
-        items.append(item)
+        junction = resize_to(normalise(picture.junction, NORMALISE_PERCENTILES), full, antialias=zoom < 1)
+        cells = resize_labels(picture.cells, full)
+        items.append(_training_image(f"generated {index} ({texture}, {native:.0f} px native)", junction, cells,
+                                     scale=input_scale, dense=True))
     return items
-
 
 class PatchSampler:
     """Random augmented patches from training images, reproducible from a seed.

@@ -157,7 +157,8 @@ def test_a_training_set_knows_its_cell_diameter(synthetic_monolayer):
 def test_generated_images_reach_the_network_at_the_training_diameter_with_exact_dense_truth():
     from bbbcore.training import GENERATED_WORKING_SPREAD, generated_dataset
 
-    images = generated_dataset(6, working_diameter=60, seed=4, textures=("punctate", "frayed"), shape=(192, 224))
+    images = generated_dataset(6, training_diameter=120, input_scale=0.5, seed=4, textures=("punctate", "frayed"),
+                               shape=(192, 224))
     assert len(images) == 6
     natives = []
     for im in images:
@@ -165,20 +166,23 @@ def test_generated_images_reach_the_network_at_the_training_diameter_with_exact_
         assert im.known.min() == 1.0  # every pixel's truth is known
         assert 0.0 <= im.image.min() and im.image.max() <= 1.0
         assert 0.03 < im.border.mean() < 0.4
-        # Cells arrive at about the working diameter whatever their native size (a few cells: some slack).
+        # Cells arrive at about the training diameter whatever their native size (a few cells: some slack),
+        # and reach the network at input_scale of it, as the annotated images' do.
         low, high = GENERATED_WORKING_SPREAD
-        assert 0.7 * low * 60 < im.cell_diameter_px < 1.3 * high * 60, im.name
+        assert 0.7 * low * 120 < im.cell_diameter_px < 1.3 * high * 120, im.name
         assert "punctate" in im.name or "frayed" in im.name
         natives.append(float(im.name.split(", ")[1].split(" px")[0]))
-    assert min(natives) < 60 < max(natives)  # drawn both smaller and larger than they reach the network
-    again = generated_dataset(6, working_diameter=60, seed=4, textures=("punctate", "frayed"), shape=(192, 224))
+    assert min(natives) < 120 < max(natives)  # drawn both smaller and larger than they reach the network
+    again = generated_dataset(6, training_diameter=120, input_scale=0.5, seed=4, textures=("punctate", "frayed"),
+                              shape=(192, 224))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(images, again))  # reproducible from the seed
 
 
 def test_the_border_target_lies_on_the_generated_junction_line():
     from bbbcore.training import generated_dataset
 
-    [image] = generated_dataset(1, working_diameter=70, seed=11, textures=("continuous",), shape=(256, 256))
+    [image] = generated_dataset(1, training_diameter=140, input_scale=0.5, seed=11, textures=("continuous",),
+                                shape=(256, 256))
     on_border = image.image[image.border > 0.5].mean()
     inside = image.image[(image.border < 0.5) & (image.distance > 0.5)].mean()
     assert on_border > 1.5 * inside
@@ -187,7 +191,7 @@ def test_the_border_target_lies_on_the_generated_junction_line():
 def test_training_can_start_from_a_models_weights(tmp_path):
     from bbbcore.training import generated_dataset
 
-    images = generated_dataset(2, working_diameter=30, seed=0, shape=(96, 96))
+    images = generated_dataset(2, training_diameter=60, input_scale=0.5, seed=0, shape=(96, 96))
     first = train(images, out=tmp_path / "a.keras", card=tiny_card(), steps=1, batch=2, patch=32,
                   progress=False, log=lambda *_: None)
     # Zero steps from a's weights: the same network, so the same maps.
