@@ -82,6 +82,9 @@ class ImageReadError(BBBError):
         self.problem = problem
         super().__init__(named_message(self.source, problem))
 
+    def __reduce__(self):  # picklable: raised in a worker process, shown by the main one
+        return type(self), (self.source, self.problem)
+
 
 class AnnotationError(BBBError):
     """An annotation file cannot be turned into truth cells."""
@@ -90,6 +93,9 @@ class AnnotationError(BBBError):
         self.source = str(source)
         self.problem = problem
         super().__init__(named_message(self.source, problem))
+
+    def __reduce__(self):  # picklable: raised in a worker process, shown by the main one
+        return type(self), (self.source, self.problem)
 
 
 class ModelCardError(BBBError):

@@ -38,3 +38,13 @@ def test_the_file_is_named_once_and_escaped(error):
 
 def test_named_message():
     assert named_message("t.csv", "the file is empty") == "t.csv: the file is empty"
+
+
+def test_named_errors_survive_the_trip_from_a_worker_process():
+    import pickle
+
+    from bbbcore.errors import AnnotationError, ImageReadError
+
+    for error in (ImageReadError("a.tif", "not an image"), AnnotationError("b.png", "no outline")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error) and back.source == error.source
