@@ -106,17 +106,26 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     # Surest first: the surest trial with enough whole cells gives the diameter, unless a trial finding
     # fewer (a field of one or two cells, as at 63x) is clearly surer; a wrong zoom finds no whole cell
     # (blur) or is less sure (cells cut into pieces of the training size).
-    first_any = first_many = None
+    first_any = first_fitting = first_many = None
     for certainty, zoom, maps in sorted(((_certainty(m), z, m) for z, m in trials), key=lambda t: -t[0]):
         diameter, count = _median_diameter(maps, settings)
         if count and first_any is None:
             first_any = (certainty, zoom, diameter)
+        # Cells of about the training diameter (within a ladder step): the network is at its scale there.
+        # A field shrunk to texture can leave it sure of one huge "cell"; that trial is not.
+        if count and first_fitting is None and 1 / 1.5 <= diameter / target <= 1.5:
+            first_fitting = (certainty, zoom, diameter)
         if count >= MIN_CELLS:
             first_many = (certainty, zoom, diameter)
             break
     if first_any is None:
         return 1.0, None
-    chosen = first_many if first_many is not None and first_any[0] - first_many[0] <= CLEARLY_SURER else first_any
+    if first_many is None:
+        chosen = first_fitting or first_any
+    elif first_fitting is not None and first_fitting[0] - first_many[0] > CLEARLY_SURER:
+        chosen = first_fitting  # a field of a few large cells, at their scale
+    else:
+        chosen = first_many
     _, zoom, diameter = chosen
     if zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP:
         return target / diameter, card.diameter_px * diameter / target  # the training scale: done

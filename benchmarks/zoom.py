@@ -10,7 +10,7 @@ Prints three tables:
    with no setting touched, against the crop's own cells;
 3. generated junction images with cell diameters from 20 to 250 px: F1 at IoU 0.5 with the diameter estimated.
 
-    python benchmarks/zoom.py [--zooms 0.333 0.5 2 3] [--quick]
+    python benchmarks/zoom.py [--zooms 0.333 0.5 2 3] [--quick] [--model MODEL.keras]
 """
 
 from __future__ import annotations
@@ -209,8 +209,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zooms", type=float, nargs="*", default=[1 / 3, 1 / 2, 2, 3])
     parser.add_argument("--quick", action="store_true", help="two sample images, zooms 1/2 and 2")
+    parser.add_argument("--model", type=Path, default=None, help="model to measure (default: the shipped one)")
     args = parser.parse_args()
-    model = load_model()
+    model = load_model(args.model)
     images = sorted((ROOT / "sample_data").glob("*.jpg")) + [DATA / "train" / "bbb_01.png", DATA / "train" / "bbb_02.png"]
     if args.quick:
         images, args.zooms = images[2:4], [0.5, 2]
