@@ -437,8 +437,8 @@ def burned_in_mask(raw: np.ndarray) -> np.ndarray:
     mask = np.zeros(raw.shape[:2], bool)
     # int32 labels, areas by bincount and boxes by find_objects: regionprops' int64 image and coordinate
     # lists cost 1 GB and 3 s on a 48 MP image.
-    lab, _ = ndi.label(saturated, structure=np.ones((3, 3)), output=np.int32)
-    areas = np.bincount(lab[saturated])
+    lab, n_found = ndi.label(saturated, structure=np.ones((3, 3)), output=np.int32)
+    areas = np.bincount(lab[saturated], minlength=n_found + 1)
     for cell_id, box in enumerate(ndi.find_objects(lab), start=1):
         if box is None or areas[cell_id] < 300:
             continue
@@ -451,8 +451,8 @@ def burned_in_mask(raw: np.ndarray) -> np.ndarray:
         if np.percentile(red, 99) < 0.25 * top:
             caption = (red > 0.5 * top) & (green > 0.5 * top)
             # Specks of 4 px or fewer are not text (remove_small_objects' rule, at a fifth of its cost).
-            pieces, _ = ndi.label(caption, output=np.int32)
-            large = np.bincount(pieces[caption]) > 4
+            pieces, n_pieces = ndi.label(caption, output=np.int32)
+            large = np.bincount(pieces[caption], minlength=n_pieces + 1) > 4
             large[0] = False
             mask |= large[pieces]
             del pieces

@@ -210,3 +210,11 @@ def test_nucleus_free_merge_spares_edge_cells_and_images_without_nuclei():
     assert np.array_equal(merge_nucleus_free(labels, probability, np.zeros_like(nuclei), 0.5), labels)
     # Nor does a piece behind a sure border (above the threshold) join.
     assert np.array_equal(merge_nucleus_free(labels, probability + 0.5, nuclei, 0.5), labels)
+
+
+def test_a_colour_image_without_captions_or_saturation_masks_nothing():
+    # An unstained red channel but nothing bright in it: no caption pixel at all (the empty case).
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    rgb[..., 1] = np.random.default_rng(0).integers(0, 120, (64, 80))
+    assert not burned_in_mask(rgb).any()
+    assert not burned_in_mask(rgb[..., 1]).any()  # gray, nothing saturated
