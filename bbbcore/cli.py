@@ -317,11 +317,13 @@ def _image_list(paths: list[Path], failed: list[str]) -> list[tuple[Path, str]]:
 
 
 def _cmd_segment(args) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .cli_experiments import ExperimentWriter
     from .errors import display_name
-    from .io import file_bytes
+    from .io import file_bytes, load_image
     from .metadata import sample_of
-    from .pipeline import finish_segmentation
+    from .pipeline import finish_segmentation, predict_scaled
     from .unet import BoundaryModel
 
     failed: list[str] = []
@@ -331,20 +333,19 @@ def _cmd_segment(args) -> int:
     store = ExperimentWriter(args.experiment) if args.experiment else None
     output = _Output(args.out)
 
-    def predict_next(pool, path: Path, name: str):
+    def predict(path: Path, name: str):
         sample = sample_of(samples, name)
-        options = {"max_projection": args.max_projection, **_channels(args, sample)}
-        return pool.submit(_predict_image, path, name, options, _diameter(args, sample))
+        image = load_image(path, name=name, max_projection=args.max_projection, **_channels(args, sample))
+        return predict_scaled(image, model, diameter_px=_diameter(args, sample))
 
-    # With several images, the next one is read and predicted in a second process (its own model and
-    # interpreter: no contention for the GIL) while this one's watershed, measuring and files are made
-    # here, one image ahead at most. One image has nothing to overlap: it stays in this process.
-    with _predictor(model, args.model, len(images)) as ahead:
-        queued = [predict_next(ahead, *images[0])] if images else []
+    # The next image is read and predicted on a second thread (ONNX Runtime releases the GIL) while this
+    # one's watershed and measuring run: one image ahead at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as ahead:
+        queued = [ahead.submit(predict, *images[0])] if images else []
         for index, (path, name) in enumerate(images):
             sample = sample_of(samples, name)
             if index + 1 < len(images):
-                queued.append(predict_next(ahead, *images[index + 1]))
+                queued.append(ahead.submit(predict, *images[index + 1]))
             try:
                 result = finish_segmentation(
                     queued.pop(0).result(), model, pixel_size_um=_pixel_size(args, sample),
@@ -375,54 +376,6 @@ def _cmd_segment(args) -> int:
         print(f"error: {len(failed)} file(s) could not be segmented: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-
-
-_WORKER_MODEL = None  # the model of a predicting worker process
-
-
-def _load_worker_model(path: str) -> None:
-    global _WORKER_MODEL
-    from .unet import BoundaryModel
-
-    _WORKER_MODEL = BoundaryModel.load(path)
-
-
-def _predict_image(path: Path, name: str, options: dict, diameter_px, model=None):
-    """Read and predict one image (:func:`bbbcore.pipeline.predict_scaled`), here or in the worker process."""
-    from .io import load_image
-    from .pipeline import predict_scaled
-
-    image = load_image(path, name=name, **options)
-    return predict_scaled(image, _WORKER_MODEL if _WORKER_MODEL is not None else model, diameter_px=diameter_px)
-
-
-def _predictor(model, model_path: Path, n_images: int):
-    """Where images are predicted: a worker process with its own copy of the model for two or more
-    images, else this process (an executor that runs each job at once)."""
-    import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    if n_images >= 2 and model.runtime == "onnx":
-        # spawn, not fork: ONNX Runtime's threads do not survive a fork.
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_load_worker_model, initargs=(str(model_path),))
-
-    class _Here:
-        def submit(self, function, *args):
-            future = Future()
-            try:
-                future.set_result(function(*args, model=model))
-            except BaseException as exc:  # noqa: BLE001 - handed over as the pool would
-                future.set_exception(exc)
-            return future
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    return _Here()
 
 
 def _add_measure(sub) -> None:
