@@ -46,7 +46,7 @@ def _add_train(sub) -> None:
     g.add_argument("--generated", type=int, default=0, metavar="N",
                    help="also train on N generated images (their cells at the training diameter, drawn at native "
                         "diameters of 15-300 px)")
-    g.add_argument("--generated-share", type=float, default=0.4, help="share of training patches from them")
+    g.add_argument("--generated-share", type=float, default=0.25, help="share of training patches from them")
     g.add_argument("--generated-textures", nargs="+", default=None, metavar="TEXTURE",
                    help="junction textures to draw (default: all but 'spiked', held out for scoring)")
     g = p.add_argument_group("self-training on unannotated images")
@@ -119,7 +119,11 @@ def _with_generated(images, args, *, training_diameter: float):
 
     if not 0 < args.generated_share < 1:
         raise BBBError(f"--generated-share must lie between 0 and 1, got {args.generated_share}")
+    from .junction_generator import TEXTURES
+
     textures = tuple(args.generated_textures or TRAINING_TEXTURES)
+    if unknown := [t for t in textures if t not in TEXTURES]:
+        raise BBBError(f"--generated-textures: no texture {', '.join(unknown)}; choose from {', '.join(TEXTURES)}")
     generated = generated_dataset(args.generated, training_diameter=training_diameter, input_scale=args.input_scale,
                                   seed=args.seed + 1, textures=textures)
     others = sum(float(im.known.sum()) * im.weight for im in images)

@@ -145,6 +145,8 @@ def test_train_with_generated_images_from_a_models_weights(tmp_path, shared_data
     args = base + ["--out", str(out), "--start-from", str(start), "--generated", "3"]
     assert main(args + ["--generated-share", "1.5"]) == 2
     assert "--generated-share must lie between 0 and 1" in capsys.readouterr().err
+    assert main(args + ["--generated-textures", "dotted"]) == 2
+    assert "--generated-textures: no texture dotted; choose from continuous, punctate" in capsys.readouterr().err
     assert main(args + ["--generated-textures", "punctate"]) == 0
     card = read_card(out)
     assert "3 generated junction images" in card.training["data"] and "textures punctate" in card.training["data"]
