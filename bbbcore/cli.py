@@ -62,7 +62,7 @@ def _add_train(sub) -> None:
 def _cmd_train(args) -> int:
     from .instances import WatershedSettings
     from .training import bbb_dataset, isbi_dataset, train, training_diameter
-    from .unet import ModelCard
+    from .unet import ModelCard, read_card
 
     if args.format == "outline":
         images = bbb_dataset(args.data, scale=args.input_scale, annotator=args.annotator, names=args.images)
@@ -73,12 +73,8 @@ def _cmd_train(args) -> int:
     if args.pseudo_label is not None:
         images, note = _with_pseudo_labels(images, args)
         source = f"{source}; {note}"
-    diameter = training_diameter(images)
-    if args.start_from is not None:
-        # Fine-tuning keeps the scale the network already knows (its card's training diameter).
-        from .unet import read_card
-
-        diameter = read_card(args.start_from).diameter_px
+    # Fine-tuning keeps the scale the network already knows (its card's training diameter).
+    diameter = read_card(args.start_from).diameter_px if args.start_from else training_diameter(images)
     if args.generated:
         images, note = _with_generated(images, args, training_diameter=diameter)
         source = f"{source}; {note}"
