@@ -160,7 +160,8 @@ def predict_scaled(image: LoadedImage, model, *, diameter_px: float | None = Non
 
     started = time.perf_counter()
     junction = model_input(image, model.card)
-    scale = choose_scale(junction, model, diameter_px=diameter_px, name=display_name(image.name))
+    scale = choose_scale(junction, model, diameter_px=diameter_px, name=display_name(image.name),
+                         nuclei=image.nuclei)
     scaled = time.perf_counter()
     maps = model.predict_maps(junction, zoom=scale.zoom, name=image.name, working_scale=True)
     timings = {"scale_s": scaled - started, "inference_s": time.perf_counter() - scaled}

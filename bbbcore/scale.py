@@ -7,7 +7,9 @@ the sample sheet's ``diameter_px``) or estimated per image by
 :func:`estimate_zoom`: the network runs on a centre crop at a ladder of zooms;
 where the zoom is right its boundary map is most certain (too small, cells blur
 into texture; too large, it cuts cells into pieces of the training size), and
-the cells it draws there give the diameter.
+the cells it draws there give the diameter. When two trials far apart in zoom are
+about as sure (a field of small cells can be drawn as clusters of a dozen), the
+spacing of the nuclei, when there is a nuclear channel, says which one is right.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .instances import WatershedSettings, cells_from_boundary, touches_edge
 from .resize import resize
@@ -36,6 +39,16 @@ CLEARLY_SURER = 0.05
 #: and of the two refining trials (about 9 x 9 cells: a steadier median).
 CROP_PX = 384
 REFINE_CROP_PX = 768
+#: An image at least two crops across (at the training scale) is estimated at three places along its
+#: diagonal (these fractions of its height and width) and the median taken.
+MANY_CROPS_AT = (0.25, 0.5, 0.75)
+#: Nuclei decide between two about-as-sure trials only when one lies this much nearer (as a factor) to
+#: the diameter their spacing gives: that diameter is rough (touching nuclei count as one, fragments of a
+#: dim nucleus as several: within 35 % on the sample images), the trials it separates are 4x apart.
+NUCLEI_CLEARLY_NEARER = 2.0
+#: The nuclei are counted in a centre window this large at most (hundreds of nuclei at 10x; a 48 MP
+#: image's would cost a second and say no more).
+NUCLEI_WINDOW_PX = 2048
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,16 @@ def zoom_for(card, diameter_px: float) -> float:
     return card.diameter_px / float(diameter_px)
 
 
-def choose_scale(junction: np.ndarray, model, *, diameter_px: float | None = None, name: str = "<image>") -> Scale:
-    """The scale of one image: from the given diameter, else estimated (:func:`estimate_zoom`)."""
+def choose_scale(junction: np.ndarray, model, *, diameter_px: float | None = None, name: str = "<image>",
+                 nuclei: np.ndarray | None = None) -> Scale:
+    """The scale of one image: from the given diameter, else estimated (:func:`estimate_zoom`).
+
+    ``nuclei``: the nuclear channel on the junction's grid, if any (a tie-break, :func:`nuclei_spacing_px`).
+    """
     card = model.card
     if diameter_px is not None and diameter_px > 0:
         return Scale(zoom_for(card, diameter_px), float(diameter_px))
-    zoom, estimated = estimate_zoom(junction, model)
+    zoom, estimated = estimate_zoom(junction, model, nuclei=nuclei)
     low, high = ZOOM_RANGE
     warning = None
     if estimated is None:
@@ -85,8 +102,11 @@ def choose_scale(junction: np.ndarray, model, *, diameter_px: float | None = Non
     return Scale(zoom, card.diameter_px / zoom, estimated, warning)
 
 
-def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
+def estimate_zoom(junction: np.ndarray, model, *, nuclei: np.ndarray | None = None) -> tuple[float, float | None]:
     """The zoom at which the network is surest of the borders, and the cell diameter it implies.
+
+    ``nuclei`` (optional, the nuclear channel on the junction's grid) decides between trials that are
+    about as sure but far apart in zoom.
 
     Returns
     -------
@@ -96,18 +116,35 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
         The estimated typical cell diameter in the image's pixels.
     """
     card = model.card
+    height, width = junction.shape[:2]
+    if min(height, width) * card.input_scale < 2 * CROP_PX:
+        return _estimate_at(junction, model, nuclei, (height // 2, width // 2), {})
+    # A large image: three crops along the diagonal, the median (one crop can sit on a scale bar, a
+    # bubble or a stitching seam). The trials that shrink the image cover all of it: they run once.
+    shared: dict = {}
+    found = [_estimate_at(junction, model, nuclei, (int(height * f), int(width * f)), shared) for f in MANY_CROPS_AT]
+    found = sorted((z, d) for z, d in found if d is not None) or [(1.0, None)]
+    return found[(len(found) - 1) // 2]
+
+
+def _estimate_at(junction: np.ndarray, model, nuclei: np.ndarray | None, centre: tuple[int, int],
+                 done: dict) -> tuple[float, float | None]:
+    """:func:`estimate_zoom` from the crops centred at ``centre`` (row, column); ``done`` keeps maps by crop."""
+    card = model.card
     settings = WatershedSettings.from_card(card).scaled(card.input_scale)
     target = card.diameter_px * card.input_scale  # the training diameter on the network's grid
-    trials = [(zoom, maps) for zoom in NEAR_ONE if (maps := _crop_maps(junction, model, zoom)) is not None]
+    trials = [(zoom, maps) for zoom in NEAR_ONE if (maps := _crop_maps(junction, model, zoom, centre, done)) is not None]
     if (diameter := _diameter_if_surest_at_one(trials, settings, target)) is not None:
         return target / diameter, card.diameter_px * diameter / target  # the training scale: three trials
     trials += [(zoom, maps) for zoom in ZOOM_LADDER
-               if zoom not in NEAR_ONE and (maps := _crop_maps(junction, model, zoom)) is not None]
+               if zoom not in NEAR_ONE and (maps := _crop_maps(junction, model, zoom, centre, done)) is not None]
     # Surest first: the surest trial with enough whole cells gives the diameter, unless a trial finding
     # fewer (a field of one or two cells, as at 63x) is clearly surer; a wrong zoom finds no whole cell
     # (blur) or is less sure (cells cut into pieces of the training size).
     first_any = first_fitting = first_many = None
-    for certainty, zoom, maps in sorted(((_certainty(m), z, m) for z, m in trials), key=lambda t: -t[0]):
+    ranked = sorted(((_certainty(m), z, m) for z, m in trials), key=lambda t: -t[0])
+    less_sure = []
+    for index, (certainty, zoom, maps) in enumerate(ranked):
         diameter, count = _median_diameter(maps, settings)
         if count and first_any is None:
             first_any = (certainty, zoom, diameter)
@@ -116,7 +153,7 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
         if count and first_fitting is None and 1 / 1.5 <= diameter / target <= 1.5:
             first_fitting = (certainty, zoom, diameter)
         if count >= MIN_CELLS:
-            first_many = (certainty, zoom, diameter)
+            first_many, less_sure = (certainty, zoom, diameter), ranked[index + 1:]
             break
     if first_any is None:
         return 1.0, None
@@ -125,7 +162,7 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     elif first_fitting is not None and first_fitting[0] - first_many[0] > CLEARLY_SURER:
         chosen = first_fitting  # a field of a few large cells, at their scale
     else:
-        chosen = first_many
+        chosen = _nearest_to_nuclei(first_many, less_sure, nuclei, settings, card.input_scale)
     _, zoom, diameter = chosen
     if zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP:
         return target / diameter, card.diameter_px * diameter / target  # the training scale: done
@@ -133,13 +170,63 @@ def estimate_zoom(junction: np.ndarray, model) -> tuple[float, float | None]:
     # and once more from a trial at the corrected zoom.
     for _ in range(2):
         zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
-        maps = _crop_maps(junction, model, zoom, crop_px=REFINE_CROP_PX, quick=False)
+        maps = _crop_maps(junction, model, zoom, centre, done, crop_px=REFINE_CROP_PX, quick=False)
         again, count = _median_diameter(maps, settings) if maps is not None else (None, 0)
         if not count:
             break
         diameter = again
     zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
     return zoom, card.diameter_px / zoom
+
+
+def nuclei_spacing_px(nuclei: np.ndarray) -> float | None:
+    """The cell diameter (px) the nuclei's spacing gives in a confluent field: one nucleus per cell.
+
+    Nuclei are the connected parts of the smoothed channel above Otsu's threshold, specks (under a
+    fifth of the median part) dropped; no size in pixels is assumed, so it holds at any magnification.
+    None with fewer than :data:`MIN_CELLS` nuclei or a flat channel.
+    """
+    from skimage.filters import threshold_otsu
+
+    plane = ndi.gaussian_filter(np.asarray(nuclei, np.float32), 1.0)
+    if np.ptp(plane) == 0:
+        return None
+    found, n = ndi.label(plane > threshold_otsu(plane))
+    sizes = np.bincount(found.ravel())[1:]
+    count = int(np.count_nonzero(sizes >= 0.2 * np.median(sizes))) if n else 0
+    return float(np.sqrt(4 * plane.size / (np.pi * count))) if count >= MIN_CELLS else None
+
+
+def _nearest_to_nuclei(chosen: tuple, others: list, nuclei: np.ndarray | None, settings: WatershedSettings,
+                       input_scale: float) -> tuple:
+    """``chosen`` (certainty, zoom, diameter), or a trial about as sure whose cells are clearly nearer the
+    nuclei's spacing (trials 4x apart in zoom can both draw cells of the training size: one of them
+    clusters of a dozen real cells)."""
+    if nuclei is None:
+        return chosen
+    rivals = []
+    for certainty, zoom, maps in others:
+        if chosen[0] - certainty > CLEARLY_SURER:
+            break  # sorted surest first
+        diameter, count = _median_diameter(maps, settings)
+        if count >= MIN_CELLS:
+            rivals.append((certainty, zoom, diameter))
+    spacing = nuclei_spacing_px(_centre_window(nuclei, NUCLEI_WINDOW_PX)) if rivals else None
+    if spacing is None:
+        return chosen
+
+    def distance(trial: tuple) -> float:  # |log| of the trial's cell diameter, in image px, over the spacing
+        _, zoom, diameter = trial
+        return abs(np.log(diameter / (input_scale * zoom) / spacing))
+
+    nearest = min(rivals, key=distance)
+    return nearest if distance(nearest) < distance(chosen) - np.log(NUCLEI_CLEARLY_NEARER) else chosen
+
+
+def _centre_window(plane: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` x ``side`` window of a plane (all of it when smaller)."""
+    top, left = max(0, (plane.shape[0] - side) // 2), max(0, (plane.shape[1] - side) // 2)
+    return plane[top:top + side, left:left + side]
 
 
 def _certainty(maps: np.ndarray) -> float:
@@ -155,8 +242,11 @@ def _diameter_if_surest_at_one(trials: list, settings: WatershedSettings, target
     return diameter if count >= MIN_CELLS and abs(target / diameter - 1.0) <= SNAP else None
 
 
-def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0, quick: bool = True) -> np.ndarray | None:
-    """The network's maps of a centre crop resized by ``zoom`` (None when the image is too small for it).
+def _crop_maps(junction: np.ndarray, model, zoom: float, centre: tuple[int, int], done: dict, *, crop_px: int = 0,
+               quick: bool = True) -> np.ndarray | None:
+    """The network's maps of a crop around ``centre`` resized by ``zoom`` (None when the image is too small for it).
+
+    ``done`` holds the maps of the crops already predicted, by position, size and zoom.
 
     ``quick``: one pass with little context, enough to say how sure the borders are; the refining
     trials, whose cells set the zoom, run as the segmentation does.
@@ -166,9 +256,13 @@ def _crop_maps(junction: np.ndarray, model, zoom: float, *, crop_px: int = 0, qu
     if min(junction.shape) * grid < 2 * 2**card.depth:
         return None
     side = int(np.ceil((crop_px or CROP_PX) / grid))
-    top, left = max(0, (junction.shape[0] - side) // 2), max(0, (junction.shape[1] - side) // 2)
-    crop = resize(junction[top:top + side, left:left + side], grid)
-    return model.predict_tiles(crop, context=32, flips=1) if quick else model.predict_tiles(crop)
+    top = int(np.clip(centre[0] - side // 2, 0, max(0, junction.shape[0] - side)))
+    left = int(np.clip(centre[1] - side // 2, 0, max(0, junction.shape[1] - side)))
+    key = (top, left, side, zoom, quick)
+    if key not in done:
+        crop = resize(junction[top:top + side, left:left + side], grid)
+        done[key] = model.predict_tiles(crop, context=32, flips=1) if quick else model.predict_tiles(crop)
+    return done[key]
 
 
 def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:

@@ -423,7 +423,8 @@ class AnalysisSession:
 
         for name, image in self.readable().items():
             if (names is None or name in names) and name not in self.estimated_diameters:
-                scale = choose_scale(model_input(image, model.card), model, name=display_name(name))
+                scale = choose_scale(model_input(image, model.card), model, name=display_name(name),
+                                     nuclei=image.nuclei)
                 self.estimated_diameters[name] = scale.diameter_estimated_px
                 self.sheet_revision += 1  # the table showing them starts afresh
                 if scale.warning:

@@ -10,7 +10,7 @@ import pytest
 from bbbcore.io import LoadedImage, load_image
 from bbbcore.pipeline import segment_image
 from bbbcore.resize import resize_labels
-from bbbcore.scale import SNAP, ZOOM_RANGE, choose_scale, zoom_for
+from bbbcore.scale import SNAP, ZOOM_RANGE, choose_scale, nuclei_spacing_px, zoom_for
 from bbbcore.session import SAMPLE_DATA_DIR
 from tests.conftest import ROOT
 
@@ -94,3 +94,39 @@ def test_a_field_of_a_few_large_cells_gets_their_diameter(shipped_model, shared_
     assert result.diameter_estimated_px == pytest.approx(true_diameter, rel=0.35)
     share, pairs = matched_share(truth, resize_labels(result.labels, truth.shape))
     assert len(pairs) >= 2 and share >= 0.9, share
+
+
+@pytest.mark.parametrize("diameter", [20, 60, 200])
+def test_the_nuclei_spacing_gives_the_cell_diameter_at_any_size(diameter):
+    from bbbcore.junction_generator import generate
+
+    side = int(np.clip(8 * diameter, 320, 1400))
+    picture = generate((side, side), diameter_px=diameter, seed=7, missing_nucleus_share=0.0)
+    areas = np.bincount(picture.cells.ravel())[1:]
+    true_diameter = np.sqrt(4 * areas.mean() / np.pi)
+    assert nuclei_spacing_px(picture.nuclei) == pytest.approx(true_diameter, rel=0.25)
+    assert nuclei_spacing_px(np.zeros((64, 64), np.float32)) is None  # a flat channel says nothing
+
+
+def test_small_cells_drawn_as_clusters_are_told_apart_by_their_nuclei(shipped_model):
+    """bbb_rgb_02 (cells ~62 px) at 1/3: the trial drawing clusters of a dozen cells is as sure as the right one."""
+    image = zoomed(load_image(SAMPLE_DATA_DIR / "bbb_rgb_02.jpg"), 1 / 3)
+    from bbbcore.pipeline import model_input
+
+    junction = model_input(image, shipped_model.card)
+    # Model 2.0 without the nuclei: 157 px / 3 (the clusters); with them, the cells' own ~62 px / 3.
+    scale = choose_scale(junction, shipped_model, nuclei=image.nuclei)
+    assert scale.diameter_used_px == pytest.approx(62 / 3, rel=0.2)
+
+
+def test_a_large_image_is_estimated_at_several_places(shipped_model):
+    """A blank patch at the centre of a large field (a bubble, a scale bar, a stitching seam) does not decide it."""
+    from bbbcore.junction_generator import generate
+
+    picture = generate((1600, 1600), diameter_px=60, seed=11, texture="continuous", gap_share=0.0)
+    junction = picture.junction.astype(np.float32)
+    junction[550:1050, 550:1050] = 0.0  # the centre crop of a one-crop estimate sees nothing here
+    scale = choose_scale(junction, shipped_model, name="field.tif")
+    areas = np.bincount(picture.cells.ravel())[1:]
+    assert scale.warning is None
+    assert scale.diameter_estimated_px == pytest.approx(np.sqrt(4 * np.median(areas) / np.pi), rel=0.2)
