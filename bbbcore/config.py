@@ -48,8 +48,9 @@ IMPORT_MAX_ENTRY_GB = 2.0
 #: Percentiles of the robust intensity normalisation.
 NORMALISE_PERCENTILES = (1.0, 99.8)
 
-#: µm per pixel of the shipped model's training images and of the sample data
-#: (10x: their 100 µm scale bar is 162 px long).
+#: µm per pixel of the shipped model's training images, as its cards record it. Measured again in stop 29,
+#: their 100 µm scale bar is 156 px long: 0.641 µm/px (sample_data/README.md). The 4 % difference only
+#: touches the µm form of the card's thresholds; the scale an image is segmented at comes from its cells.
 TRAINING_PIXEL_SIZE_UM = 0.617
 
 #: Typical diameter of a BBB endothelial cell in the shipped model's training images (µm; their

@@ -30,6 +30,9 @@ SUPPORTED_DTYPES = tuple(
 
 #: File suffixes the loader reads (content is checked too, not only the name); .zip: a zipped OME-Zarr.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".czi", ".nd2", ".lif", ".zarr", ".zip")
+#: The problem, and what to do, for a file that is no image the loader knows.
+UNREADABLE = ("not a readable image (expected PNG, JPEG, TIFF, CZI, ND2, LIF or zipped OME-Zarr): save it as TIFF "
+              "from the microscope software or Fiji")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -278,9 +281,10 @@ def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> 
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(label, "not a readable image (expected PNG, JPEG or TIFF)") from None
+        raise ImageReadError(label, UNREADABLE) from None
     except Exception as exc:  # PIL raises many types for broken headers
-        raise ImageReadError(label, f"not a readable image ({type(exc).__name__})") from None
+        raise ImageReadError(label, f"not a readable image ({type(exc).__name__}): the file is damaged or cut "
+                             "short; copy it again from the microscope") from None
     meta["format"] = image.format or "unknown"
     if image.format not in ("PNG", "JPEG", "MPO", "BMP"):
         raise ImageReadError(label, f"unsupported format {image.format} (expected PNG, JPEG or TIFF)")

@@ -33,7 +33,7 @@ from .pipeline import ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
 from .store import ExperimentGone
 
-#: Images and sample sheet of the built-in demo (five 10x ZO-1 images).
+#: Images and sample sheet of the built-in demo (four 10x ZO-1 images and one 4x).
 SAMPLE_DATA_DIR = config.PACKAGE_DIR.parent / "sample_data"
 
 
@@ -106,6 +106,18 @@ class ImageSettings:
     warnings: list[str]
 
 
+def holds_demo_grouping(files: dict[str, bytes], sheet: pd.DataFrame, folder: Path = SAMPLE_DATA_DIR) -> bool:
+    """True when every sample image is among ``files`` (same bytes) with the demo's illustrative condition."""
+    from .metadata import read_sample_sheet
+
+    demo = read_sample_sheet(folder / "samples.csv")
+    if not set(demo["file"]) <= set(files):
+        return False
+    conditions = dict(zip(sheet["file"], sheet["condition"]))
+    return all(files[row.file] == (folder / row.file).read_bytes() and conditions.get(row.file) == row.condition
+               for row in demo.itertuples())
+
+
 @dataclass
 class AnalysisSession:
     """One open experiment (or none: results then live in this object only).
@@ -142,6 +154,7 @@ class AnalysisSession:
     _decoded: dict = field(default_factory=dict, repr=False)
     _scenes: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    _scale_bars: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
@@ -175,6 +188,7 @@ class AnalysisSession:
         self.estimated_diameters = {name: r.diameter_estimated_px for name, r in loaded.results.items()
                                     if r.diameter_estimated_px is not None}
         self._stored_sheet = loaded.sheet.copy()
+        self.demo = holds_demo_grouping(self.files, loaded.sheet)  # a reload keeps the demo's banner
         self.version += 1
         self._experiment_changed()
 
@@ -287,6 +301,7 @@ class AnalysisSession:
         self.files[name] = data
         for key in [k for k in self._decoded if k[0] == name]:
             del self._decoded[key]
+        self._scale_bars.pop(name, None)
         self.estimated_diameters.pop(name, None)
         self.version += 1
         self.sheet_revision += 1  # a new row in the sample table
@@ -431,6 +446,15 @@ class AnalysisSession:
                     self.notices.append(scale.warning)
         return {n: self.estimated_diameters.get(n) for n in (names or self.readable())}
 
+    def scale_bar(self, name: str):
+        """The burned-in scale bar of a readable image (:func:`bbbcore.scalebar.find_scale_bar`), or None."""
+        from .scalebar import find_scale_bar
+
+        if name not in self._scale_bars:
+            image = self.decode(name)
+            self._scale_bars[name] = None if isinstance(image, str) else find_scale_bar(image.raw)
+        return self._scale_bars[name]
+
     def pixel_size_for(self, name: str) -> float | None:
         """The pixel size an image is analysed with: its sample sheet's, else its file's, else None."""
         size = sample_of(self.results.sheet, name).get("pixel_size_um")
@@ -440,9 +464,10 @@ class AnalysisSession:
         return None if isinstance(image, str) else image.pixel_size_um
 
     def add_sample_data(self, folder: Path = SAMPLE_DATA_DIR) -> None:
-        """The demo: five 10x images with an illustrative sample sheet, in a new experiment when none is open.
+        """The demo: five images (four 10x, one 4x) with an illustrative sample sheet, in a new experiment when none is open.
 
-        The sheet gives their pixel size (0.617 µm/px: their 100 µm scale bar is 162 px long).
+        The sheet gives their pixel sizes, measured on their scale bars (sample_data/README.md): 0.641 µm/px
+        at 10x, 1.600 µm/px for the 4x bbb_rgb_02.
         """
         from .metadata import read_sample_sheet
 
@@ -470,6 +495,25 @@ class AnalysisSession:
                 **({"diameter_px": d} if (d := self.diameter_for(name)) is not None else {}),
                 **({"nuclear_channel": n} if (n := self.nuclear_channel_for(name)) != "auto" else {}),
                 "key": list(self.settings_key(name))}
+
+    def problems(self) -> dict[str, str]:
+        """Every file that cannot be used, once, with its one-line message: unreadable, or failed when analysed."""
+        found = {name: message for name, message in self.results.errors.items() if name in self.files}
+        found.update(self.unreadable())
+        return found
+
+    def run_outcome(self) -> tuple[str, bool] | None:
+        """The last run in one line (``done: 18 analysed, 2 failed in 3.1 s``) and whether any file failed.
+
+        Failed counts every file of the session that cannot be used (:meth:`problems`): the unreadable ones
+        were never analysed, but the person uploaded them to be.
+        """
+        if self.last_run is None:
+            return None
+        steps, seconds = self.last_run
+        failed = len(self.problems())
+        analysed = f"{sum(step.ok for step in steps)} analysed" + (f", {failed} failed" if failed else "")
+        return f"done: {analysed} in {seconds:.1f} s", bool(failed)
 
     def pending(self) -> list[str]:
         """Readable files not analysed yet, or analysed with other settings."""

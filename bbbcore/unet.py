@@ -101,7 +101,9 @@ class ModelCard:
                 f"got an array of shape {junction.shape} after channel selection"
             )
         if min(junction.shape) * self.input_scale * zoom < 16:
-            raise ModelCardError(f"{name}: image of {junction.shape[1]} x {junction.shape[0]} px is too small to segment")
+            raise ModelCardError(f"{name}: image of {junction.shape[1]} x {junction.shape[0]} px is too small to segment "
+                                 f"at this cell size (it needs {int(np.ceil(16 / (self.input_scale * zoom)))} px a side): "
+                                 "use a larger field, or check the cell diameter (a wrong one shrinks the image)")
 
 
 def card_path(model_path: str | Path) -> Path:

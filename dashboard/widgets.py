@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from dashboard import state
@@ -27,6 +28,44 @@ def notices() -> None:
     session = state.session()
     while session.notices:
         st.warning(session.notices.pop(0), icon=":material/warning:")
+
+
+def _pixel_size_from_bar(session, name: str, bar, revision: int) -> None:
+    """Offer the pixel size the burned-in scale bar gives, once the person has read its label."""
+    from bbbcore.scalebar import bar_region
+
+    st.caption(f"A scale bar {bar.length_px} px long is burned into this image. Read its label and type the "
+               "length it gives: the pixel size is then offered, not applied until you say so.")
+    region = bar_region(session.decode(name).raw, bar).astype(np.float32)
+    if region.ndim == 3 and region.shape[-1] not in (3, 4):
+        region = region.max(axis=-1)  # a bar is drawn in every channel
+    st.image(region / max(float(region.max()), 1e-9), caption="the scale bar and its label", clamp=True)
+    length = st.number_input("Scale bar length (µm)", min_value=0.0, value=0.0, format="%g",
+                             key=f"bar_um_{name}_{revision}")
+    if length:
+        size = bar.pixel_size_um(length)
+        if st.button(f"Use {size:.4g} µm/px ({length:g} µm / {bar.length_px} px)", key=f"bar_use_{name}_{revision}"):
+            session.set_sample_fields(name, pixel_size_um=size)
+            st.rerun()
+
+
+def run_status(session) -> None:
+    """The last run's outcome in one line, its notes, and every file that cannot be used, each once."""
+    problems = session.problems()
+    outcome = session.run_outcome()
+    if outcome is not None:
+        line, failed = outcome
+        (st.warning if failed else st.success)(line, icon=":material/warning:" if failed else ":material/check:")
+        notes = [w for step in session.last_run[0] for w in step.warnings]
+        if notes:
+            with st.expander(f"{len(notes)} note{'s' if len(notes) != 1 else ''} on the analysed images"):
+                for note in notes:
+                    st.warning(note, icon=":material/info:")
+    elif problems:
+        st.warning(f"{len(problems)} of {len(session.files)} files cannot be used; each is named below with "
+                   "what to do.", icon=":material/warning:")
+    for message in problems.values():
+        st.error(message, icon=":material/error:")
 
 
 def sidebar() -> None:
@@ -90,6 +129,9 @@ def image_settings(session, name: str) -> None:
     if size and abs(size - (info.pixel_size_um or 0.0)) > 1e-9:
         session.set_sample_fields(name, pixel_size_um=size)
         st.rerun()
+    if info.pixel_size_um is None and (bar := session.scale_bar(name)) is not None:
+        with left.container(border=True):
+            _pixel_size_from_bar(session, name, bar, revision)
     estimated = (f"estimated {info.diameter_estimated_px:.0f} px" if info.diameter_estimated_px
                  else "estimated when analysed")
     diameter = right.number_input(f"Cell diameter (px), 0 = {estimated}", min_value=0.0,

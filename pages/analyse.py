@@ -25,7 +25,7 @@ with left:
     )
 with right:
     st.write("No images at hand?")
-    if st.button("Load sample data", icon=":material/science:", help="five 10x ZO-1 images with an illustrative demo grouping"):
+    if st.button("Load sample data", icon=":material/science:", help="five ZO-1 images (four 10x, one 4x) with an illustrative demo grouping"):
         session.add_sample_data()
         st.rerun()
     if session.files and st.button("Start over", help="close the experiment (it stays saved) and empty this page"):
@@ -71,10 +71,7 @@ with st.expander("Model and settings", expanded=False):
     settings.junction_threshold = threshold or None
 
 # --- decode + preview ------------------------------------------------------------
-bad = session.unreadable()
 good = session.readable()
-for message in bad.values():
-    st.error(message, icon=":material/error:")
 
 with st.expander(f"Preview and per-image settings ({len(good)} readable image{'s' if len(good) != 1 else ''})",
                  expanded=False):
@@ -130,33 +127,23 @@ if missing and buttons[1].button("Estimate cell diameters", icon=":material/stra
 
 # --- run ------------------------------------------------------------------------
 todo = session.pending()
-label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else "All images analysed"
-if st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:"):
+label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else (
+    "All images analysed" if good else "No readable image")
+run = st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:")
+# The run's progress, then its outcome and each unusable file once, all in this one place: a new run
+# replaces the last one's messages at once.
+status = st.empty()
+if run:
     model = state.load_model(settings.model)
-    progress = st.progress(0.0, text="starting…")
-    for step in session.analyse(model, todo):
-        if not step.done:
-            progress.progress(step.index / step.total, text=f"{step.name}: segmenting… "
-                              f"({step.index + 1} of {step.total})")
-            continue
-        (st.success if step.ok else st.error)(step.message, icon=":material/check:" if step.ok else ":material/error:")
-        for warning in step.warnings:
-            st.warning(warning, icon=":material/warning:")
-    steps, seconds = session.last_run
-    progress.progress(1.0, text=f"done: {len(steps)} image(s) in {seconds:.1f} s")
-elif session.last_run is not None:
-    steps, seconds = session.last_run
-    with st.expander(f"Last run: {len(steps)} image(s) in {seconds:.1f} s", expanded=False):
-        for step in steps:
-            (st.success if step.ok else st.error)(step.message,
-                                                  icon=":material/check:" if step.ok else ":material/error:")
-            for warning in step.warnings:
-                st.warning(warning, icon=":material/warning:")
-
+    with status.container():
+        progress = st.progress(0.0, text="starting…")
+        for step in session.analyse(model, todo):
+            if not step.done:
+                progress.progress(step.index / step.total, text=f"{step.name}: segmenting… "
+                                  f"({step.index + 1} of {step.total})")
+with status.container():
+    widgets.run_status(session)
 widgets.notices()
-for name, message in session.results.errors.items():
-    if name not in bad:
-        st.error(message, icon=":material/error:")
 
 # --- results --------------------------------------------------------------------
 if len(session.results):

@@ -25,7 +25,7 @@ else:
     st.info("No experiment open. Open one below, create one, or just start on **Upload & analyse**: "
             "the first analysis creates an experiment.", icon=":material/info:")
     if st.button("First time here? Load the sample data", icon=":material/science:", key="exp_sample",
-                 help="five 10x ZO-1 images with an illustrative demo grouping, in a new experiment"):
+                 help="five ZO-1 images (four 10x, one 4x) with an illustrative demo grouping, in a new experiment"):
         session.add_sample_data()
         st.switch_page("pages/analyse.py")
 

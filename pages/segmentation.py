@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from bbbcore.overlay import draw_ids, feature_colours, hover_figure, render_cells
+from bbbcore.overlay import draw_ids, feature_colours, hover_figure, jpeg_bytes, render_cells
 from bbbcore.plots import CHART_CONFIG, feature_options
 from dashboard import state, widgets
 
@@ -38,11 +38,13 @@ def make_picture():
 options = (colour_by, outlines, fill, ids)
 picture = session.picture(name, options, make_picture)
 
+# Sent as JPEG made once (Streamlit would encode each array again on every visit, at quality 100).
 raw, overlay = st.columns(2)
-raw.image(session.picture(name, ("raw",), lambda: state.thumbnail(result.image.junction, 4096)),
-          caption=f"{name}: junction channel", width="stretch")
-overlay.image(picture, caption="cells: yellow outlines; blue or gray = touching the image edge "
-              "(kept, left out of summaries)", width="stretch")
+raw.image(session.picture(name, ("raw",), lambda: jpeg_bytes(state.thumbnail(result.image.junction, 4096))),
+          caption=f"{name}: junction channel", width="stretch", output_format="JPEG")
+overlay.image(session.picture(name, ("jpeg", *options), lambda: jpeg_bytes(picture)), output_format="JPEG",
+              caption="cells: yellow outlines; blue or gray = touching the image edge (kept, left out of summaries)",
+              width="stretch")
 if values is not None:
     _, low, high = feature_colours(np.array(list(values.values())))
     st.caption(f"Colour: {colour_by} from {low:.4g} (dark purple) to {high:.4g} (yellow), 2nd-98th percentile; "

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from bbbcore.export import labels_tiff_bytes
+from bbbcore.io import UNREADABLE
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.model
@@ -73,7 +74,7 @@ def test_upload_good_and_bad_files(shipped_model, shared_data):
         ("empty.tif", b"", "image/tiff"),
     ]).run()
     errors = [e.value for e in at.error]
-    assert "notes.png: not a readable image (expected PNG, JPEG or TIFF)" in errors
+    assert f"notes.png: {UNREADABLE}" in errors
     assert "empty.tif: file is empty (0 bytes)" in errors
     # Conditions come from the file name, shown in the editable table.
     table = at.dataframe[0].value
@@ -84,6 +85,49 @@ def test_upload_good_and_bad_files(shipped_model, shared_data):
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Images analysed"] == "1"
     assert [e.value for e in at.error][:2] == errors[:2]  # the bad files are still named; nothing lost
+
+
+def test_twenty_bad_files_give_twenty_messages_and_a_failure_count(shipped_model):
+    from PIL import Image
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    at = analyse_page()
+    good = (ROOT / "sample_data" / "bbb_rgb_05.jpg").read_bytes()
+    bad = [(f"notes_{i:02d}.png", b"these are my notes", "image/png") for i in range(10)]
+    bad += [(f"tiny_{i:02d}.png", png(np.full((8, 8), i, np.uint8)), "image/png") for i in range(10)]
+    at.file_uploader[0].set_value([("good.jpg", good, "image/jpeg"), *bad]).run()
+    assert [w.value for w in at.warning][-1].startswith("10 of 21 files cannot be used")
+    assert len(at.error) == 10  # the unreadable ones, before any run
+    click(at, "Analyse 11 images")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 20 and len(set(errors)) == 20  # each file once
+    assert {e.split(":")[0] for e in errors} == {name for name, _, _ in bad}
+    outcome = [w.value for w in at.warning if w.value.startswith("done:")]
+    assert len(outcome) == 1 and outcome[0].startswith("done: 1 analysed, 20 failed in ")
+    assert not [s for s in at.success if s.value.startswith("done:")]  # a run with failures is not a success
+
+
+def test_a_pixel_size_is_offered_from_the_scale_bar_and_applied_only_when_asked():
+    at = analyse_page()
+    image = (ROOT / "sample_data" / "bbb_rgb_02.jpg").read_bytes()  # a JPEG: no pixel size; a 200 µm bar
+    at.file_uploader[0].set_value([("field_4x.jpg", image, "image/jpeg")]).run()
+    assert any("scale bar 125 px long" in c.value for c in at.caption)
+    [length] = [n for n in at.number_input if n.label == "Scale bar length (µm)"]
+    length.set_value(200.0).run()
+    [size] = [n for n in at.number_input if n.label.startswith("Pixel size (µm/px)")]
+    assert size.value == 0.0 and "not known" in size.label  # offered, not applied
+    [use] = [b for b in at.button if b.label.startswith("Use 1.6 µm/px")]
+    assert use.label == "Use 1.6 µm/px (200 µm / 125 px)"
+    use.click().run()
+    assert not at.exception
+    [size] = [n for n in at.number_input if n.label.startswith("Pixel size (µm/px)")]
+    assert size.value == pytest.approx(1.6) and "set here or in the sample sheet" in size.label
+    assert not [n for n in at.number_input if n.label == "Scale bar length (µm)"]  # offered no more
 
 
 def test_model_loads_once_per_server(shipped_model, shared_data, monkeypatch):

@@ -43,6 +43,7 @@ from PIL import Image
 from bbbcore.cli import main
 from bbbcore.errors import BBBError
 from bbbcore.export import write_labels_tiff
+from bbbcore.io import UNREADABLE
 
 # --------------------------------------------------------------------------
 # Inputs
@@ -391,7 +392,7 @@ CASES: list[Case] = [
          produced=measured_good_image, library=dashboard_image("bomb.tif"), max_mb=40),
     Case("measure: an image name with a newline",
          write_measure_inputs("bad\nname.png", b"not an image at all"), measure_argv("bad\nname.png"),
-         ["error: bad\\nname.png: not a readable image (expected PNG, JPEG or TIFF)",
+         [f"error: bad\\nname.png: {UNREADABLE}",
           "error: 1 file(s) could not be measured: b.labels.tif"], 1, name="bad\\nname.png",
          produced=measured_good_image, library=dashboard_image("bad\nname.png")),
     Case("measure: an image name with an escape character",

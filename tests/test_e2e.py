@@ -119,3 +119,51 @@ def test_a_63x_czi_in_the_browser_gets_its_own_pixel_size_and_channels(app_serve
     subprocess.run([sys.executable, "-m", "bbbcore", "segment", str(path), "--out", str(out)],
                    cwd=ROOT, check=True, capture_output=True, timeout=300)
     np.testing.assert_allclose(pd.read_csv(out / "cells.csv")["area_um2"], cells["area_um2"], rtol=1e-9)
+
+
+def test_twenty_bad_files_give_twenty_messages_and_a_failure_count(app_server, page, tmp_path):
+    from PIL import Image
+
+    files = [tmp_path / "good.jpg"]
+    files[0].write_bytes((ROOT / "sample_data" / "bbb_rgb_05.jpg").read_bytes())
+    for i in range(10):
+        (tmp_path / f"notes_{i:02d}.png").write_text("these are my notes, not an image")
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(tmp_path / f"tiny_{i:02d}.png")
+    files += sorted(tmp_path.glob("notes_*.png")) + sorted(tmp_path.glob("tiny_*.png"))
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files([str(f) for f in files])
+    wait_idle(page)
+    expect(page.get_by_text("10 of 21 files cannot be used")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Analyse 11 images").click()
+    expect(page.get_by_text("done: 1 analysed, 20 failed", exact=False)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    errors = page.get_by_test_id("stAlertContentError")
+    assert errors.count() == 20
+    texts = errors.all_inner_texts()
+    named = sorted(f.name for f in files[1:] for t in texts if f"{f.name}: " in t)  # the icon's name comes first
+    assert len(set(texts)) == 20 and named == sorted(f.name for f in files[1:])  # each bad file once
+    outcome = page.get_by_test_id("stAlertContentWarning").filter(has_text="done:")
+    assert outcome.count() == 1  # in a warning colour, once
+    assert page.get_by_test_id("stAlertContentSuccess").filter(has_text="done:").count() == 0
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_reload_keeps_the_demo_banner(app_server, page):
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_role("button", name="Load sample data").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 5 images").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    banner = page.get_by_text("illustrative demo", exact=False)
+    expect(banner.first).to_be_visible()
+    assert "experiment=" in page.url
+    page.reload()
+    page.get_by_text("Images analysed", exact=True).wait_for(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_text("Its grouping into control and Tat 80 ng is an")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("the grouping is an illustrative demo")).to_be_visible()

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bbbcore.export import labels_tiff_bytes
+from bbbcore.io import UNREADABLE
 from bbbcore.session import SAMPLE_DATA_DIR, AnalysisSession
 from bbbcore.store import Store
 
@@ -36,7 +37,7 @@ def test_progress_is_reported_before_and_after_each_image(analysed):
         ("control_01.jpg", False), ("control_01.jpg", True), ("tat_80ng_01.jpg", False), ("tat_80ng_01.jpg", True)]
     assert all(s.ok and s.total == 2 for s in steps)
     assert steps[1].message.startswith("control_01.jpg: ") and " cells in " in steps[1].message
-    assert session.unreadable() == {"notes.png": "notes.png: not a readable image (expected PNG, JPEG or TIFF)"}
+    assert session.unreadable() == {"notes.png": f"notes.png: {UNREADABLE}"}
     assert session.pending() == []  # everything readable is analysed
 
 
@@ -44,9 +45,35 @@ def test_a_bad_file_named_in_a_run_gets_its_line_and_the_others_finish(analysed,
     session, _, _, _ = analysed
     steps = [s for s in session.analyse(shipped_model, ["notes.png"]) if s.done]
     assert [(s.ok, s.message) for s in steps] == [
-        (False, "notes.png: not a readable image (expected PNG, JPEG or TIFF)")]
+        (False, f"notes.png: {UNREADABLE}")]
     assert session.results.errors["notes.png"] == steps[0].message
     assert len(session.results) == 2  # nothing already computed is lost
+
+
+def test_problems_name_each_unusable_file_once_and_the_run_counts_them(shipped_model):
+    import io
+
+    from PIL import Image
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    session = AnalysisSession()
+    good = (SAMPLE_DATA_DIR / "bbb_rgb_05.jpg").read_bytes()
+    session.add_file("good.jpg", good)
+    session.add_file("tiny.png", png(np.zeros((8, 8), np.uint8)))  # read, refused when analysed
+    session.add_file("junk.png", b"not an image at all")  # never read
+    assert session.run_outcome() is None and list(session.problems()) == ["junk.png"]
+    for _ in session.analyse(shipped_model):
+        pass
+    problems = session.problems()
+    assert sorted(problems) == ["junk.png", "tiny.png"]
+    assert problems["tiny.png"].startswith("tiny.png: image of 8 x 8 px is too small to segment")
+    assert "use a larger field" in problems["tiny.png"]  # what to do, in the same line
+    line, failed = session.run_outcome()
+    assert failed and line.startswith("done: 1 analysed, 2 failed in ")
 
 
 def test_results_are_stored_with_the_model_and_the_file_name_conditions(analysed, shipped_model):
@@ -152,10 +179,24 @@ def test_sample_data_come_with_their_sheet_and_pixel_size(tmp_path):
     session.add_sample_data()
     assert session.demo and sorted(session.files) == sorted(p.name for p in SAMPLE_DATA_DIR.glob("*.jpg"))
     assert session.experiment_name() == "Sample data (demo)"
-    assert session.pixel_size_for("bbb_rgb_01.jpg") == pytest.approx(0.617)
+    assert session.pixel_size_for("bbb_rgb_01.jpg") == pytest.approx(0.641)  # 100 µm over 156 px
+    assert session.pixel_size_for("bbb_rgb_02.jpg") == pytest.approx(1.6)  # the 4x one: 200 µm over 125 px
     table = session.sheet_for(sorted(session.files))
-    assert set(table["condition"]) == {"control", "tat"} and table["pixel_size_um"].eq(0.617).all()
+    assert set(table["condition"]) == {"control", "tat"}
     assert len(session.pending()) == 5
+
+
+def test_the_demo_grouping_is_recognised_from_what_is_stored():
+    from bbbcore.metadata import read_sample_sheet
+    from bbbcore.session import holds_demo_grouping
+
+    files = {p.name: p.read_bytes() for p in SAMPLE_DATA_DIR.glob("*.jpg")}
+    sheet = read_sample_sheet(SAMPLE_DATA_DIR / "samples.csv")
+    assert holds_demo_grouping(files, sheet)
+    regrouped = sheet.assign(condition=sheet["condition"].replace({"tat": "control"}))
+    assert not holds_demo_grouping(files, regrouped)  # the person's own grouping: no demo banner
+    assert not holds_demo_grouping({**files, "bbb_rgb_01.jpg": b"other bytes"}, sheet)
+    assert not holds_demo_grouping({k: v for k, v in files.items() if k != "bbb_rgb_03.jpg"}, sheet)
 
 
 def test_an_experiment_deleted_elsewhere_mid_run_keeps_every_finished_image(shipped_model, tmp_path):
