@@ -627,7 +627,7 @@ def _cmd_stats(args) -> int:
     for _, row in table.iterrows():
         print(f"{row['feature']}, {row['condition']} vs {row['control']} ({row['n_images']} vs "
               f"{row['n_images_control']} {row['unit']}s): difference {row['difference']:.4g}, "
-              f"Hedges g {row['effect_size']:.2f}, Welch p {row['p_welch']:.3g}, Holm p {row['p_holm']:.3g}"
+              f"Welch p {row['p_welch']:.3g}, Holm p {row['p_holm']:.3g}, Hedges' g {row['g']:.2f}"
               + (f"  [{row['warning']}]" if row["warning"] else ""))
     print(f"wrote {len(table)} rows to {args.out}")
     return 0

@@ -13,6 +13,71 @@ from . import config
 
 #: Label of a row without a condition.
 NO_CONDITION = "(none)"
+#: Fewer images (or units) than this in a group get no interval: "too few images for an interval".
+MIN_INTERVAL_IMAGES = 3
+
+
+#: Features whose values cannot leave a range (lower, upper): intervals and axes respect it. Any other
+#: feature that is never negative in the table gets (0, None).
+FEATURE_RANGES = {
+    "extent": (0.0, 1.0), "solidity": (0.0, 1.0), "circularity": (0.0, 1.0), "junction_continuity": (0.0, 1.0),
+    "aspect_ratio": (0.0, None), "elongation": (1.0, None), "eccentricity": (0.0, 1.0),
+}
+
+
+def feature_range(cells: pd.DataFrame, feature: str) -> tuple[float | None, float | None]:
+    """The values ``feature`` can take: known bounds, else (0, None) when no value in ``cells`` is negative."""
+    if feature in FEATURE_RANGES:
+        return FEATURE_RANGES[feature]
+    values = pd.to_numeric(cells[feature], errors="coerce") if feature in cells else pd.Series(dtype=float)
+    return (0.0, None) if values.dropna().ge(0).all() else (None, None)
+
+
+def usable_cells(cells: pd.DataFrame, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS) -> pd.DataFrame:
+    """The cells every comparison uses (plots, tables, statistics): not at the image edge, not excluded."""
+    table = cells
+    if exclude_edge and "touches_edge" in table.columns:
+        table = table[~table["touches_edge"].astype(bool)]
+    if "is_excluded" in table.columns:  # quality control (empty for images never marked)
+        table = table[~table["is_excluded"].eq(True)]
+    return table
+
+
+def left_out(cells: pd.DataFrame, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS) -> str:
+    """What :func:`usable_cells` leaves out, in one sentence (empty when nothing)."""
+    parts = []
+    if "is_excluded" in cells.columns:
+        excluded = cells[cells["is_excluded"].eq(True)]
+        whole = [name for name, rows in excluded.groupby("image", sort=False)
+                 if len(rows) == int((cells["image"] == name).sum())]
+        reasons = excluded.get("excluded_reason", pd.Series("", index=excluded.index)).fillna("").astype(str)
+        if whole:
+            named = ", ".join(f"{name} ({reasons[excluded['image'] == name].iloc[0] or 'no reason given'})"
+                              for name in whole[:5]) + (" ..." if len(whole) > 5 else "")
+            parts.append(f"{len(whole)} excluded image{'s' if len(whole) != 1 else ''}: {named}")
+        cells_only = int((~excluded["image"].isin(whole)).sum())
+        if cells_only:
+            parts.append(f"{cells_only} excluded cell{'s' if cells_only != 1 else ''}")
+    kept = cells[~cells["is_excluded"].eq(True)] if "is_excluded" in cells.columns else cells
+    if exclude_edge and "touches_edge" in kept.columns and kept["touches_edge"].astype(bool).any():
+        parts.append(f"{int(kept['touches_edge'].astype(bool).sum())} cells at the image edge")
+    return ("Left out everywhere: " + "; ".join(parts) + ".") if parts else ""
+
+
+def mean_interval(values: np.ndarray, *, bounds: tuple[float | None, float | None] = (None, None),
+                  n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of the mean of ``values`` (NaN below MIN_INTERVAL_IMAGES values).
+
+    A resampled mean stays within the values, so the interval never leaves what the feature can take;
+    it is clipped to ``bounds`` as well.
+    """
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if len(values) < MIN_INTERVAL_IMAGES:
+        return (np.nan, np.nan)
+    draws = np.random.default_rng(seed).choice(values, (n_boot, len(values))).mean(axis=1)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return (float(np.clip(low, bounds[0], bounds[1])), float(np.clip(high, bounds[0], bounds[1])))
 
 
 def group_labels(cells: pd.DataFrame, *, by_dose: bool = False) -> pd.Series:
@@ -35,8 +100,8 @@ def image_means(
     by_dose: bool = False,
     exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
 ) -> pd.DataFrame:
-    """One row per image: its group, its number of cells and the mean and median of ``feature``."""
-    table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
+    """One row per image (of :func:`usable_cells`): its group, its number of cells, the mean and median of ``feature``."""
+    table = usable_cells(cells, exclude_edge=exclude_edge)
     table = table.assign(group=group_labels(table, by_dose=by_dose))
     grouped = table.groupby(["group", "image", "image_id"], sort=False, dropna=False)[feature]
     return grouped.agg(n_cells="size", mean="mean", median="median").reset_index()
@@ -50,23 +115,30 @@ def compare_table(
     by_dose: bool = False,
     exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
 ) -> pd.DataFrame:
-    """Per group: n images, n cells, mean and median of per-image means, difference to control.
+    """Per group: n images, n cells, mean of per-image means with its interval, median, difference to control.
 
-    ``difference`` is the group's mean of per-image means minus the control
-    group's (empty without a control). Descriptive only: no p-values.
+    ``mean_ci_low`` / ``mean_ci_high``: the percentile bootstrap 95 % interval of that mean
+    (:func:`mean_interval`: empty below :data:`MIN_INTERVAL_IMAGES` images, never outside the feature's
+    range). ``difference`` is the group's mean of per-image means minus the control group's (empty
+    without a control). Descriptive only: no p-values. The cells are those of :func:`usable_cells`.
     """
     per_image = image_means(cells, feature, by_dose=by_dose, exclude_edge=exclude_edge)
+    bounds = feature_range(cells, feature)
     rows = []
     for group, images in per_image.groupby("group", sort=False):
+        low, high = mean_interval(images["mean"].to_numpy(float), bounds=bounds)
         rows.append({
             "group": group,
             "n_images": int(len(images)),
             "n_cells": int(images["n_cells"].sum()),
             "mean": float(images["mean"].mean()),
+            "mean_ci_low": low,
+            "mean_ci_high": high,
             "median": float(images["mean"].median()),
             "sd_between_images": float(images["mean"].std(ddof=1)) if len(images) > 1 else np.nan,
         })
-    table = pd.DataFrame(rows, columns=["group", "n_images", "n_cells", "mean", "median", "sd_between_images"])
+    table = pd.DataFrame(rows, columns=["group", "n_images", "n_cells", "mean", "mean_ci_low", "mean_ci_high",
+                                        "median", "sd_between_images"])
     reference = table.loc[table["group"] == control, "mean"] if control is not None else pd.Series(dtype=float)
     table["difference"] = table["mean"] - float(reference.iloc[0]) if len(reference) else np.nan
     if len(reference):

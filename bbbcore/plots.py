@@ -12,7 +12,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from . import config
-from .compare import NO_CONDITION, group_labels, image_means
+from .compare import (
+    MIN_INTERVAL_IMAGES,
+    NO_CONDITION,
+    feature_range,
+    group_labels,
+    image_means,
+    mean_interval,
+    usable_cells,
+)
 
 #: Colours of conditions (colour-blind safe, Okabe-Ito order).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -95,9 +103,9 @@ def compare_conditions(
     The points, not the violins, are the units to compare: cells of one image
     are not independent.
     """
-    table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
-    table = _with_group(table, by_dose)
+    table = _with_group(usable_cells(cells, exclude_edge=exclude_edge), by_dose)
     per_image = image_means(cells, feature, by_dose=by_dose, exclude_edge=exclude_edge)
+    low_bound, high_bound = feature_range(cells, feature)
     groups = list(dict.fromkeys(order or [])) + [g for g in dict.fromkeys(table["group"]) if g not in (order or [])]
     colours = _colours(groups)
     figure = go.Figure()
@@ -115,24 +123,37 @@ def compare_conditions(
             hovertemplate="%{customdata[0]}<br>mean %{y:.4g} over %{customdata[1]} cells<extra></extra>",
             showlegend=False,
         ))
-        if len(images) >= 2:  # the mean of the image means with its 95 % t interval
-            from scipy import stats as st
-
+        if len(images) >= 2:  # the mean of the image means, with its interval from MIN_INTERVAL_IMAGES images
             centre = float(images["mean"].mean())
-            half = float(st.t.ppf(0.975, len(images) - 1) * images["mean"].std(ddof=1) / np.sqrt(len(images)))
+            low, high = mean_interval(images["mean"].to_numpy(float), bounds=(low_bound, high_bound))
+            text = (f"95 % bootstrap interval {low:.4g} to {high:.4g}" if np.isfinite(low)
+                    else f"too few images for an interval ({len(images)}; {MIN_INTERVAL_IMAGES} needed)")
             figure.add_trace(go.Scatter(
                 x=[group], y=[centre], mode="markers", name=f"{group}: mean, 95 % CI",
                 marker={"symbol": "line-ew-open", "size": 30, "color": "black", "line": {"width": 3}},
-                error_y={"type": "data", "array": [half], "color": "black", "thickness": 2, "width": 12},
-                hovertemplate=f"mean of image means %{{y:.4g}} ± {half:.3g} (95 % CI)<extra></extra>",
+                error_y={"type": "data", "symmetric": False, "array": [high - centre], "arrayminus": [centre - low],
+                         "color": "black", "thickness": 2, "width": 12, "visible": bool(np.isfinite(low))},
+                hovertemplate=f"mean of image means %{{y:.4g}}; {text}<extra></extra>",
                 showlegend=False,
             ))
+    shown = np.concatenate([table[feature].dropna().to_numpy(float), per_image["mean"].dropna().to_numpy(float)])
     figure.update_layout(
         xaxis={"title": "condition", "categoryorder": "array", "categoryarray": groups},
-        yaxis={"title": feature}, violinmode="overlay",
-        title=f"{feature}: cells (violins), image means (points), their mean with a 95 % CI (bar)",
+        yaxis={"title": feature, "range": _axis_range(shown, low_bound, high_bound)}, violinmode="overlay",
+        title=f"{feature}: cells (violins), image means (points), their mean with a 95 % bootstrap interval (bar)",
     )
     return figure
+
+
+def _axis_range(values: np.ndarray, low_bound: float | None, high_bound: float | None) -> list[float] | None:
+    """The data's span with a 5 % margin, not past what the feature can take."""
+    if not len(values):
+        return None
+    low, high = float(np.min(values)), float(np.max(values))
+    margin = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+    low, high = low - margin, high + margin
+    return [max(low, low_bound) if low_bound is not None else low,
+            min(high, high_bound) if high_bound is not None else high]
 
 
 def feature_options(cells: pd.DataFrame) -> list[str]:

@@ -80,10 +80,14 @@ def methods_paragraph(
         unit_name = {"image_id": "image", "image": "image"}.get(unit, unit)
         parts.append(
             f"Each treated condition was compared with {control} on the {statistic} of each {unit_name} (the {unit_name}, "
-            f"not the cell, was the unit of analysis) for {_join(features)}: Welch's t-test and the Mann-Whitney U "
-            f"test, Hedges' g with a percentile bootstrap 95 % confidence interval, Holm's correction across the "
-            f"features tested, and a linear mixed model with a random intercept per {unit_name} (statsmodels "
-            f"MixedLM) on the cells. Dose-response was tested with Spearman's rank correlation of the per-"
-            f"{unit_name} values with dose, the control at dose 0."
+            f"not the cell, was the unit of analysis) for {_join(features)}. The primary test was Welch's t-test on "
+            f"these per-{unit_name} values, with Holm's correction across the features tested; reported beside it "
+            f"are Welch's 95 % confidence interval of the difference, Hedges' g with a percentile bootstrap 95 % "
+            f"confidence interval, the Mann-Whitney U test, and a linear mixed model with a random intercept per "
+            f"{unit_name} (statsmodels MixedLM) on the cells."
         )
+        doses = pd.to_numeric(cells["dose"], errors="coerce").dropna() if "dose" in cells else pd.Series(dtype=float)
+        if doses.nunique() >= 2:  # said only when there were doses to relate
+            parts.append(f"Dose-response was tested with Spearman's rank correlation of the per-{unit_name} values "
+                         "with dose, the control at dose 0.")
     return " ".join(parts)

@@ -8,12 +8,15 @@ done right is the linear mixed model (cells nested in units), also reported.
 
 For each feature and each treated condition against the chosen control:
 
-* ``difference``: the treated group's mean of per-unit values minus the control's;
-* Welch's t-test and the Mann-Whitney U test on the per-unit values;
-* Hedges' g with a percentile bootstrap 95 % interval (units resampled within groups);
-* Holm's correction across the features tested for one treated condition;
-* a linear mixed model ``feature ~ treated`` with a random intercept per unit
-  (statsmodels MixedLM): its coefficient, standard error and p-value;
+* ``difference``: the treated group's mean of per-unit values minus the control's, with Welch's 95 %
+  interval (from 3 units per group; below, "too few images for an interval");
+* **the primary test**: Welch's t-test on the per-unit values, Holm-corrected across the features tested
+  for one treated condition (``p_welch``, ``p_holm``). Chosen over the mixed model because it asks the
+  same question of one value per unit with fewer assumptions, and stays stable with the few images an
+  experiment has (a mixed model's between-unit variance is poorly estimated from 3 to 6 units);
+* reported beside it: Hedges' g with a percentile bootstrap 95 % interval (units resampled within
+  groups; ``g``, ``g_ci_low``, ``g_ci_high``), the Mann-Whitney U test, and a linear mixed model
+  ``feature ~ treated`` with a random intercept per unit on the cells (statsmodels MixedLM);
 * a warning when a group has fewer than 3 units.
 
 Dose-response: Spearman's rank correlation of the per-unit values with the
@@ -28,10 +31,14 @@ import numpy as np
 import pandas as pd
 
 from . import config
+from .compare import MIN_INTERVAL_IMAGES, usable_cells
 from .errors import BBBError, named_message
 
-#: Fewer units than this in a group get a warning.
-MIN_UNITS = 3
+#: Fewer units than this in a group get a warning and no interval.
+MIN_UNITS = MIN_INTERVAL_IMAGES
+#: The primary test, in one sentence (the dashboard and the methods paragraph say it).
+PRIMARY_TEST = ("Welch's t-test on one value per image (the image, not the cell, is the unit; no equal "
+                "variances assumed), Holm-corrected across the features tested")
 
 
 class StatsError(BBBError):
@@ -57,9 +64,7 @@ def unit_values(
     """One row per (condition, unit): the unit's mean (or median) of ``feature``, its cells and dose."""
     if feature not in cells.columns:
         raise StatsError(f"no column {feature!r} in the cells table")
-    table = cells[~cells["touches_edge"].astype(bool)] if exclude_edge and "touches_edge" in cells else cells
-    if "is_excluded" in table.columns:  # quality control (empty for images never marked)
-        table = table[~table["is_excluded"].eq(True)]
+    table = usable_cells(cells, exclude_edge=exclude_edge)
     table = table[table[feature].notna()]
     unit = unit or unit_column(table)
     condition = table["condition"].astype(object).where(table["condition"].notna(), "(none)").astype(str)
@@ -157,11 +162,7 @@ def check_comparable(cells: pd.DataFrame, control: str, *, source: str = "cells 
     StatsError
         ``"<source>: <problem>"``: no usable cell, no control cell, or only control cells.
     """
-    usable = cells
-    if "touches_edge" in usable.columns:
-        usable = usable[~usable["touches_edge"].astype(bool)]
-    if "is_excluded" in usable.columns:
-        usable = usable[~usable["is_excluded"].eq(True)]
+    usable = usable_cells(cells, exclude_edge=True)
     if usable.empty:
         raise StatsError(named_message(source, f"no cell to compare: all {len(cells)} cell(s) touch the image edge "
                                                "or are excluded (those are left out of statistics)"))
@@ -192,16 +193,18 @@ def compare_to_control(
 
     Columns: feature, condition, control, unit, n_images (units of the
     treated group: images, or replicates / wells), n_images_control,
-    n_cells, n_cells_control, difference, effect_size (Hedges' g), ci_low,
-    ci_high (its bootstrap 95 % interval), p_welch, p_mannwhitney, p_holm
-    (Welch's p adjusted across the features of one condition), p_mixed,
-    mixed_coef, mixed_se, warning.
+    n_cells, n_cells_control, difference, difference_ci_low,
+    difference_ci_high (Welch's 95 % interval, from 3 units per group),
+    p_welch and p_holm (the primary test, :data:`PRIMARY_TEST`), g, g_ci_low,
+    g_ci_high (Hedges' g and its bootstrap 95 % interval), p_mannwhitney,
+    p_mixed, mixed_coef, mixed_se, warning. The cells used are those of
+    :func:`bbbcore.compare.usable_cells` (no edge cells, no excluded ones).
     """
     from scipy import stats as st
 
     if "condition" not in cells.columns or control not in set(cells["condition"].astype(str)):
         raise StatsError(f"no cell has the control condition {control!r}")
-    table = cells[~cells["touches_edge"].astype(bool)] if "touches_edge" in cells else cells
+    table = usable_cells(cells, exclude_edge=True)
     unit = unit or unit_column(table)
     rows = []
     for feature in features:
@@ -210,7 +213,10 @@ def compare_to_control(
         for condition in [c for c in values["condition"].unique() if c != control]:
             group = values[values["condition"] == condition]
             t, c = group["value"].to_numpy(), reference["value"].to_numpy()
-            welch = st.ttest_ind(t, c, equal_var=False).pvalue if len(t) >= 2 and len(c) >= 2 else np.nan
+            test = st.ttest_ind(t, c, equal_var=False) if len(t) >= 2 and len(c) >= 2 else None
+            welch = test.pvalue if test is not None else np.nan
+            interval = (test.confidence_interval() if test is not None and min(len(t), len(c)) >= MIN_UNITS
+                        else (np.nan, np.nan))
             mann = st.mannwhitneyu(t, c, alternative="two-sided").pvalue if len(t) and len(c) else np.nan
             low, high = bootstrap_ci(t, c, n_boot=n_boot, seed=seed)
             row = {
@@ -218,14 +224,15 @@ def compare_to_control(
                 "n_images": len(t), "n_images_control": len(c),
                 "n_cells": int(group["n_cells"].sum()), "n_cells_control": int(reference["n_cells"].sum()),
                 "difference": float(t.mean() - c.mean()) if len(t) and len(c) else np.nan,
-                "effect_size": hedges_g(t, c), "ci_low": low, "ci_high": high,
-                "p_welch": float(welch), "p_mannwhitney": float(mann),
+                "difference_ci_low": float(interval[0]), "difference_ci_high": float(interval[1]),
+                "p_welch": float(welch), "g": hedges_g(t, c), "g_ci_low": low, "g_ci_high": high,
+                "p_mannwhitney": float(mann),
             }
             if mixed:
                 row.update(mixed_model(table, feature, condition, control, unit=unit))
             small = [name for name, n in ((condition, len(t)), (control, len(c))) if n < MIN_UNITS]
-            row["warning"] = (f"fewer than {MIN_UNITS} {unit} units in {', '.join(small)}: treat the p-values "
-                              "as descriptive") if small else ""
+            row["warning"] = (f"fewer than {MIN_UNITS} {unit} units in {', '.join(small)}: too few for an "
+                              "interval; treat the p-values as descriptive") if small else ""
             rows.append(row)
     result = pd.DataFrame(rows)
     if result.empty:
@@ -234,8 +241,8 @@ def compare_to_control(
     for _, index in result.groupby("condition").groups.items():
         result.loc[index, "p_holm"] = holm(result.loc[index, "p_welch"].to_numpy())
     order = ["feature", "condition", "control", "unit", "n_images", "n_images_control", "n_cells", "n_cells_control",
-             "difference", "effect_size", "ci_low", "ci_high", "p_welch", "p_mannwhitney", "p_holm",
-             "p_mixed", "mixed_coef", "mixed_se", "warning"]
+             "difference", "difference_ci_low", "difference_ci_high", "p_welch", "p_holm", "g", "g_ci_low",
+             "g_ci_high", "p_mannwhitney", "p_mixed", "mixed_coef", "mixed_se", "warning"]
     return result[[c for c in order if c in result.columns]]
 
 
@@ -269,8 +276,8 @@ def sentences(table: pd.DataFrame, *, alpha: float = 0.05) -> list[str]:
         lines.append(
             f"{row['condition']}: {row['feature']} is {direction} than in {row['control']} by "
             f"{abs(row['difference']):.4g} (difference of the means of per-{unit} means; {row['n_images']} vs "
-            f"{row['n_images_control']} {unit}s, {row['n_cells']} vs {row['n_cells_control']} cells; Hedges g "
-            f"{row['effect_size']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]; Welch p = {row['p_welch']:.2g}, "
+            f"{row['n_images_control']} {unit}s, {row['n_cells']} vs {row['n_cells_control']} cells; Hedges' g "
+            f"{row['g']:.2f} [{row['g_ci_low']:.2f}, {row['g_ci_high']:.2f}]; Welch p = {row['p_welch']:.2g}, "
             f"Holm-adjusted p = {row['p_holm']:.2g}). The unit of analysis is the {unit}, not the cell."
         )
     return lines

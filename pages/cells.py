@@ -45,8 +45,8 @@ downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_nam
                              mime="text/csv", icon=":material/download:", key="dl_cells")
 
 with st.expander("Quality control: exclude images or cells from the statistics"):
-    st.caption("Excluded rows stay in the table and the files, marked with their reason; only the statistics "
-               "(Compare conditions) leave them out.")
+    st.caption("Excluded rows stay in the table and the files, marked with their reason; the Compare conditions "
+               "page leaves them out of its plot, its table and its statistics alike.")
     cols = st.columns([2, 1])
     qc_image = cols[0].selectbox("Image", results.names(), key="qc_image")
     scope = cols[1].radio("Exclude", ["the whole image", "chosen cells"], key="qc_scope")

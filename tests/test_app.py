@@ -232,6 +232,12 @@ def test_plots_page_builds_every_plot(demo):
         assert json.loads(chart.proto.spec)["data"], kind
 
 
+def primary_statistics(at: AppTest) -> pd.DataFrame:
+    """The Compare page's table of the primary test (the other figures are in an expander of their own)."""
+    [table] = [d.value for d in at.dataframe if "p_welch" in d.value.columns]
+    return table
+
+
 def test_compare_page_counts_images_per_condition(demo):
     at = demo.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -239,7 +245,7 @@ def test_compare_page_counts_images_per_condition(demo):
     assert table.loc["control", "n_images"] == 3 and table.loc["tat", "n_images"] == 2
     assert table.loc["control", "difference"] == 0
     # The statistics: per replicate (the demo sheet gives replicates), with the small-n warning.
-    stats = at.dataframe[-1].value
+    stats = primary_statistics(at)
     assert set(stats["unit"]) == {"replicate"} and (stats["n_images"] == 2).all()
     assert (stats["n_images_control"] == 3).all()
     assert any("fewer than 3 replicate units in tat" in w.value for w in at.warning)
@@ -345,14 +351,14 @@ def test_a_broken_data_folder_is_named_and_the_rest_still_works(tmp_path, monkey
 
 def test_quality_control_exclusion_reaches_the_statistics_and_the_methods(demo):
     at = demo.switch_page("pages/compare.py").run()
-    before = at.dataframe[-1].value["n_images_control"].iloc[0]
+    before = primary_statistics(at)["n_images_control"].iloc[0]
     at.switch_page("pages/cells.py").run()
     at.selectbox(key="qc_image").set_value("bbb_rgb_05.jpg")
     at.text_input(key="qc_reason").set_value("out of focus").run()
     at.button(key="qc_exclude").click().run()
     assert not at.exception
     at.switch_page("pages/compare.py").run()
-    assert at.dataframe[-1].value["n_images_control"].iloc[0] == before - 1
+    assert primary_statistics(at)["n_images_control"].iloc[0] == before - 1
     methods = " ".join(m.value for m in at.markdown)
     assert "1 image and 0 further cells were excluded from the statistics (out of focus: 1)" in methods
     at.switch_page("pages/cells.py").run()

@@ -116,5 +116,5 @@ def test_compare_table_without_a_control_has_no_differences(control):
 def test_compare_table_of_no_cells_is_empty():
     table = compare_table(cells_table().iloc[:0], "area", control="control")
     assert len(table) == 0
-    assert table.columns.tolist() == ["group", "n_images", "n_cells", "mean", "median", "sd_between_images",
-                                      "difference"]
+    assert table.columns.tolist() == ["group", "n_images", "n_cells", "mean", "mean_ci_low", "mean_ci_high",
+                                      "median", "sd_between_images", "difference"]

@@ -150,7 +150,9 @@ def test_twenty_bad_files_give_twenty_messages_and_a_failure_count(app_server, p
     assert page.get_by_test_id("stException").count() == 0
 
 
-def test_a_reload_keeps_the_demo_banner(app_server, page):
+def test_the_demo_banner_survives_a_reload_and_an_excluded_image_leaves_every_compare_figure(app_server, page):
+    import io
+
     page.goto(app_server, timeout=60_000)
     page.get_by_text("Experiments").first.wait_for(timeout=60_000)
     go_to(page, "Upload & analyse")
@@ -159,11 +161,42 @@ def test_a_reload_keeps_the_demo_banner(app_server, page):
     page.get_by_role("button", name="Analyse 5 images").click()
     expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
     wait_idle(page)
-    banner = page.get_by_text("illustrative demo", exact=False)
-    expect(banner.first).to_be_visible()
+    expect(page.get_by_text("illustrative demo", exact=False).first).to_be_visible()
     assert "experiment=" in page.url
     page.reload()
     page.get_by_text("Images analysed", exact=True).wait_for(timeout=60_000)
     wait_idle(page)
     expect(page.get_by_text("Its grouping into control and Tat 80 ng is an")).to_be_visible()
     expect(page.get_by_test_id("stSidebar").get_by_text("the grouping is an illustrative demo")).to_be_visible()
+
+    # Exclude one of the two tat images; the Compare page's plot, table and statistics all drop it.
+    go_to(page, "Cells")
+    page.get_by_text("Quality control: exclude images or cells from the statistics").click()
+    wait_idle(page)
+    qc = page.get_by_test_id("stExpander").filter(has_text="Quality control")
+    qc.get_by_role("combobox", name="Image").click()
+    page.get_by_role("option", name="bbb_rgb_03.jpg").click()
+    wait_idle(page)
+    qc.get_by_label("Reason").fill("out of focus")
+    qc.get_by_label("Reason").press("Enter")
+    wait_idle(page)
+    qc.get_by_role("button", name="Exclude", exact=True).click()
+    wait_idle(page)
+    go_to(page, "Compare conditions")
+    expect(page.get_by_text("1 excluded image: bbb_rgb_03.jpg (out of focus)", exact=False)).to_be_visible()
+    chart = page.get_by_test_id("stPlotlyChart").first.locator(".js-plotly-plot")
+    points = chart.evaluate("gd => Object.fromEntries(gd._fullData.filter(t => t.name.endsWith('image means'))"
+                            ".map(t => [t.name, t._length]))")  # as drawn (the figure's arrays travel encoded)
+    assert points == {"control: image means": 3, "tat: image means": 1}
+    axis_low = chart.evaluate("gd => gd._fullLayout.yaxis.range[0]")
+    assert axis_low >= 0  # area_um2: no negative areas on the axis
+    with page.expect_download() as table_file:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download this table").locator("button").click()
+    table = pd.read_csv(table_file.value.path()).set_index("group")
+    assert table.loc["tat", "n_images"] == 1 and table.loc["control", "n_images"] == 3
+    with page.expect_download() as stats_file:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download the statistics").locator("button").click()
+    statistics = pd.read_csv(io.BytesIO(open(stats_file.value.path(), "rb").read()))
+    assert set(statistics["n_images"]) == {1} and set(statistics["n_images_control"]) == {3}
+    expect(page.get_by_text("Primary test", exact=False).first).to_be_visible()
+    assert page.get_by_test_id("stException").count() == 0

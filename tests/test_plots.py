@@ -142,13 +142,38 @@ def test_compare_conditions_shows_image_means_and_their_interval():
     control_means, control_ci = figure.data[1], figure.data[2]
     assert list(control_means.y) == [10.0, 14.0]
     assert [list(row) for row in control_means.customdata] == [["control_a.tif", 2], ["control_b.tif", 2]]
-    # Mean of (10, 14) = 12, sd 2 sqrt 2; t(0.975) with 1 df is Cauchy's tan(0.475 pi).
-    assert control_ci.y[0] == 12.0
-    half = np.tan(0.475 * np.pi) * 2 * np.sqrt(2) / np.sqrt(2)
-    assert control_ci.error_y.array[0] == pytest.approx(half)
+    # Mean of (10, 14) = 12; two images are too few for an interval (a t interval would run to -50).
+    assert control_ci.y[0] == 12.0 and control_ci.error_y.visible is False
+    assert "too few images for an interval (2; 3 needed)" in control_ci.hovertemplate
+    assert figure.layout.yaxis.range[0] >= 0  # an area axis does not go below zero
     assert figure.data[5].y[0] == 25.0
     assert figure.data[1].marker.color == plots.PALETTE[0] and figure.data[4].marker.color == plots.PALETTE[1]
     assert list(figure.layout.xaxis.categoryarray) == ["control", "tat"]
+
+
+def test_the_interval_stays_in_the_data_and_the_feature_range():
+    from bbbcore.compare import mean_interval
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for condition, centre in (("control", 0.9), ("tat", 0.5)):
+        for image in range(4):
+            offset = rng.normal(0, 0.08)
+            for cell in range(6):
+                rows.append({"image": f"{condition}_{image}.tif", "image_id": f"{condition}_{image}", "cell_id": cell,
+                             "condition": condition, "touches_edge": False,
+                             "junction_continuity": float(np.clip(centre + offset + rng.normal(0, 0.1), 0, 1))})
+    cells = pd.DataFrame(rows)
+    figure = plots.compare_conditions(cells, "junction_continuity")
+    means = cells.groupby(["condition", "image_id"])["junction_continuity"].mean()
+    for condition in ("control", "tat"):
+        bar = next(t for t in figure.data if t.name == f"{condition}: mean, 95 % CI")
+        low, high = bar.y[0] - bar.error_y.arrayminus[0], bar.y[0] + bar.error_y.array[0]
+        assert (low, high) == pytest.approx(mean_interval(means[condition].to_numpy()))
+        assert means[condition].min() <= low <= bar.y[0] <= high <= means[condition].max()
+    low_axis, high_axis = figure.layout.yaxis.range
+    assert 0 <= low_axis and high_axis <= 1  # a share stays on its 0-1 scale
+    assert np.isnan(mean_interval(np.array([1.0, 2.0]))).all()  # too few images for an interval
 
 
 def test_compare_conditions_order_edge_cells_and_single_images():

@@ -25,3 +25,17 @@ def test_methods_paragraph_names_model_metrics_exclusions_and_tests(synthetic_mo
     assert "1 image and 1 further cell were excluded from the statistics (blurred: 1 and debris: 1)" in text
     assert "the replicate, not the cell, was the unit of analysis" in text
     assert "on the median of each replicate" in text and "Holm's correction" in text
+    assert "The primary test was Welch's t-test on these per-replicate values" in text
+    assert "Dose-response" not in text  # no doses in this table: no dose test is claimed
+
+
+def test_the_dose_test_is_named_only_when_there_were_doses(synthetic_monolayer):
+    from bbbcore.features import cells_table
+
+    cells = cells_table(synthetic_monolayer["truth"], image="a.png")
+    cells["condition"] = ["control", "tat"] * (len(cells) // 2) + ["tat"] * (len(cells) % 2)
+    cells["dose"] = cells["condition"].map({"control": 0.0, "tat": 80.0})
+    with_doses = methods_paragraph(cells, control="control", features=["area"])
+    assert "Dose-response was tested with Spearman's rank correlation" in with_doses
+    cells["dose"] = 80.0  # one dose everywhere: nothing to relate
+    assert "Dose-response" not in methods_paragraph(cells, control="control", features=["area"])

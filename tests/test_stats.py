@@ -59,8 +59,11 @@ def test_figures_match_scipy_and_statsmodels():
     assert row["p_welch"] == pytest.approx(st.ttest_ind(treated, control, equal_var=False).pvalue)
     assert row["p_mannwhitney"] == pytest.approx(st.mannwhitneyu(treated, control, alternative="two-sided").pvalue)
     pooled = np.sqrt((3 * treated.var(ddof=1) + 3 * control.var(ddof=1)) / 6)
-    assert row["effect_size"] == pytest.approx((treated.mean() - control.mean()) / pooled * (1 - 3 / (4 * 8 - 9)))
-    assert row["ci_low"] <= row["effect_size"] <= row["ci_high"]
+    assert row["g"] == pytest.approx((treated.mean() - control.mean()) / pooled * (1 - 3 / (4 * 8 - 9)))
+    assert row["g_ci_low"] <= row["g"] <= row["g_ci_high"]
+    welch_interval = st.ttest_ind(treated, control, equal_var=False).confidence_interval()
+    assert (row["difference_ci_low"], row["difference_ci_high"]) == pytest.approx(tuple(welch_interval))
+    assert row["difference_ci_low"] <= row["difference"] <= row["difference_ci_high"]
     expected_holm = multipletests(table["p_welch"], method="holm")[1]
     np.testing.assert_allclose(table["p_holm"], expected_holm)
     data = pd.DataFrame({"y": cells["area"], "treated": (cells["condition"] == "tat").astype(float),
@@ -120,10 +123,12 @@ def test_cli_writes_the_statistics_table(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "stats.csv")
     assert table["feature"].tolist() == ["area", "perimeter"]
     # The contract's columns, in its order.
-    contract = ["feature", "condition", "n_images", "n_cells", "difference", "effect_size", "ci_low", "ci_high",
-                "p_welch", "p_mannwhitney", "p_holm", "p_mixed"]
+    # The primary test first (Welch on per-image values, Holm), then the other figures, each named as it is.
+    contract = ["feature", "condition", "n_images", "n_cells", "difference", "difference_ci_low", "difference_ci_high",
+                "p_welch", "p_holm", "g", "g_ci_low", "g_ci_high", "p_mannwhitney", "p_mixed"]
     assert [c for c in table.columns if c in contract] == contract
-    assert {"p_welch", "p_holm", "effect_size", "p_mixed", "ci_low", "ci_high", "n_images", "dose_spearman_rho"} <= set(table.columns)
+    assert not {"effect_size", "ci_low", "ci_high"} & set(table.columns)  # an interval beside `difference` is its own
+    assert "dose_spearman_rho" in table.columns
     assert "area, tat vs control (4 vs 4 images)" in capsys.readouterr().out
 
 
