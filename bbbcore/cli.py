@@ -228,10 +228,12 @@ class _Output:
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, name: str, labels, cells, *, image_id: str = "", junction=None,
-            pixel_size_um: float | None = None, stem_name: str | None = None) -> str:
+            pixel_size_um: float | None = None, stem_name: str | None = None, result=None) -> str:
         """Queue one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows. Returns its stem.
 
         The files are named after ``stem_name`` (default: the image's name), kept apart from earlier ones.
+        With ``result`` (an :class:`~bbbcore.pipeline.ImageResult`), its summary record (diameters, quality
+        figures) is made on the writer's thread too.
         """
         from .export import image_outputs, write_files
         from .features import image_record
@@ -244,7 +246,8 @@ class _Output:
             lambda: write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
                                                         pixel_size_um=pixel_size_um))))
         self.tables.append(cells)
-        self.records.append(image_record(labels, image=name, image_id=image_id, pixel_size_um=pixel_size_um))
+        self.records.append(self._writer.submit(result.record) if result is not None else
+                            image_record(labels, image=name, image_id=image_id, pixel_size_um=pixel_size_um))
         return stem
 
     def finish(self, samples) -> None:
@@ -255,7 +258,8 @@ class _Output:
         finally:
             self._pending.clear()
             self._writer.shutdown(wait=True)
-        _write_tables(self.out, self.tables, self.records, samples)
+        records = [r.result() if hasattr(r, "result") else r for r in self.records]
+        _write_tables(self.out, self.tables, records, samples)
 
 
 def _table_pixel_size(cells, fallback: float | None) -> float | None:
@@ -357,7 +361,7 @@ def _cmd_segment(args) -> int:
                 continue
             image = result.image
             output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
-                       pixel_size_um=result.pixel_size_um)
+                       pixel_size_um=result.pixel_size_um, result=result)
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             if store is not None:

@@ -481,10 +481,12 @@ def _continuous_outline(labels: np.ndarray, present: np.ndarray, *, min_length: 
 def image_record(
     labels: np.ndarray, *, image: str = "", image_id: str = "", pixel_size_um: float | None = None,
     diameter_estimated_px: float | None = None, diameter_used_px: float | None = None,
+    quality: dict | None = None,
 ) -> dict:
-    """What a summary needs to know about one image beyond its cells."""
+    """What a summary needs to know about one image beyond its cells (``quality``: :func:`bbbcore.quality.image_quality`)."""
     labels = np.asarray(labels)
     return {
+        **(quality or {}),
         "image": image,
         "image_id": image_id,
         "height": int(labels.shape[0]),
@@ -512,7 +514,7 @@ def summary_table(
     images: list[dict] | pd.DataFrame | None = None,
     exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
 ) -> pd.DataFrame:
-    """One row per image: counts, density and the mean and median of every feature.
+    """One row per image: counts, density, quality flags (:mod:`bbbcore.quality`), every feature's mean and median.
 
     Parameters
     ----------
@@ -549,12 +551,13 @@ def summary_table(
         row["cells_per_mm2"] = np.nan
         row["cell_coverage"] = np.nan
         row["diameter_estimated_px"] = row["diameter_used_px"] = np.nan
+        row["saturated_share"] = row["focus_score"] = np.nan
         if len(records):
             match = records[(records["image"] == key[0]) & (records["image_id"] == key[1])]
             if len(match):
                 record = match.iloc[0]
                 row["cell_coverage"] = record["cell_coverage"]
-                for field in ("diameter_estimated_px", "diameter_used_px"):
+                for field in ("diameter_estimated_px", "diameter_used_px", "saturated_share", "focus_score"):
                     value = record.get(field)
                     row[field] = np.nan if value is None or pd.isna(value) else float(value)
                 size_um = record.get("pixel_size_um")
@@ -568,4 +571,6 @@ def summary_table(
             row[f"{feature}_mean"] = float(values.mean()) if values.notna().any() else np.nan
             row[f"{feature}_median"] = float(values.median()) if values.notna().any() else np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    from .quality import add_quality_flags
+
+    return add_quality_flags(pd.DataFrame(rows)) if rows else pd.DataFrame(rows)

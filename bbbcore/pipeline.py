@@ -61,6 +61,7 @@ class ImageResult:
     warnings: list[str] = field(default_factory=list)
     diameter_estimated_px: float | None = None
     diameter_used_px: float | None = None
+    _quality: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -79,10 +80,16 @@ class ImageResult:
         return resize_to(self.maps["boundary"], self.image.shape)
 
     def record(self) -> dict:
-        """:func:`bbbcore.features.image_record` of this image."""
+        """:func:`bbbcore.features.image_record` of this image, its quality figures included (computed once)."""
+        if self._quality is None:
+            from .instances import burned_in_mask
+            from .quality import image_quality
+
+            self._quality = image_quality(self.image.junction_raw, self.image.junction,
+                                          exclude=burned_in_mask(self.image.raw))
         return image_record(self.labels, image=self.name, image_id=self.image.image_id,
                             pixel_size_um=self.pixel_size_um, diameter_estimated_px=self.diameter_estimated_px,
-                            diameter_used_px=self.diameter_used_px)
+                            diameter_used_px=self.diameter_used_px, quality=self._quality)
 
 
 def model_input(image: LoadedImage, card) -> np.ndarray:

@@ -44,6 +44,23 @@ downloads[0].download_button("Cells CSV (shown)", table_csv_bytes(view), file_na
 downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_name="cells.csv",
                              mime="text/csv", icon=":material/download:", key="dl_cells")
 
+# Images whose quality figures are off (bbbcore.quality): each excluded in one click, the flag as its reason.
+summary = session.summary()
+flagged = summary[summary["quality_flags"].astype(str).ne("")] if "quality_flags" in summary else summary.iloc[0:0]
+excluded_images = set(cells.loc[cells["is_excluded"].eq(True), "image"]) if "is_excluded" in cells else set()
+if len(flagged):
+    st.subheader("Quality flags")
+    st.caption("Saturated junctions, blur (focus under half the experiment's median) or a cell count far from the "
+               "experiment's: check these images, and exclude them from the statistics if they are not usable.")
+    for index, row in enumerate(flagged.itertuples()):
+        left, right = st.columns([4, 1])
+        left.warning(f"{row.image}: {row.quality_flags}", icon=":material/warning:")
+        if row.image in excluded_images:
+            right.caption("excluded")
+        elif right.button("Exclude", key=f"qc_flag_{index}", help=f"exclude {row.image} with the reason: {row.quality_flags}"):
+            session.exclude(row.image, row.quality_flags)
+            st.rerun()
+
 with st.expander("Quality control: exclude images or cells from the statistics"):
     st.caption("Excluded rows stay in the table and the files, marked with their reason; the Compare conditions "
                "page leaves them out of its plot, its table and its statistics alike.")
@@ -67,7 +84,6 @@ with st.expander("Quality control: exclude images or cells from the statistics")
         st.dataframe(listing.rename("cells").reset_index(), hide_index=True, width="stretch")
 
 st.subheader("Per image")
-summary = session.summary()
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",

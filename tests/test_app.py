@@ -366,6 +366,25 @@ def test_quality_control_exclusion_reaches_the_statistics_and_the_methods(demo):
     at.button(key="qc_include").click().run()  # leave the shared demo as it was
 
 
+def test_a_flagged_image_is_excluded_in_one_click_with_its_flag_as_reason(demo):
+    at = demo.switch_page("pages/cells.py").run()
+    assert not at.exception
+    # The 4x image among 10x ones: about 8x the experiment's median cell count.
+    [flag] = [w.value for w in at.warning if w.value.startswith("bbb_rgb_02.jpg: ")]
+    assert "x the experiment's median" in flag
+    summary = at.session_state["session"].summary().set_index("image")
+    assert summary.loc["bbb_rgb_02.jpg", "n_cells_relative"] > 2 and summary["focus_score"].gt(0).all()
+    index = [w.value for w in at.warning if "x the experiment's median" in w.value or "blurred" in w.value
+             or "saturated" in w.value].index(flag)
+    at.button(key=f"qc_flag_{index}").click().run()
+    assert not at.exception
+    cells = at.session_state["session"].cells()
+    excluded = cells[cells["image"] == "bbb_rgb_02.jpg"]
+    assert excluded["is_excluded"].eq(True).all() and set(excluded["excluded_reason"]) == {flag.split(": ", 1)[1]}
+    at.selectbox(key="qc_image").set_value("bbb_rgb_02.jpg").run()
+    at.button(key="qc_include").click().run()  # leave the shared demo as it was
+
+
 def test_a_first_time_user_finds_the_sample_data_on_the_start_page():
     at = new_app().run()
     at.button(key="exp_sample").click().run()

@@ -68,6 +68,10 @@ def test_segment_writes_summary_rois_and_geojson(segmented):
     table = pd.read_csv(out / "cells.csv")
     assert summary["n_cells"].iloc[0] == (~table["touches_edge"]).sum()
     assert summary["cells_per_mm2"].iloc[0] > 0
+    # Quality figures travel in summary.csv (one image: no experiment median to judge focus by).
+    assert 0 <= summary["saturated_share"].iloc[0] < 0.01 and summary["focus_score"].iloc[0] > 0
+    assert {"focus_relative", "n_cells_relative", "quality_flags"} <= set(summary.columns)
+    assert summary["diameter_used_px"].iloc[0] == 164 and summary["diameter_estimated_px"].iloc[0] > 0  # 10x
     samples = pd.read_csv(out / "samples.csv")
     assert samples["condition"].tolist() == ["control", "control"]
 
