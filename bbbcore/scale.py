@@ -116,26 +116,41 @@ def estimate_zoom(junction: np.ndarray, model, *, nuclei: np.ndarray | None = No
         The estimated typical cell diameter in the image's pixels.
     """
     card = model.card
+    target = card.diameter_px * card.input_scale  # the training diameter on the network's grid
     height, width = junction.shape[:2]
     if min(height, width) * card.input_scale < 2 * CROP_PX:
-        return _estimate_at(junction, model, nuclei, (height // 2, width // 2), {})
-    # A large image: three crops along the diagonal, the median (one crop can sit on a scale bar, a
-    # bubble or a stitching seam). The trials that shrink the image cover all of it: they run once.
-    shared: dict = {}
-    found = [_estimate_at(junction, model, nuclei, (int(height * f), int(width * f)), shared) for f in MANY_CROPS_AT]
-    found = sorted((z, d) for z, d in found if d is not None) or [(1.0, None)]
-    return found[(len(found) - 1) // 2]
+        centres = [(height // 2, width // 2)]
+    else:
+        # A large image: the ladder at three crops along the diagonal, the median taken (one crop can sit
+        # on a scale bar, a bubble or a stitching seam), refined once. The trials that shrink the image
+        # cover all of it: they run once.
+        centres = [(int(height * f), int(width * f)) for f in MANY_CROPS_AT]
+    done: dict = {}
+    found = [(choice, centre) for centre in centres
+             if (choice := _first_choice(junction, model, nuclei, centre, done)) is not None]
+    if not found:
+        return 1.0, None
+    # By the cell diameter each implies in the image's pixels; the lower middle of an even count.
+    found.sort(key=lambda item: item[0][1] / (card.input_scale * item[0][0]))
+    (zoom, diameter, settled), centre = found[(len(found) - 1) // 2]
+    if not settled:
+        zoom = _refined(junction, model, centre, done, zoom, diameter)
+    else:
+        zoom *= target / diameter
+    return zoom, card.diameter_px / zoom
 
 
-def _estimate_at(junction: np.ndarray, model, nuclei: np.ndarray | None, centre: tuple[int, int],
-                 done: dict) -> tuple[float, float | None]:
-    """:func:`estimate_zoom` from the crops centred at ``centre`` (row, column); ``done`` keeps maps by crop."""
+def _first_choice(junction: np.ndarray, model, nuclei: np.ndarray | None, centre: tuple[int, int],
+                  done: dict) -> tuple[float, float, bool] | None:
+    """The ladder's choice at the crops centred at ``centre``: (zoom, cell diameter on the network's grid
+    there, settled), settled when the zoom needs no refining (the training scale); None when no trial
+    found a cell. ``done`` keeps maps by crop."""
     card = model.card
     settings = WatershedSettings.from_card(card).scaled(card.input_scale)
-    target = card.diameter_px * card.input_scale  # the training diameter on the network's grid
+    target = card.diameter_px * card.input_scale
     trials = [(zoom, maps) for zoom in NEAR_ONE if (maps := _crop_maps(junction, model, zoom, centre, done)) is not None]
     if (diameter := _diameter_if_surest_at_one(trials, settings, target)) is not None:
-        return target / diameter, card.diameter_px * diameter / target  # the training scale: three trials
+        return 1.0, diameter, True  # the training scale: three trials
     trials += [(zoom, maps) for zoom in ZOOM_LADDER
                if zoom not in NEAR_ONE and (maps := _crop_maps(junction, model, zoom, centre, done)) is not None]
     # Surest first: the surest trial with enough whole cells gives the diameter, unless a trial finding
@@ -156,7 +171,7 @@ def _estimate_at(junction: np.ndarray, model, nuclei: np.ndarray | None, centre:
             first_many, less_sure = (certainty, zoom, diameter), ranked[index + 1:]
             break
     if first_any is None:
-        return 1.0, None
+        return None
     if first_many is None:
         chosen = first_fitting or first_any
     elif first_fitting is not None and first_fitting[0] - first_many[0] > CLEARLY_SURER:
@@ -164,10 +179,15 @@ def _estimate_at(junction: np.ndarray, model, nuclei: np.ndarray | None, centre:
     else:
         chosen = _nearest_to_nuclei(first_many, less_sure, nuclei, settings, card.input_scale)
     _, zoom, diameter = chosen
-    if zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP:
-        return target / diameter, card.diameter_px * diameter / target  # the training scale: done
-    # The cells drawn there correct the zoom towards the training diameter (a ladder step at most),
-    # and once more from a trial at the corrected zoom.
+    return zoom, diameter, zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP
+
+
+def _refined(junction: np.ndarray, model, centre: tuple[int, int], done: dict, zoom: float, diameter: float) -> float:
+    """The zoom corrected by the cells drawn at it towards the training diameter (a ladder step at most),
+    and once more from a trial at the corrected zoom."""
+    card = model.card
+    settings = WatershedSettings.from_card(card).scaled(card.input_scale)
+    target = card.diameter_px * card.input_scale
     for _ in range(2):
         zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
         maps = _crop_maps(junction, model, zoom, centre, done, crop_px=REFINE_CROP_PX, quick=False)
@@ -175,8 +195,7 @@ def _estimate_at(junction: np.ndarray, model, nuclei: np.ndarray | None, centre:
         if not count:
             break
         diameter = again
-    zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
-    return zoom, card.diameter_px / zoom
+    return zoom * float(np.clip(target / diameter, 1 / 1.5, 1.5))
 
 
 def nuclei_spacing_px(nuclei: np.ndarray) -> float | None:
