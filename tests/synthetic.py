@@ -8,6 +8,17 @@ from scipy.spatial import cKDTree
 from skimage import segmentation
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of a PNG file (what an upload or a file on disk holds)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def voronoi_monolayer(shape=(384, 512), n_cells=40, *, seed=0, border_px=2.0, noise=0.05):
     """A confluent monolayer: Voronoi cells with bright blurred borders.
 

@@ -88,12 +88,7 @@ def test_upload_good_and_bad_files(shipped_model, shared_data):
 
 
 def test_twenty_bad_files_give_twenty_messages_and_a_failure_count(shipped_model):
-    from PIL import Image
-
-    def png(array):
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
-        return buffer.getvalue()
+    from tests.synthetic import png_bytes as png
 
     at = analyse_page()
     good = (ROOT / "sample_data" / "bbb_rgb_05.jpg").read_bytes()

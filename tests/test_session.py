@@ -51,14 +51,7 @@ def test_a_bad_file_named_in_a_run_gets_its_line_and_the_others_finish(analysed,
 
 
 def test_problems_name_each_unusable_file_once_and_the_run_counts_them(shipped_model):
-    import io
-
-    from PIL import Image
-
-    def png(array):
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
-        return buffer.getvalue()
+    from tests.synthetic import png_bytes as png
 
     session = AnalysisSession()
     good = (SAMPLE_DATA_DIR / "bbb_rgb_05.jpg").read_bytes()
