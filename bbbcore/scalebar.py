@@ -4,14 +4,20 @@ Microscope software and Fiji burn a bar of known length into exported images:
 a dark line in a white box with its label under it (``100 µm``), or a white
 line straight on the dark image. The bar is the longest thin straight run of
 near-black or near-white pixels in the image; its length in pixels, with the
-length in µm the person reads from its label, gives the pixel size. The label
-is not read here (no OCR engine is packaged): the pixel size is offered for
-the person to confirm, never applied silently.
+length in µm read from its label, gives the pixel size. The label is read by
+Debian's tesseract when it is installed (:func:`read_bar_label`), else by the
+person; either way the pixel size is offered for the person to confirm, never
+applied silently.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -22,6 +28,9 @@ MIN_LENGTH_PX = 20
 MIN_ASPECT = 8
 #: A bar lies in the top or bottom part of the image, this share of its height (where software puts it).
 EDGE_SHARE = 0.2
+#: A label as software writes it: a number and a length unit (tesseract reads µ as u).
+_LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(µm|μm|um|pm|nm|mm)\b", re.IGNORECASE)
+_TO_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "pm": 1.0, "nm": 1e-3, "mm": 1e3}
 #: Near-black and near-white, as fractions of the pixel type's range: burned-in graphics are drawn
 #: at full contrast, stained structures rarely are over such a length.
 DARK, BRIGHT = 0.25, 0.92
@@ -119,3 +128,35 @@ def bar_region(raw: np.ndarray, bar: ScaleBar, *, margin_px: int = 40) -> np.nda
     rows = slice(max(0, bar.row - reach), min(height, bar.row + reach))
     cols = slice(max(0, bar.start_col - margin_px // 2), min(width, bar.end_col + margin_px // 2 + 1))
     return np.asarray(raw)[rows, cols]
+
+
+def read_bar_label(raw: np.ndarray, bar: ScaleBar, *, timeout_s: float = 10.0) -> float | None:
+    """The bar's length in µm read from its label by tesseract (``100 µm``), or None.
+
+    None when tesseract is not installed, fails, or reads no number with a length unit. The region
+    around the bar is enlarged 4x in gray before reading (labels are 10-15 px high).
+    """
+    from PIL import Image
+
+    engine = shutil.which("tesseract")
+    if engine is None:
+        return None
+    region = np.asarray(bar_region(raw, bar), np.float32)
+    if region.ndim == 3:
+        region = region[..., :3].mean(axis=-1)
+    region = 255 * (region - region.min()) / max(float(np.ptp(region)), 1e-9)
+    picture = Image.fromarray(region.astype(np.uint8))
+    picture = picture.resize((picture.width * 4, picture.height * 4), Image.LANCZOS)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "label.png"
+        picture.save(path)
+        try:
+            text = subprocess.run([engine, str(path), "-", "--psm", "6"], capture_output=True, text=True,
+                                  timeout=timeout_s, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    found = _LABEL.search(text)
+    if found is None:
+        return None
+    value = float(found.group(1).replace(",", "."))
+    return value * _TO_UM[found.group(2).lower().replace("μ", "µ")] if value > 0 else None

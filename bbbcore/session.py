@@ -302,6 +302,7 @@ class AnalysisSession:
         for key in [k for k in self._decoded if k[0] == name]:
             del self._decoded[key]
         self._scale_bars.pop(name, None)
+        self._scale_bars.pop(("label", name), None)
         self.estimated_diameters.pop(name, None)
         self.version += 1
         self.sheet_revision += 1  # a new row in the sample table
@@ -454,6 +455,16 @@ class AnalysisSession:
             image = self.decode(name)
             self._scale_bars[name] = None if isinstance(image, str) else find_scale_bar(image.raw)
         return self._scale_bars[name]
+
+    def scale_bar_label_um(self, name: str) -> float | None:
+        """The length its label gives the image's scale bar, in µm, read by tesseract when installed; else None."""
+        from .scalebar import read_bar_label
+
+        key = ("label", name)
+        if key not in self._scale_bars:
+            bar = self.scale_bar(name)
+            self._scale_bars[key] = read_bar_label(self.decode(name).raw, bar) if bar is not None else None
+        return self._scale_bars[key]
 
     def pixel_size_for(self, name: str) -> float | None:
         """The pixel size an image is analysed with: its sample sheet's, else its file's, else None."""

@@ -34,13 +34,16 @@ def _pixel_size_from_bar(session, name: str, bar, revision: int) -> None:
     """Offer the pixel size the burned-in scale bar gives, once the person has read its label."""
     from bbbcore.scalebar import bar_region
 
-    st.caption(f"A scale bar {bar.length_px} px long is burned into this image. Read its label and type the "
-               "length it gives: the pixel size is then offered, not applied until you say so.")
+    read = session.scale_bar_label_um(name)
+    st.caption(f"A scale bar {bar.length_px} px long is burned into this image. "
+               + (f"Its label reads {read:g} µm (read by tesseract): check it against the picture, correct it if "
+                  "need be, " if read else "Read its label and type the length it gives: ")
+               + "the pixel size is then offered, not applied until you say so.")
     region = bar_region(session.decode(name).raw, bar).astype(np.float32)
     if region.ndim == 3 and region.shape[-1] not in (3, 4):
         region = region.max(axis=-1)  # a bar is drawn in every channel
     st.image(region / max(float(region.max()), 1e-9), caption="the scale bar and its label", clamp=True)
-    length = st.number_input("Scale bar length (µm)", min_value=0.0, value=0.0, format="%g",
+    length = st.number_input("Scale bar length (µm)", min_value=0.0, value=float(read or 0.0), format="%g",
                              key=f"bar_um_{name}_{revision}")
     if length:
         size = bar.pixel_size_um(length)

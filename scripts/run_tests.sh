@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (venv, both requirement files, this package in
-# editable mode, Debian's chromium when run as root), checks the code with
-# ruff and runs the whole test suite. CI runs exactly this.
+# editable mode, Debian's chromium and tesseract when run as root), checks the
+# code with ruff and runs the whole test suite. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -9,6 +9,11 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
   echo "installing Debian's chromium for the browser tests"
   apt-get update -qq
   apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v tesseract >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's tesseract (reads scale-bar labels)"
+  apt-get update -qq
+  apt-get install -y -qq tesseract-ocr >/dev/null
 fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from bbbcore.junction_generator import generate
-from bbbcore.scalebar import find_scale_bar
+from bbbcore.scalebar import find_scale_bar, read_bar_label
 from bbbcore.session import SAMPLE_DATA_DIR
 
 
@@ -52,3 +54,22 @@ def test_no_bar_is_found_where_there_is_none():
         assert find_scale_bar(field(seed)) is None
     assert find_scale_bar(np.full((300, 400), 255, np.uint8)) is None  # white everywhere: no thin run
     assert find_scale_bar(np.zeros((300, 400), np.uint16)) is None
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="Debian's tesseract-ocr is not installed "
+                    "(scripts/run_tests.sh installs it when run as root)")
+def test_the_label_is_read_by_tesseract():
+    for name, length_um in (("bbb_rgb_01.jpg", 100.0), ("bbb_rgb_02.jpg", 200.0), ("bbb_rgb_05.jpg", 100.0)):
+        raw = np.asarray(Image.open(SAMPLE_DATA_DIR / name))
+        assert read_bar_label(raw, find_scale_bar(raw)) == length_um
+    image = field(3)
+    image[560:564, 500:700] = 255  # a bar with no label under it
+    assert read_bar_label(image, find_scale_bar(image)) is None
+
+
+def test_without_tesseract_the_label_is_left_to_the_person(monkeypatch):
+    import bbbcore.scalebar as scalebar
+
+    monkeypatch.setattr(scalebar.shutil, "which", lambda name: None)
+    raw = np.asarray(Image.open(SAMPLE_DATA_DIR / "bbb_rgb_02.jpg"))
+    assert scalebar.read_bar_label(raw, find_scale_bar(raw)) is None
