@@ -200,3 +200,26 @@ def test_the_demo_banner_survives_a_reload_and_an_excluded_image_leaves_every_co
     assert set(statistics["n_images"]) == {1} and set(statistics["n_images_control"]) == {3}
     expect(page.get_by_text("Primary test", exact=False).first).to_be_visible()
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_the_last_runs_messages_are_gone_while_the_next_run_works(app_server, page, tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    first.write_bytes((ROOT / "sample_data" / "bbb_rgb_05.jpg").read_bytes())
+    second.write_bytes((ROOT / "sample_data" / "bbb_rgb_04.jpg").read_bytes())
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    uploader = page.get_by_test_id("stFileUploader").first.locator("input[type=file]")
+    uploader.set_input_files([str(first), str(tmp_path / "notes.png")])
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("done: 1 analysed, 1 failed", exact=False)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    uploader.set_input_files([str(second)])
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    page.get_by_test_id("stProgress").first.wait_for(timeout=WAIT)  # the next run is working
+    assert page.get_by_text("done: 1 analysed, 1 failed", exact=False).count() == 0  # the last run's line is gone
+    expect(page.get_by_text("done: 1 analysed, 1 failed", exact=False)).to_be_visible(timeout=WAIT)  # the new one
+    assert page.get_by_test_id("stAlertContentError").count() == 1  # notes.png, once
