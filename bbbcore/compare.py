@@ -43,21 +43,32 @@ def usable_cells(cells: pd.DataFrame, *, exclude_edge: bool = config.EXCLUDE_EDG
     return table
 
 
+def exclusions(cells: pd.DataFrame) -> pd.DataFrame:
+    """The exclusions of a cells table: (image, cell_id, reason), one row per excluded image (``cell_id``
+    empty: every cell of it is excluded) and one per further excluded cell."""
+    if "is_excluded" not in cells.columns:
+        return pd.DataFrame(columns=["image", "cell_id", "reason"])
+    excluded = cells[cells["is_excluded"].eq(True)]
+    whole = excluded["image"].map(excluded["image"].value_counts()) == excluded["image"].map(
+        cells["image"].value_counts())
+    reasons = excluded["excluded_reason"] if "excluded_reason" in excluded else pd.Series("", index=excluded.index)
+    return pd.DataFrame({"image": excluded["image"], "cell_id": excluded["cell_id"].where(~whole),
+                         "reason": reasons}).drop_duplicates(["image", "cell_id"])
+
+
 def left_out(cells: pd.DataFrame, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS) -> str:
     """What :func:`usable_cells` leaves out, in one sentence (empty when nothing)."""
     parts = []
-    if "is_excluded" in cells.columns:
-        excluded = cells[cells["is_excluded"].eq(True)]
-        whole = [name for name, rows in excluded.groupby("image", sort=False)
-                 if len(rows) == int((cells["image"] == name).sum())]
-        reasons = excluded.get("excluded_reason", pd.Series("", index=excluded.index)).fillna("").astype(str)
-        if whole:
-            named = ", ".join(f"{name} ({reasons[excluded['image'] == name].iloc[0] or 'no reason given'})"
-                              for name in whole[:5]) + (" ..." if len(whole) > 5 else "")
-            parts.append(f"{len(whole)} excluded image{'s' if len(whole) != 1 else ''}: {named}")
-        cells_only = int((~excluded["image"].isin(whole)).sum())
-        if cells_only:
-            parts.append(f"{cells_only} excluded cell{'s' if cells_only != 1 else ''}")
+    excluded = exclusions(cells)
+    whole = excluded[excluded["cell_id"].isna()]
+    if len(whole):
+        reasons = whole["reason"].where(whole["reason"].notna() & whole["reason"].astype(str).ne(""), "no reason given")
+        named = ", ".join(f"{image} ({reason})" for image, reason in zip(whole["image"][:5], reasons[:5])) \
+            + (" ..." if len(whole) > 5 else "")
+        parts.append(f"{len(whole)} excluded image{'s' if len(whole) != 1 else ''}: {named}")
+    cells_only = int(excluded["cell_id"].notna().sum())
+    if cells_only:
+        parts.append(f"{cells_only} excluded cell{'s' if cells_only != 1 else ''}")
     kept = cells[~cells["is_excluded"].eq(True)] if "is_excluded" in cells.columns else cells
     if exclude_edge and "touches_edge" in kept.columns and kept["touches_edge"].astype(bool).any():
         parts.append(f"{int(kept['touches_edge'].astype(bool).sum())} cells at the image edge")

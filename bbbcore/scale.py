@@ -144,7 +144,7 @@ def _first_choice(junction: np.ndarray, model, nuclei: np.ndarray | None, centre
                   done: dict) -> tuple[float, float, bool] | None:
     """The ladder's choice at the crops centred at ``centre``: (zoom, cell diameter on the network's grid
     there, settled), settled when the zoom needs no refining (the training scale); None when no trial
-    found a cell. ``done`` keeps maps by crop."""
+    found a cell. ``done`` keeps maps by crop (and the nuclei's spacing, once found)."""
     card = model.card
     settings = WatershedSettings.from_card(card).scaled(card.input_scale)
     target = card.diameter_px * card.input_scale
@@ -177,7 +177,7 @@ def _first_choice(junction: np.ndarray, model, nuclei: np.ndarray | None, centre
     elif first_fitting is not None and first_fitting[0] - first_many[0] > CLEARLY_SURER:
         chosen = first_fitting  # a field of a few large cells, at their scale
     else:
-        chosen = _nearest_to_nuclei(first_many, less_sure, nuclei, settings, card.input_scale)
+        chosen = _nearest_to_nuclei(first_many, less_sure, nuclei, settings, card.input_scale, done)
     _, zoom, diameter = chosen
     return zoom, diameter, zoom == 1.0 and abs(target / diameter - 1.0) <= SNAP
 
@@ -217,7 +217,7 @@ def nuclei_spacing_px(nuclei: np.ndarray) -> float | None:
 
 
 def _nearest_to_nuclei(chosen: tuple, others: list, nuclei: np.ndarray | None, settings: WatershedSettings,
-                       input_scale: float) -> tuple:
+                       input_scale: float, done: dict) -> tuple:
     """``chosen`` (certainty, zoom, diameter), or a trial about as sure whose cells are clearly nearer the
     nuclei's spacing (trials 4x apart in zoom can both draw cells of the training size: one of them
     clusters of a dozen real cells)."""
@@ -230,7 +230,9 @@ def _nearest_to_nuclei(chosen: tuple, others: list, nuclei: np.ndarray | None, s
         diameter, count = _median_diameter(maps, settings)
         if count >= MIN_CELLS:
             rivals.append((certainty, zoom, diameter))
-    spacing = nuclei_spacing_px(_centre_window(nuclei, NUCLEI_WINDOW_PX)) if rivals else None
+    if rivals and "nuclei spacing" not in done:  # once per image, whichever crop asks first
+        done["nuclei spacing"] = nuclei_spacing_px(_centre_window(nuclei, NUCLEI_WINDOW_PX))
+    spacing = done["nuclei spacing"] if rivals else None
     if spacing is None:
         return chosen
 

@@ -699,21 +699,14 @@ class AnalysisSession:
 
     def methods_text(self) -> str:
         """The methods paragraph of what this session ran."""
+        from .compare import exclusions
         from .report import methods_paragraph
         from .unet import read_card
 
         table = self.cells()
-        exclusions = None
-        if "is_excluded" in table:
-            # An image whose every cell is excluded counts as one excluded image (cell_id empty).
-            excluded = table[table["is_excluded"].eq(True)]
-            whole = excluded["image"].map(excluded["image"].value_counts()) == excluded["image"].map(
-                table["image"].value_counts())
-            exclusions = pd.DataFrame({"image": excluded["image"], "cell_id": excluded["cell_id"].where(~whole),
-                                       "reason": excluded["excluded_reason"]}).drop_duplicates(["image", "cell_id"])
         features, control, statistic, unit = self.comparison or (None, None, "mean", "image")
         model = self.anomaly.model
-        return methods_paragraph(table, model_card=read_card(self.settings.model), exclusions=exclusions,
+        return methods_paragraph(table, model_card=read_card(self.settings.model), exclusions=exclusions(table),
                                  control=control, features=features, statistic=statistic, unit=unit,
                                  anomaly_card=model.card if model is not None else None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bbbcore import config
+from bbbcore.compare import exclusions
 from bbbcore.export import table_csv_bytes
 from bbbcore.plots import feature_options
 from dashboard import state, widgets
@@ -47,7 +48,8 @@ downloads[1].download_button("Cells CSV (all)", table_csv_bytes(cells), file_nam
 # Images whose quality figures are off (bbbcore.quality): each excluded in one click, the flag as its reason.
 summary = session.summary()
 flagged = summary[summary["quality_flags"].astype(str).ne("")] if "quality_flags" in summary else summary.iloc[0:0]
-excluded_images = set(cells.loc[cells["is_excluded"].eq(True), "image"]) if "is_excluded" in cells else set()
+excluded = exclusions(cells)
+excluded_images = set(excluded.loc[excluded["cell_id"].isna(), "image"])
 if len(flagged):
     st.subheader("Quality flags")
     st.caption("Saturated junctions, blur (focus under half the experiment's median) or a cell count far from the "
