@@ -15,6 +15,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters
 
+from .resize import block_mean
+
 #: Fluorophores and reporters that labs use for the junction stain: weaker evidence than a stain's name.
 FLUOROPHORE_NAMES = ("alexa 488", "alexa488", "alexa fluor 488", "af488", "a488", "fitc", "gfp", "egfp")
 JUNCTION_NAMES = (
@@ -77,7 +79,7 @@ def _small(plane: np.ndarray) -> np.ndarray:
     factor = int(np.ceil(max(small.shape) / _TARGET_PX))
     if factor > 1:
         h, w = small.shape[0] // factor * factor, small.shape[1] // factor * factor
-        small = small[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+        small = block_mean(small[:h, :w], (factor, factor))
     return np.nan_to_num(small)
 
 

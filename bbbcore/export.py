@@ -177,8 +177,9 @@ def overlay_png_bytes(picture: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    # Level 3: 0.09 s and 2 % smaller than level 6 (0.24 s) on a 1344 x 1024 overlay; level 1 is 13 % larger.
-    Image.fromarray(np.asarray(picture, np.uint8)).save(buffer, format="PNG", optimize=False, compress_level=3)
+    # Level 2 on a 1344 x 1024 overlay: 0.068 s and 1.07 MB; level 3 0.093 s and 0.97 MB, level 6 0.24 s.
+    # A batch writes one per image, so the time counts more than the tenth in size.
+    Image.fromarray(np.asarray(picture, np.uint8)).save(buffer, format="PNG", optimize=False, compress_level=2)
     return buffer.getvalue()
 
 

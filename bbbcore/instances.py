@@ -284,7 +284,8 @@ def cells_from_boundary(
     # Cells too small to be real give their seed up; their pixels join neighbours.
     for _ in range(2):
         areas = np.bincount(labels.ravel())
-        small = np.flatnonzero(areas < s.min_cell_area)
+        # Ids merged away have no pixels: they are not small cells (re-flooding for them cost two watersheds).
+        small = np.flatnonzero((areas > 0) & (areas < s.min_cell_area))
         small = small[small > 0]
         if small.size == 0:
             break

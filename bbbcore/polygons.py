@@ -35,27 +35,37 @@ def cell_polygons(labels: np.ndarray, *, simplify: bool = True, holes: bool = Fa
     ``holes=True``, cell_id -> list of rings, the outer one first. A cell in
     several pieces gives its largest piece.
     """
+    labels = np.asarray(labels)
     polygons: dict = {}
-    for cell_id, box in enumerate(ndi.find_objects(np.asarray(labels)), start=1):
+    # Cells in one piece (nearly all) skip labelling their own crop: one pass finds the pieces of every cell.
+    pieces_of = _pieces_per_cell(labels)
+    for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
         crop = labels[box] == cell_id
-        pieces, n = ndi.label(crop)
-        if n > 1:
-            sizes = np.bincount(pieces.ravel())[1:]
-            crop = pieces == (np.argmax(sizes) + 1)
-        filled = ndi.binary_fill_holes(crop)
+        if pieces_of[cell_id] > 1:
+            pieces, _ = ndi.label(crop)
+            crop = pieces == (np.argmax(np.bincount(pieces.ravel())[1:]) + 1)
+        # The holes are the parts of the crop's outside that do not reach its edge (cheaper than
+        # ndi.binary_fill_holes, and they are the rings asked for with ``holes``).
+        outside, n_outside = ndi.label(np.pad(~crop, 1, constant_values=True))
+        hole_ids = np.arange(2, n_outside + 1)  # part 1 holds the pad's corner: the true outside
+        filled = crop | np.isin(outside[1:-1, 1:-1], hole_ids) if n_outside > 1 else crop
         origin = (box[0].start, box[1].start)
         outer = _outer_ring(filled, origin, simplify)
         if not holes:
             polygons[cell_id] = outer
             continue
-        rings = [outer]
-        hole_labels, n_holes = ndi.label(filled & ~crop)
-        for hole in range(1, n_holes + 1):
-            rings.append(_outer_ring(hole_labels == hole, origin, simplify))
-        polygons[cell_id] = rings
+        polygons[cell_id] = [outer] + [_outer_ring(outside[1:-1, 1:-1] == hole, origin, simplify) for hole in hole_ids]
     return polygons
+
+
+def _pieces_per_cell(labels: np.ndarray) -> np.ndarray:
+    """How many 4-connected pieces each id of ``labels`` has (index = id)."""
+    parts = measure.label(labels, connectivity=1, background=0)
+    first_of_part = np.zeros(int(parts.max()) + 1, np.int64)
+    first_of_part[parts.ravel()] = labels.ravel()
+    return np.bincount(first_of_part[1:], minlength=int(labels.max()) + 1)
 
 
 def _outer_ring(mask: np.ndarray, origin: tuple[int, int], simplify: bool) -> np.ndarray:

@@ -293,8 +293,10 @@ def predict_tiled(run, image: np.ndarray, *, multiple: int = 16, tile: int = 102
     tile = max(multiple, int(tile))
     overlap = min(context, tile // 2)
     stride = max(1, tile - overlap)
-    padded = np.pad(image, context + tile, mode="symmetric")
-    off = context + tile  # where the image starts in ``padded``
+    # A window reaches ``context`` px past the image, plus its rounding up to ``multiple``. (Padding by a
+    # whole tile made a 0.3 MP image 8 MP: 50 ms per image.)
+    off = context + multiple  # where the image starts in ``padded``
+    padded = np.pad(image, off, mode="symmetric")
 
     def starts(length: int) -> list[int]:
         if length <= tile:

@@ -145,6 +145,25 @@ def test_spurious_split_without_a_border_is_merged():
     assert (merged[:, :40] == merged[0, 0]).all() and (merged[:, 40:] != merged[0, 0]).all()
 
 
+def test_ids_merged_away_do_not_cost_another_flooding(monkeypatch):
+    from skimage import segmentation
+
+    from bbbcore import instances
+    from bbbcore.instances import WatershedSettings, cells_from_boundary
+
+    probability = np.zeros((60, 90), np.float32)
+    probability[:, 59:61] = 1.0  # one real border; the faint line at 30 splits one cell in two
+    probability[:, 29:31] = 0.2
+    calls = []
+    flood = segmentation.watershed
+    monkeypatch.setattr(instances.segmentation, "watershed", lambda *a, **k: calls.append(1) or flood(*a, **k))
+    settings = WatershedSettings(threshold=0.1, marker_erosion=2, marker_h=0, min_marker_area=10, min_cell_area=50,
+                                 merge_threshold=0.5, smoothing_sigma=0)  # marker_h 0: seeds need no flooding
+    labels = cells_from_boundary(probability, settings)
+    assert labels.max() == 2  # the two halves merged, the id left over has no pixels
+    assert len(calls) == 1  # no re-flooding for a cell that no longer exists
+
+
 def test_gap_in_the_monolayer_is_no_cell(synthetic_monolayer):
     junction = synthetic_monolayer["junction"].copy()
     truth = synthetic_monolayer["truth"]

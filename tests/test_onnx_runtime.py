@@ -25,6 +25,16 @@ def test_the_shipped_models_run_on_their_onnx_export():
     assert BoundaryModel.load(config.DEFAULT_MODEL).runtime == "onnx"
 
 
+def test_idle_inference_threads_sleep_so_the_other_core_measures_and_writes():
+    from bbbcore.onnx_runtime import OnnxForward
+
+    forward = OnnxForward(onnx_path(config.DEFAULT_MODEL))
+    options = forward._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    maps = forward(np.zeros((1, 64, 64, 1), np.float32))
+    assert maps.shape[:3] == (1, 64, 64) and np.isfinite(maps).all()
+
+
 @pytest.mark.model
 def test_onnx_maps_equal_the_keras_maps():
     image = load_image(ROOT / "sample_data" / "bbb_rgb_03.jpg")

@@ -64,3 +64,13 @@ def test_a_large_shrink_matches_the_plain_gaussian_shrink_and_keeps_positions():
     peak = np.unravel_index(np.argmax(fast), shape)
     assert peak == np.unravel_index(np.argmax(plain), shape)
     assert abs(peak[0] - 603 * fy) <= 1 and abs(peak[1] - 803 * fx) <= 1
+
+
+def test_block_mean_matches_numpy_mean_for_every_block_shape():
+    from bbbcore.resize import block_mean
+
+    image = np.random.default_rng(3).random((24, 36)).astype(np.float32)
+    for block in [(1, 1), (2, 2), (3, 4), (6, 6)]:
+        expected = image.reshape(24 // block[0], block[0], 36 // block[1], block[1]).mean(axis=(1, 3))
+        np.testing.assert_allclose(block_mean(image, block), expected, rtol=1e-6)
+    assert block_mean(image, (3, 4)).shape == (8, 9) and block_mean(image, (3, 4)).dtype == np.float32
