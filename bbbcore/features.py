@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
-from skimage import measure, segmentation
+from skimage import measure
 
 from . import config
-from .instances import shared_borders, touches_edge
+from .instances import inner_boundaries, label_areas, shared_borders, touches_edge
 from .metadata import NUMERIC_SAMPLE_FIELDS, TABLE_SAMPLE_FIELDS
 from .metadata import SAMPLE_FIELDS as _FIELD_HELP
 from .nuclei import count_nuclei, find_nuclei
@@ -147,8 +147,8 @@ def cells_table(
     if labels.ndim != 2:
         raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
     labels = labels.astype(np.int32, copy=False)
-    outline = segmentation.find_boundaries(labels, mode="inner")
-    ids = np.flatnonzero(np.bincount(labels.ravel())[1:]) + 1  # regionprops' order
+    outline = inner_boundaries(labels)
+    ids = np.flatnonzero(label_areas(labels)[1:]) + 1  # regionprops' order
 
     def intensity_columns():
         mask, centres = find_nuclei(nuclei, pixel_size_um=pixel_size_um) if nuclei is not None else (None, None)
@@ -259,7 +259,7 @@ def convex_hull_features(
     hull_area, feret_max, feret_min = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if n == 0:
         return hull_area, feret_max, feret_min
-    outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline.copy()
+    outline = inner_boundaries(labels) if outline is None else outline.copy()
     # The hull needs the pixels on the image frame too (no neighbour there).
     outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = True
     rows, cols = np.nonzero(outline & (labels > 0))
@@ -297,7 +297,7 @@ def neighbour_counts(
     labels: np.ndarray, ids: np.ndarray, *, min_contact_px: int = config.NEIGHBOUR_MIN_CONTACT_PX
 ) -> np.ndarray:
     """Number of cells each cell shares a border with."""
-    pairs, _, length = shared_borders(labels, np.zeros(labels.shape, np.float32))
+    pairs, _, length = shared_borders(labels, None)
     pairs = pairs[length >= min_contact_px]
     counts = np.bincount(pairs.ravel(), minlength=int(labels.max()) + 1)
     return counts[ids].astype(np.int64)
@@ -367,7 +367,7 @@ def junction_features(
     # Whole-image masks are bool or uint8; what needs int64 or float64 is made a band of rows at a time
     # (_ROWS), so a 48 MP image needs a few hundred MB here rather than 3 GB.
     inside = labels > 0
-    outline = segmentation.find_boundaries(labels, mode="inner") if outline is None else outline
+    outline = inner_boundaries(labels) if outline is None else outline
     outline = outline & inside
     # The band: pixels less than band_px from an outline pixel along rows and
     # columns (a square window: cheap, separable), within cells.

@@ -214,7 +214,7 @@ def labels_from_maps(
         nuclei=grid_nuclei if seed_from_nuclei else None, exclude=exclude, intensity=grid_junction,
         nucleus_mask=nucleus_mask,
     )
-    return tidy_labels(resize_labels(grid_labels, image.shape))
+    return tidy_labels(resize_labels(grid_labels, image.shape), in_place=True)
 
 
 def cells_from_boundary(
@@ -293,8 +293,9 @@ def cells_from_boundary(
         if markers.max() == 0:
             return np.zeros(probability.shape, np.int32)
         labels = segmentation.watershed(elevation, markers)
+    del elevation, distance, markers  # a 48 MP image's grid holds 0.2 GB in them; what follows needs its own
     if intensity is not None and s.empty_fraction > 0 and labels.max() > 0:
-        ids = np.unique(labels[labels > 0])  # merging leaves gaps in the ids
+        ids = np.flatnonzero(label_areas(labels)[1:]) + 1  # merging leaves gaps in the ids
         medians = np.asarray(ndi.median(intensity, labels, ids))
         empty = ids[medians < s.empty_fraction * np.median(medians)]
         labels[np.isin(labels, empty)] = 0
@@ -310,8 +311,8 @@ def cells_from_boundary(
     return labels.astype(np.int32)
 
 
-def shared_borders(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of touching labels with the mean of ``values`` along their border.
+def shared_borders(labels: np.ndarray, values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of touching labels with the mean of ``values`` along their border (zeros when None).
 
     Returns
     -------
@@ -320,14 +321,25 @@ def shared_borders(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     length : (n,) int array, number of touching pixel pairs
     """
     a_parts, b_parts, v_parts = [], [], []
-    for a, b, va, vb in (
-        (labels[:, :-1], labels[:, 1:], values[:, :-1], values[:, 1:]),
-        (labels[:-1, :], labels[1:, :], values[:-1, :], values[1:, :]),
-    ):
-        touching = (a != b) & (a > 0) & (b > 0)
-        a_parts.append(a[touching])
-        b_parts.append(b[touching])
-        v_parts.append((va[touching] + vb[touching]) / 2)
+    # In bands of rows (each band's last row pairs with the next band's first), so a 48 MP image's
+    # comparisons cost a band's temporaries, not five full-image masks.
+    height = labels.shape[0]
+    for top in range(0, height, BAND_ROWS):
+        own = min(BAND_ROWS, height - top)  # this band's rows; one more below pairs with the next band
+        band = labels[top:top + own + 1]
+        band_values = values[top:top + own + 1] if values is not None else None
+        for a, b, va, vb in (
+            (band[:own, :-1], band[:own, 1:], *((band_values[:own, :-1], band_values[:own, 1:])
+                                                 if values is not None else (None, None))),
+            (band[:-1, :], band[1:, :], *((band_values[:-1, :], band_values[1:, :])
+                                         if values is not None else (None, None))),
+        ):
+            touching = a != b
+            touching &= a > 0
+            touching &= b > 0
+            a_parts.append(a[touching])
+            b_parts.append(b[touching])
+            v_parts.append((va[touching] + vb[touching]) / 2 if values is not None else np.zeros(0))
     first = np.concatenate(a_parts).astype(np.int64)
     second = np.concatenate(b_parts).astype(np.int64)
     low, high = np.minimum(first, second), np.maximum(first, second)
@@ -335,7 +347,7 @@ def shared_borders(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
         return np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0, np.int64)
     keys = low * (int(labels.max()) + 1) + high
     unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=np.concatenate(v_parts))
+    sums = np.bincount(inverse, weights=np.concatenate(v_parts)) if values is not None else np.zeros(len(unique))
     pairs = np.column_stack([unique // (int(labels.max()) + 1), unique % (int(labels.max()) + 1)])
     return pairs, sums / counts, counts
 
@@ -397,12 +409,18 @@ def merge_nucleus_free(
     nucleated = np.zeros(n, bool)
     blobs, count = ndi.label(nucleus_mask)
     if count:
-        overlap = np.bincount(blobs.ravel() * n + labels.ravel(), minlength=(count + 1) * n).reshape(count + 1, n)
-        overlap[:, 0] = 0
-        owners = overlap[1:].argmax(axis=1)
-        nucleated[owners[overlap[1:].max(axis=1) > 0]] = True
+        # (nucleus, cell) pixel counts over the nuclei's pixels only, as sparse pairs: a dense
+        # nuclei x cells table and whole-image int64 keys cost 0.3 GB on a 48 MP image.
+        inside = (blobs > 0) & (labels > 0)
+        keys, overlap = np.unique(blobs[inside].astype(np.int64) * n + labels[inside], return_counts=True)
+        blob, cell = keys // n, keys % n
+        # Each nucleus's cell: the most pixels, the smallest id on a tie.
+        order = np.lexsort((cell, -overlap, blob))
+        first = np.ones(len(order), bool)
+        first[1:] = blob[order][1:] != blob[order][:-1]
+        nucleated[cell[order][first]] = True
     edge = touches_edge(labels)
-    present = np.bincount(labels.ravel(), minlength=n) > 0
+    present = label_areas(labels, minlength=n) > 0
     inner = present & ~edge
     inner[0] = False
     if not inner.any() or nucleated[inner].mean() < min_nucleated_share:
@@ -474,6 +492,32 @@ def burned_in_mask(raw: np.ndarray) -> np.ndarray:
     return mask
 
 
+#: Rows at a time for whole-image passes over labels (a 48 MP image's int64 or boolean copies cost
+#: 0.1-0.4 GB each; a band's, a few MB).
+BAND_ROWS = 1024
+
+
+def label_areas(labels: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """Pixels per id, index = id: ``np.bincount(labels.ravel())`` counted a band of rows at a time."""
+    size = max(minlength, int(labels.max(initial=0)) + 1)
+    areas = np.zeros(size, np.int64)
+    for top in range(0, labels.shape[0], BAND_ROWS):
+        areas += np.bincount(labels[top:top + BAND_ROWS].ravel(), minlength=size)
+    return areas
+
+
+def inner_boundaries(labels: np.ndarray) -> np.ndarray:
+    """``find_boundaries(labels, mode="inner")``, a band of rows at a time (one row of context each side)."""
+    outline = np.empty(labels.shape, bool)
+    height = labels.shape[0]
+    for top in range(0, height, BAND_ROWS):
+        bottom = min(top + BAND_ROWS, height)
+        above = 1 if top else 0
+        band = segmentation.find_boundaries(labels[top - above:min(bottom + 1, height)], mode="inner")
+        outline[top:bottom] = band[above:above + bottom - top]
+    return outline
+
+
 def touches_edge(labels: np.ndarray) -> np.ndarray:
     """Boolean per label id (index 0 unused): the cell reaches the image edge."""
     flags = np.zeros(int(labels.max()) + 1, bool)
@@ -483,14 +527,15 @@ def touches_edge(labels: np.ndarray) -> np.ndarray:
     return flags
 
 
-def tidy_labels(labels: np.ndarray) -> np.ndarray:
+def tidy_labels(labels: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """One connected piece per cell.
 
     A cell's smaller detached pieces (a few pixels left by resizing or by the
     watershed around a thin neck) go to the neighbour they touch most, or to
-    no cell when they touch none. Ids are kept.
+    no cell when they touch none. Ids are kept. ``in_place``: change ``labels``
+    itself (a fresh array: a 48 MP image's copy is 0.2 GB).
     """
-    labels = np.array(labels, copy=True)
+    labels = labels if in_place else np.array(labels, copy=True)
     height, width = labels.shape
     for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:

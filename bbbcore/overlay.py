@@ -22,19 +22,34 @@ def overlay_outlines(
 ) -> np.ndarray:
     """RGB uint8 picture: the normalised junction channel in gray, cell outlines on top.
 
-    Cells touching the image edge are drawn in ``edge_colour``.
+    Cells touching the image edge are drawn in ``edge_colour``. Drawn in bands of rows, so a 48 MP
+    image needs the picture and a band's temporaries, not float and boundary copies of the whole.
     """
-    gray = (np.clip(junction, 0, 1) * 255).astype(np.uint8)
-    picture = np.repeat(gray[..., None], 3, axis=-1)
-    edges = segmentation.find_boundaries(labels, mode="inner")
-    if thickness > 1:
-        from scipy import ndimage as ndi
+    on_edge_ids = touches_edge(labels)
+    picture = np.empty((*labels.shape, 3), np.uint8)
+    margin = thickness  # rows of context a band's outlines need from its neighbours
+    for top in range(0, labels.shape[0], BAND_ROWS):
+        bottom = min(top + BAND_ROWS, labels.shape[0])
+        above, below = min(margin, top), min(margin, labels.shape[0] - bottom)
+        band = labels[top - above:bottom + below]
+        edges = segmentation.find_boundaries(band, mode="inner")
+        if thickness > 1:
+            from scipy import ndimage as ndi
 
-        edges = ndi.binary_dilation(edges, iterations=thickness - 1) & (labels > 0)
-    on_edge = touches_edge(labels)[labels]
-    picture[edges & ~on_edge] = colour
-    picture[edges & on_edge] = edge_colour
+            edges = ndi.binary_dilation(edges, iterations=thickness - 1) & (band > 0)
+        edges = edges[above:above + bottom - top]
+        band = band[above:above + bottom - top]
+        gray = (np.clip(junction[top:bottom], 0, 1) * 255).astype(np.uint8)
+        out = picture[top:bottom]
+        out[:] = gray[..., None]
+        on_edge = on_edge_ids[band]
+        out[edges & ~on_edge] = colour
+        out[edges & on_edge] = edge_colour
     return picture
+
+
+#: Rows drawn at a time by :func:`overlay_outlines`.
+BAND_ROWS = 1024
 
 
 def feature_colours(values: np.ndarray, *, colormap: str = "Viridis") -> tuple[np.ndarray, float, float]:

@@ -37,14 +37,12 @@ def cell_polygons(labels: np.ndarray, *, simplify: bool = True, holes: bool = Fa
     """
     labels = np.asarray(labels)
     polygons: dict = {}
-    # Cells in one piece (nearly all) skip labelling their own crop: one pass finds the pieces of every cell.
-    pieces_of = _pieces_per_cell(labels)
     for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
         crop = labels[box] == cell_id
-        if pieces_of[cell_id] > 1:
-            pieces, _ = ndi.label(crop)
+        pieces, n = ndi.label(crop)
+        if n > 1:
             crop = pieces == (np.argmax(np.bincount(pieces.ravel())[1:]) + 1)
         # The holes are the parts of the crop's outside that do not reach its edge (cheaper than
         # ndi.binary_fill_holes, and they are the rings asked for with ``holes``).
@@ -58,14 +56,6 @@ def cell_polygons(labels: np.ndarray, *, simplify: bool = True, holes: bool = Fa
             continue
         polygons[cell_id] = [outer] + [_outer_ring(outside[1:-1, 1:-1] == hole, origin, simplify) for hole in hole_ids]
     return polygons
-
-
-def _pieces_per_cell(labels: np.ndarray) -> np.ndarray:
-    """How many 4-connected pieces each id of ``labels`` has (index = id)."""
-    parts = measure.label(labels, connectivity=1, background=0)
-    first_of_part = np.zeros(int(parts.max()) + 1, np.int64)
-    first_of_part[parts.ravel()] = labels.ravel()
-    return np.bincount(first_of_part[1:], minlength=int(labels.max()) + 1)
 
 
 def _outer_ring(mask: np.ndarray, origin: tuple[int, int], simplify: bool) -> np.ndarray:

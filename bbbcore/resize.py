@@ -68,7 +68,8 @@ def _block_mean(image: np.ndarray, block: tuple[int, int], shape: tuple[int, int
     """Mean over ``block`` rectangles, ``shape`` of them: rows and columns past the image's edge repeat it,
     those beyond ``shape`` x ``block`` are left out."""
     height, width = shape[0] * block[0], shape[1] * block[1]
-    padded = np.pad(image, ((0, max(0, height - image.shape[0])), (0, max(0, width - image.shape[1]))), mode="edge")
+    short = (max(0, height - image.shape[0]), max(0, width - image.shape[1]))
+    padded = np.pad(image, ((0, short[0]), (0, short[1])), mode="edge") if any(short) else image  # pad copies
     return block_mean(padded[:height, :width], block)
 
 

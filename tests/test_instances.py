@@ -164,6 +164,30 @@ def test_ids_merged_away_do_not_cost_another_flooding(monkeypatch):
     assert len(calls) == 1  # no re-flooding for a cell that no longer exists
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5, 64])
+def test_banded_passes_over_labels_equal_whole_image_ones(monkeypatch, rows):
+    from skimage import segmentation
+
+    from bbbcore import instances
+    from bbbcore.instances import inner_boundaries, label_areas, shared_borders
+
+    rng = np.random.default_rng(11)
+    seeds = np.zeros((41, 57), np.int32)
+    seeds[rng.integers(0, 41, 25), rng.integers(0, 57, 25)] = np.arange(1, 26)
+    labels = segmentation.watershed(np.zeros((41, 57)), seeds).astype(np.int32)
+    labels[10:14, :20] = 0  # no cell: not a border, not a pair
+    values = rng.random((41, 57)).astype(np.float32)
+    whole_pairs, whole_mean, whole_length = shared_borders(labels, values)  # 41 rows: one band
+    monkeypatch.setattr(instances, "BAND_ROWS", rows)
+    np.testing.assert_array_equal(label_areas(labels), np.bincount(labels.ravel()))
+    np.testing.assert_array_equal(inner_boundaries(labels), segmentation.find_boundaries(labels, mode="inner"))
+    pairs, mean, length = shared_borders(labels, values)
+    np.testing.assert_array_equal(pairs, whole_pairs)
+    np.testing.assert_array_equal(length, whole_length)
+    np.testing.assert_allclose(mean, whole_mean, rtol=1e-6)
+    assert (shared_borders(labels, None)[1] == 0).all() and len(whole_pairs) > 20
+
+
 def test_gap_in_the_monolayer_is_no_cell(synthetic_monolayer):
     junction = synthetic_monolayer["junction"].copy()
     truth = synthetic_monolayer["truth"]

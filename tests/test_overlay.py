@@ -83,6 +83,24 @@ def test_outlines_are_drawn_on_the_cells_border_and_the_rest_keeps_the_image():
         np.testing.assert_array_equal(picture[..., channel][rest], gray[rest])
 
 
+@pytest.mark.parametrize("thickness", [1, 3])
+def test_outlines_drawn_in_bands_of_rows_equal_those_drawn_at_once(monkeypatch, thickness):
+    from bbbcore import overlay
+
+    rng = np.random.default_rng(5)
+    seeds = np.zeros((90, 70), np.int32)
+    seeds[rng.integers(0, 90, 30), rng.integers(0, 70, 30)] = np.arange(1, 31)
+    from skimage.segmentation import watershed
+
+    labels = watershed(np.zeros((90, 70)), seeds)
+    labels[40:50, 10:30] = 0  # a gap across band edges
+    junction = rng.random((90, 70)).astype(np.float32)
+    whole = overlay_outlines(junction, labels, thickness=thickness)
+    for rows in (1, 7, 16):  # bands of one row, and bands whose edges cut cells
+        monkeypatch.setattr(overlay, "BAND_ROWS", rows)
+        np.testing.assert_array_equal(overlay_outlines(junction, labels, thickness=thickness), whole)
+
+
 def test_neighbours_both_draw_their_side_of_a_shared_border():
     labels = np.zeros((8, 10), np.int32)
     labels[2:6, 2:5] = 1
