@@ -189,31 +189,34 @@ def hover_figure(
     shown = np.asarray(Image.fromarray(picture).resize((max(1, int(width * factor)), max(1, int(height * factor)))))
     # A data URI, not a JSON array of pixels.
     source = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(shown, quality=85)).decode("ascii")
-    # go.Image centres its first pixel on (x0, y0): half a shown pixel in, so the picture spans the
-    # pixel-edge coordinates [0, width] of the outlines drawn over it.
-    figure = go.Figure(go.Image(source=source, dx=1 / factor, dy=1 / factor, x0=0.5 / factor, y0=0.5 / factor,
-                                hoverinfo="skip"))
-    rows = cells.set_index("cell_id") if len(cells) else None
+    rows = cells.set_index("cell_id").to_dict("index") if len(cells) else {}
+    # Plain dicts, unvalidated: plotly's checks cost about 1.5 ms per trace (0.6 s for 400 cells), and
+    # these traces are built the same way every time. The image centres its first pixel on (x0, y0): half
+    # a shown pixel in, so the picture spans the pixel-edge coordinates [0, width] of the outlines.
+    traces = [{"type": "image", "source": source, "dx": 1 / factor, "dy": 1 / factor, "x0": 0.5 / factor,
+               "y0": 0.5 / factor, "hoverinfo": "skip"}]
     for cell_id, points in cell_polygons(labels).items():
         step = max(1, len(points) // 200)
         points = points[::step]
         text = f"cell {cell_id}"
-        if rows is not None and cell_id in rows.index:
-            row = rows.loc[cell_id]
+        row = rows.get(cell_id)
+        if row is not None:
             text += "".join(
                 f"<br>{c}: {row[c]:.4g}" if isinstance(row[c], (float, np.floating)) else f"<br>{c}: {row[c]}"
-                for c in columns if c in row.index
+                for c in columns if c in row
             )
         colour = "rgba(255,0,160,0.9)" if highlight and cell_id in highlight else "rgba(0,0,0,0)"
-        figure.add_trace(go.Scatter(
-            x=np.append(points[:, 0], points[0, 0]), y=np.append(points[:, 1], points[0, 1]),
-            mode="lines", fill="toself", fillcolor="rgba(255,255,255,0.02)", line={"width": 2, "color": colour},
-            hoveron="fills", hoverinfo="text", text=text, name=f"cell {cell_id}", showlegend=False,
-        ))
-    figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=int(700 * height / width) + 20,
-        xaxis={"visible": False, "range": [0, width]}, yaxis={"visible": False, "range": [height, 0],
-                                                                "scaleanchor": "x"},
-        hoverlabel={"bgcolor": "white"},
-    )
+        traces.append({
+            "type": "scatter", "x": np.append(points[:, 0], points[0, 0]), "y": np.append(points[:, 1], points[0, 1]),
+            "mode": "lines", "fill": "toself", "fillcolor": "rgba(255,255,255,0.02)",
+            "line": {"width": 2, "color": colour}, "hoveron": "fills", "hoverinfo": "text", "text": text,
+            "name": f"cell {cell_id}", "showlegend": False,
+        })
+    layout = {
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": int(700 * height / width) + 20,
+        "xaxis": {"visible": False, "range": [0, width]},
+        "yaxis": {"visible": False, "range": [height, 0], "scaleanchor": "x"},
+        "hoverlabel": {"bgcolor": "white"},
+    }
+    figure = go.Figure({"data": traces, "layout": layout}, _validate=False)
     return figure
