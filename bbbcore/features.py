@@ -105,6 +105,11 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Pixels above which the intensity and shape columns are measured one after the other, not side by
+#: side: on a 48 MP image the two together peaked over 2 GB (issue 17's bound).
+ONE_AT_A_TIME_ABOVE_PX = 32_000_000
+
+
 def cells_table(
     labels: np.ndarray,
     *,
@@ -162,11 +167,17 @@ def cells_table(
         return columns
 
     # The intensity columns are image filters (scipy.ndimage releases the GIL):
-    # they run in a second thread while the shape columns are measured.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(intensity_columns) if junction is not None or nuclei is not None else None
+    # they run in a second thread while the shape columns are measured, except on
+    # images so large that the two's temporaries together would pass the memory bound.
+    wanted = junction is not None or nuclei is not None
+    if labels.size > ONE_AT_A_TIME_ABOVE_PX:
+        intensity = intensity_columns() if wanted else None
         table = shape_features(labels, outline=outline)
-        intensity = job.result() if job is not None else None
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(intensity_columns) if wanted else None
+            table = shape_features(labels, outline=outline)
+            intensity = job.result() if job is not None else None
     if intensity is not None:
         table = pd.concat([table, intensity], axis=1)
     table.insert(0, "image", image)

@@ -202,6 +202,18 @@ def test_nuclei_are_counted_per_cell():
     assert table.loc[1, "nuclei_count"] == 2 and table.loc[2, "nuclei_count"] == 1
 
 
+def test_a_huge_image_is_measured_one_column_group_at_a_time_with_the_same_result(monkeypatch, synthetic_monolayer):
+    from bbbcore import features
+
+    labels, junction, nuclei = (synthetic_monolayer[key] for key in ("truth", "junction", "nuclei"))
+    side_by_side = cells_table(labels, junction=junction, nuclei=nuclei)
+    monkeypatch.setattr(features, "ONE_AT_A_TIME_ABOVE_PX", labels.size - 1)  # "huge": no second thread
+    started = []
+    monkeypatch.setattr(features, "ThreadPoolExecutor", lambda *a, **k: started.append(1))
+    pd.testing.assert_frame_equal(cells_table(labels, junction=junction, nuclei=nuclei), side_by_side)
+    assert not started
+
+
 def test_sample_fields_fill_every_row():
     labels = np.zeros((50, 50), np.int32)
     labels[5:20, 5:20] = 1
