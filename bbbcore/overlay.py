@@ -170,12 +170,14 @@ def hover_figure(
     columns: list[str],
     max_width: int = 1000,
     highlight: set[int] | None = None,
+    outlines: dict | None = None,
 ):
     """A plotly figure: the picture with one invisible polygon per cell that shows its features on hover.
 
     The picture is downsampled to at most ``max_width`` px wide; polygons are
     the cells' outlines (a few hundred vertices each), so the payload stays
-    small (no per-pixel hover data).
+    small (no per-pixel hover data). ``outlines``: the cells' polygons when
+    already made (:meth:`bbbcore.pipeline.ImageResult.outlines`).
     """
     import plotly.graph_objects as go
     from PIL import Image
@@ -195,7 +197,7 @@ def hover_figure(
     # a shown pixel in, so the picture spans the pixel-edge coordinates [0, width] of the outlines.
     traces = [{"type": "image", "source": source, "dx": 1 / factor, "dy": 1 / factor, "x0": 0.5 / factor,
                "y0": 0.5 / factor, "hoverinfo": "skip"}]
-    for cell_id, points in cell_polygons(labels).items():
+    for cell_id, points in (cell_polygons(labels) if outlines is None else outlines).items():
         step = max(1, len(points) // 200)
         points = points[::step]
         text = f"cell {cell_id}"

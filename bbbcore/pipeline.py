@@ -62,6 +62,7 @@ class ImageResult:
     diameter_estimated_px: float | None = None
     diameter_used_px: float | None = None
     _quality: dict | None = field(default=None, repr=False, compare=False)
+    _outlines: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -78,6 +79,14 @@ class ImageResult:
         if "boundary" not in self.maps:
             return None
         return resize_to(self.maps["boundary"], self.image.shape)
+
+    def outlines(self) -> dict:
+        """:func:`bbbcore.polygons.cell_polygons` of the labels, computed once (cell id -> (n, 2) x, y)."""
+        if self._outlines is None:
+            from .polygons import cell_polygons
+
+            self._outlines = cell_polygons(self.labels)
+        return self._outlines
 
     def record(self) -> dict:
         """:func:`bbbcore.features.image_record` of this image, its quality figures included (computed once)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -156,6 +157,7 @@ class AnalysisSession:
     _memo: dict = field(default_factory=dict, repr=False)
     _scale_bars: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
+    _outliner: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
     _stored_anomalies: tuple | None = field(default=None, repr=False)
@@ -588,6 +590,11 @@ class AnalysisSession:
         self.analysed_with[result.name] = self.settings_key(result.name)
         self.version += 1
         self._save(result, self.params(result.name))
+        # The cells' outlines (the Segmentation view's hover shapes) are drawn on a background thread while
+        # the person reads the table, so that view's first visit finds them done.
+        if self._outliner is None:
+            self._outliner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outlines")
+        self._outliner.submit(result.outlines)
 
     def _save(self, result: ImageResult, params: dict) -> None:
         self._write_through(lambda: save_result(self.store, self.experiment_id, result, self.files[result.name],

@@ -73,3 +73,21 @@ def test_without_tesseract_the_label_is_left_to_the_person(monkeypatch):
     monkeypatch.setattr(scalebar.shutil, "which", lambda name: None)
     raw = np.asarray(Image.open(SAMPLE_DATA_DIR / "bbb_rgb_02.jpg"))
     assert scalebar.read_bar_label(raw, find_scale_bar(raw)) is None
+
+
+def test_tesseract_runs_on_one_thread_and_its_reading_is_parsed(monkeypatch):
+    import subprocess
+
+    import bbbcore.scalebar as scalebar
+
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(kwargs.get("env") or {})
+        return subprocess.CompletedProcess(command, 0, stdout="Scale\n50 um\n", stderr="")
+
+    monkeypatch.setattr(scalebar.shutil, "which", lambda name: "/usr/bin/tesseract")
+    monkeypatch.setattr(scalebar.subprocess, "run", fake_run)
+    raw = np.asarray(Image.open(SAMPLE_DATA_DIR / "bbb_rgb_01.jpg"))
+    assert scalebar.read_bar_label(raw, find_scale_bar(raw)) == 50.0
+    assert calls and calls[0].get("OMP_THREAD_LIMIT") == "1"  # OpenMP's pool cost 3x the reading

@@ -41,6 +41,18 @@ def test_progress_is_reported_before_and_after_each_image(analysed):
     assert session.pending() == []  # everything readable is analysed
 
 
+def test_the_cells_outlines_are_drawn_in_the_background_after_each_image(analysed):
+    from bbbcore.polygons import cell_polygons
+
+    session, _, _, _ = analysed
+    session._outliner.submit(lambda: None).result(timeout=60)  # one worker: everything before it is done
+    result = session.results.results["control_01.jpg"]
+    assert result._outlines is not None  # made without being asked
+    expected = cell_polygons(result.labels)
+    assert result.outlines().keys() == expected.keys() == set(np.unique(result.labels[result.labels > 0]))
+    assert all(np.array_equal(result.outlines()[i], expected[i]) for i in expected)
+
+
 def test_a_bad_file_named_in_a_run_gets_its_line_and_the_others_finish(analysed, shipped_model):
     session, _, _, _ = analysed
     steps = [s for s in session.analyse(shipped_model, ["notes.png"]) if s.done]
