@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import config
+from .cli_edit import add_edit, cmd_edit
 from .cli_experiments import add_experiment_option, add_experiments, cmd_experiments
 from .errors import BBBError
 
@@ -681,6 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_train(sub)
     _add_export_onnx(sub)
+    add_edit(sub)
     add_experiments(sub)
     return parser
 
@@ -745,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
             "anomalies": _cmd_anomalies, "stats": _cmd_stats,
             "evaluate": _cmd_evaluate, "train": _cmd_train, "experiments": cmd_experiments,
-            "export-onnx": _cmd_export_onnx,
+            "export-onnx": _cmd_export_onnx, "edit": cmd_edit,
         }
         return commands[args.command](args)
     except BBBError as exc:

@@ -444,6 +444,17 @@ def _tiff_pixel_size(tif, index: int = 0) -> float | None:
     return None
 
 
+def tiff_pixel_size(path: str | Path) -> float | None:
+    """µm per pixel in a TIFF file's OME-XML or ImageJ metadata (None when absent or unreadable)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _tiff_pixel_size(tif)
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return None
+
+
 _UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "μm": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
