@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .editing import EditError, delete_cells, draw_cell, merge_cells, split_cell
+from .editing import EditError, apply_edit
 from .errors import display_name
 
 
@@ -72,20 +72,17 @@ def cmd_edit(args) -> int:
 def _apply(labels: np.ndarray, option: str, value: str, next_id: list[int]) -> tuple[np.ndarray, str]:
     """One edit from its option and text; the new labels and what it did, in words. ``next_id``: [the
     first id no cell has had], moved on by the cells it adds."""
-    if option == "delete":
-        ids = _ids(value)
-        return delete_cells(labels, ids), f"deleted {_listed(ids)}"
-    if option == "merge":
-        edited, merged = merge_cells(labels, _ids(value))
-        return edited, f"merged into cell {merged}"
+    if option in ("delete", "merge"):
+        edited, said, _ = apply_edit(labels, option, cells=_ids(value))
+        return edited, said
     if option == "draw":
-        edited, new_id = draw_cell(labels, _points(value), new_id=next_id[0])
-        next_id[0] = new_id + 1
-        return edited, f"drew cell {new_id}"
-    cell, _, line = value.partition(":")
-    edited, parts = split_cell(labels, _ids(cell)[0] if cell.strip() else -1, _points(line), new_id=next_id[0])
-    next_id[0] = max(parts) + 1 if len(parts) > 1 else next_id[0]
-    return edited, f"split into cells {_listed(parts)}"
+        cells, points = (), _points(value)
+    else:
+        cell, _, line = value.partition(":")
+        cells, points = (_ids(cell)[:1] or [-1]), _points(line)
+    edited, said, made = apply_edit(labels, option, cells=cells, points=points, new_id=next_id[0])
+    next_id[0] = max([next_id[0] - 1, *made]) + 1
+    return edited, said
 
 
 def _ids(text: str) -> list[int]:
@@ -103,7 +100,3 @@ def _points(text: str) -> np.ndarray:
     if any(len(p) != 2 for p in points):
         raise EditError(f'points are x,y pairs separated by spaces ("10,10 60,12 58,50"), not {text!r}')
     return np.array(points, float).reshape(-1, 2)
-
-
-def _listed(ids) -> str:
-    return ", ".join(str(int(i)) for i in ids)

@@ -168,3 +168,44 @@ def _existing(labels: np.ndarray, cell_ids: Iterable[int]) -> np.ndarray:
         raise EditError(f"no cell {', '.join(map(str, missing))} in these labels "
                         f"({int(present.sum())} cells, ids up to {present.size - 1})")
     return ids
+
+
+#: The operations :func:`apply_edit` knows, with what each needs.
+OPERATIONS = ("delete", "merge", "draw", "split")
+
+
+def apply_edit(labels: np.ndarray, operation: str, *, cells: Iterable[int] = (), points: np.ndarray | None = None,
+               new_id: int | None = None) -> tuple[np.ndarray, str, list[int]]:
+    """One edit by name: the new labels, what it did in words, and the ids of the cells it made.
+
+    ``operation``: "delete" or "merge" (``cells``), "draw" (``points``: the outline), "split"
+    (``cells``: the one cell, ``points``: the line).
+    """
+    cells = [int(c) for c in cells]
+    if operation == "delete":
+        return delete_cells(labels, cells), f"deleted cell{'s' if len(cells) > 1 else ''} {_listed(cells)}", []
+    if operation == "merge":
+        edited, merged = merge_cells(labels, cells)
+        return edited, f"merged cells {_listed(sorted(set(cells)))} into cell {merged}", []
+    if operation == "draw":
+        edited, drawn = draw_cell(labels, points if points is not None else np.zeros((0, 2)), new_id=new_id)
+        return edited, f"drew cell {drawn}", [drawn]
+    if operation == "split":
+        if len(cells) != 1:
+            raise EditError("splitting needs exactly one cell")
+        edited, parts = split_cell(labels, cells[0], points if points is not None else np.zeros((0, 2)),
+                                   new_id=new_id)
+        return edited, f"split cell {cells[0]} into cells {_listed(parts)}", parts[1:]
+    raise EditError(f"unknown edit {operation!r} (one of {', '.join(OPERATIONS)})")
+
+
+def touched_cells(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Ids of ``after`` whose pixels an edit changed, or that lost pixels to it (a cell a drawn one cut)."""
+    changed = before != after
+    ids = np.union1d(np.unique(after[changed]), np.unique(before[changed]))
+    present = np.unique(after)
+    return np.intersect1d(ids[ids > 0], present)
+
+
+def _listed(ids) -> str:
+    return ", ".join(str(int(i)) for i in ids)

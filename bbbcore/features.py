@@ -37,6 +37,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "extent": ("", "area / bounding-box area"),
     "equivalent_diameter": ("px", "diameter of the disc with the cell's area: sqrt(4 area / pi)"),
     "touches_edge": ("", "the cell reaches the image edge: kept in the table, left out of summaries and statistics"),
+    "edited": ("", "the cell was corrected by hand (deleted, merged, drawn or split in the dashboard or with "
+                   "`python -m bbbcore edit`); empty or false otherwise"),
     "major_axis_length": ("px", "major axis of the ellipse with the cell's second moments"),
     "minor_axis_length": ("px", "minor axis of that ellipse"),
     "elongation": ("", "major_axis_length / minor_axis_length (1 for a disc)"),
@@ -89,7 +91,7 @@ LENGTH_COLUMNS = (
 )
 
 #: Columns that identify a row rather than measure it (no summary statistics).
-ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "pixel_size_um", *SAMPLE_FIELDS, "annotator")
+ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "edited", "pixel_size_um", *SAMPLE_FIELDS, "annotator")
 
 #: Per-image summary columns (before the ``<feature>_mean`` / ``_median`` ones).
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {

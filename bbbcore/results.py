@@ -64,7 +64,10 @@ class ResultSet:
         if not self.results:
             return pd.DataFrame()
         tables = [result.cells for result in self.results.values()]
-        return apply_sample_sheet(pd.concat(tables, ignore_index=True), self.sheet)
+        cells = pd.concat(tables, ignore_index=True)
+        if "edited" in cells:  # only corrected images' tables have the column
+            cells["edited"] = cells["edited"].astype("boolean").fillna(False).astype(bool)
+        return apply_sample_sheet(cells, self.sheet)
 
     def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
                 cells: pd.DataFrame | None = None) -> pd.DataFrame:

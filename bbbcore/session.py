@@ -38,6 +38,10 @@ from .store import ExperimentGone
 SAMPLE_DATA_DIR = config.PACKAGE_DIR.parent / "sample_data"
 
 
+#: Edits of one image that can be taken back (each keeps the image's earlier labels and cells in memory).
+EDIT_STEPS = 25
+
+
 @dataclass
 class AnalysisSettings:
     """What an analysis runs with (the same for every image of a run).
@@ -158,6 +162,8 @@ class AnalysisSession:
     _scale_bars: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
     _outliner: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
+    #: Per image: the hand corrections' undo and redo steps (results before each edit, in memory).
+    _edits: dict = field(default_factory=dict, repr=False)
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
     _stored_anomalies: tuple | None = field(default=None, repr=False)
@@ -582,6 +588,83 @@ class AnalysisSession:
                                     junction_threshold=self.settings.junction_threshold)
         self._keep(result)
         return result
+
+    # -- correcting cells by hand ------------------------------------------------------
+    def edit_cells(self, name: str, operation: str, *, cells=(), points=None) -> str:
+        """Correct an image's cells: "delete" or "merge" ``cells``, "draw" a cell (``points``: its outline,
+        x, y), "split" a cell (``cells``: it, ``points``: the line). The image is measured again and stored;
+        the cells changed carry ``edited``. Returns what was done, in words.
+
+        Raises
+        ------
+        EditError
+            The edit cannot be made (see :mod:`bbbcore.editing`); nothing changes.
+        """
+        from .editing import apply_edit
+
+        result = self.results.results[name]
+        steps = self._edit_steps(name, result)
+        labels, said, _ = apply_edit(result.labels, operation, cells=cells, points=points, new_id=steps["next_id"])
+        steps["next_id"] = max(steps["next_id"], int(labels.max(initial=0)) + 1)
+        steps["undo"] = (steps["undo"] + [result])[-EDIT_STEPS:]
+        steps["redo"] = []
+        self._keep(self._corrected(result, labels))
+        return said
+
+    def undo_edit(self, name: str) -> bool:
+        """Take back the image's last edit (False when there is none)."""
+        return self._step(name, "undo", "redo")
+
+    def redo_edit(self, name: str) -> bool:
+        """Make again the edit last taken back (False when there is none)."""
+        return self._step(name, "redo", "undo")
+
+    def revert_edits(self, name: str) -> bool:
+        """The image's cells as before its first edit in this session (False when it has none)."""
+        steps = self._edits.get(name)
+        if not steps or not steps["undo"]:
+            return False
+        steps["redo"] = []
+        steps["undo"], first = [], steps["undo"][0]
+        self._keep(first)
+        return True
+
+    def edit_counts(self, name: str) -> tuple[int, int]:
+        """How many edits of the image can be taken back, and made again."""
+        steps = self._edits.get(name) or {"undo": [], "redo": []}
+        return len(steps["undo"]), len(steps["redo"])
+
+    def _edit_steps(self, name: str, result: ImageResult) -> dict:
+        if name not in self._edits or self._edits[name]["image"] is not result.image:
+            # New ids start past every id the image has had (a deleted cell's id is not given again).
+            self._edits[name] = {"image": result.image, "undo": [], "redo": [],
+                                 "next_id": int(result.labels.max(initial=0)) + 1}
+        return self._edits[name]
+
+    def _step(self, name: str, source: str, target: str) -> bool:
+        steps = self._edits.get(name)
+        if not steps or not steps[source]:
+            return False
+        steps[target].append(self.results.results[name])
+        self._keep(steps[source].pop())
+        return True
+
+    def _corrected(self, result: ImageResult, labels) -> ImageResult:
+        """``result`` with corrected labels: measured again, the changed cells (and those changed before)
+        marked ``edited``."""
+        import numpy as np
+
+        from .editing import touched_cells
+        from .pipeline import measure_labels
+
+        cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
+                               junction_threshold=self.settings.junction_threshold)
+        before = set(result.cells.loc[result.cells["edited"].astype(bool), "cell_id"].astype(int)) \
+            if "edited" in result.cells else set()
+        edited = before | {int(i) for i in touched_cells(result.labels, labels)}
+        cells["edited"] = cells["cell_id"].astype(int).isin(edited)
+        source = result.source if "corrected by hand" in result.source else f"{result.source}, corrected by hand"
+        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
     def _keep(self, result: ImageResult) -> None:
         self.results.add(result)

@@ -23,7 +23,7 @@ def test_edits_run_in_the_order_given_and_keep_the_pixel_size(tmp_path, capsys):
     assert (labels[2:10, 22:30] == 7).all()  # then the drawn cell takes the next one
     assert abs(tiff_pixel_size(out) - 0.641) < 1e-6
     printed = capsys.readouterr().out
-    assert "--split 1:4.5,-0.5 4.5,10.5: split into cells 1, 6" in printed and "drew cell 7" in printed
+    assert "--split 1:4.5,-0.5 4.5,10.5: split cell 1 into cells 1, 6" in printed and "drew cell 7" in printed
 
 
 def test_an_impossible_edit_is_one_line_and_nothing_is_written(tmp_path, capsys):

@@ -329,3 +329,46 @@ def test_starting_over_keeps_the_chosen_settings(tmp_path):
     session.add_file("a.png", b"x")
     session.close()
     assert session.files == {} and (session.settings.channel, session.settings.use_nuclei) == ("ZO-1", True)
+
+
+def test_cells_corrected_by_hand_are_measured_stored_and_can_be_taken_back(shipped_model, tmp_path):
+    from bbbcore.editing import EditError
+    from bbbcore.instances import shared_borders
+
+    store = Store(tmp_path / "store")
+    session = AnalysisSession(store)
+    session.add_file("control_01.jpg", (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    list(session.analyse(shipped_model))
+    name = "control_01.jpg"
+    model_labels = session.results.results[name].labels.copy()
+    n_cells = len(session.results.results[name].cells)
+    pairs, _, length = shared_borders(model_labels, None)
+    a, b = (int(i) for i in pairs[np.argmax(length)])  # the two cells with the longest shared border
+
+    said = session.edit_cells(name, "merge", cells=[a, b])
+    assert said == f"merged cells {min(a, b)}, {max(a, b)} into cell {min(a, b)}"
+    cells = session.results.results[name].cells.set_index("cell_id")
+    assert len(cells) == n_cells - 1 and cells.loc[min(a, b), "edited"] and cells["edited"].sum() == 1
+    merged_area = (model_labels == a).sum() + (model_labels == b).sum()
+    assert cells.loc[min(a, b), "area"] == merged_area  # measured again, not carried over
+    biggest = int(cells["area"].idxmax())
+    session.edit_cells(name, "delete", cells=[biggest])
+    assert session.edit_counts(name) == (2, 0)
+    with pytest.raises(EditError, match="no cell"):
+        session.edit_cells(name, "delete", cells=[biggest])  # gone already; nothing changes
+    assert session.edit_counts(name) == (2, 0)
+    assert bool(session.cells()["edited"].any()) and "corrected by hand" in session.results.results[name].source
+
+    # Another session on the same store (a reload) sees the corrected cells.
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)
+    stored = again.results.results[name]
+    assert np.array_equal(stored.labels, session.results.results[name].labels)
+    assert set(stored.cells.loc[stored.cells["edited"].astype(bool), "cell_id"]) == {min(a, b)}
+
+    assert session.undo_edit(name) and biggest in session.results.results[name].cells["cell_id"].values
+    assert session.redo_edit(name) and biggest not in session.results.results[name].cells["cell_id"].values
+    assert session.edit_counts(name) == (2, 0) and not session.redo_edit(name)
+    assert session.revert_edits(name)
+    assert np.array_equal(session.results.results[name].labels, model_labels)
+    assert len(session.results.results[name].cells) == n_cells and session.edit_counts(name) == (0, 0)
