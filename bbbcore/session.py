@@ -571,6 +571,7 @@ class AnalysisSession:
         except BBBError as exc:
             self.results.fail(name, str(exc))
             return Progress(index, total, name, done=True, ok=False, message=str(exc))
+        self._edits.pop(name, None)  # edits made before this analysis are not undone into it
         self._keep(result)
         return Progress(index, total, name, done=True, message=f"{name}: {len(result.cells)} cells in "
                         f"{result.seconds:.1f} s", result=result, warnings=list(result.warnings))
@@ -586,6 +587,7 @@ class AnalysisSession:
         result = result_from_labels(self.results.results[name].image, data, labels_name,
                                     pixel_size_um=self.pixel_size_for(name),
                                     junction_threshold=self.settings.junction_threshold)
+        self._edits.pop(name, None)
         self._keep(result)
         return result
 
