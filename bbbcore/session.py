@@ -164,6 +164,8 @@ class AnalysisSession:
     _outliner: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
     #: Per image: the hand corrections' undo and redo steps (results before each edit, in memory).
     _edits: dict = field(default_factory=dict, repr=False)
+    #: Per image: the SHA-256 of the labels this session last read or stored (an edit checks it is still so).
+    _seen_labels: dict = field(default_factory=dict, repr=False)
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
     _stored_anomalies: tuple | None = field(default=None, repr=False)
@@ -196,6 +198,8 @@ class AnalysisSession:
         self.estimated_diameters = {name: r.diameter_estimated_px for name, r in loaded.results.items()
                                     if r.diameter_estimated_px is not None}
         self._stored_sheet = loaded.sheet.copy()
+        stored = self.store.images(experiment_id)
+        self._seen_labels = dict(zip(stored["name"], stored["labels_sha"])) if len(stored) else {}
         self.demo = holds_demo_grouping(self.files, loaded.sheet)  # a reload keeps the demo's banner
         self.version += 1
         self._experiment_changed()
@@ -607,10 +611,10 @@ class AnalysisSession:
         result = self.results.results[name]
         steps = self._edit_steps(name, result)
         labels, said, _ = apply_edit(result.labels, operation, cells=cells, points=points, new_id=steps["next_id"])
+        self._keep(self._corrected(result, labels), edit=True)  # first: another session's change stops it here
         steps["next_id"] = max(steps["next_id"], int(labels.max(initial=0)) + 1)
         steps["undo"] = (steps["undo"] + [result])[-EDIT_STEPS:]
         steps["redo"] = []
-        self._keep(self._corrected(result, labels))
         return said
 
     def undo_edit(self, name: str) -> bool:
@@ -626,9 +630,8 @@ class AnalysisSession:
         steps = self._edits.get(name)
         if not steps or not steps["undo"]:
             return False
-        steps["redo"] = []
-        steps["undo"], first = [], steps["undo"][0]
-        self._keep(first)
+        self._keep(steps["undo"][0], edit=True)
+        steps["undo"], steps["redo"] = [], []
         return True
 
     def edit_counts(self, name: str) -> tuple[int, int]:
@@ -647,8 +650,10 @@ class AnalysisSession:
         steps = self._edits.get(name)
         if not steps or not steps[source]:
             return False
-        steps[target].append(self.results.results[name])
-        self._keep(steps[source].pop())
+        current = self.results.results[name]
+        self._keep(steps[source][-1], edit=True)
+        steps[source].pop()
+        steps[target].append(current)
         return True
 
     def _corrected(self, result: ImageResult, labels) -> ImageResult:
@@ -668,22 +673,33 @@ class AnalysisSession:
         source = result.source if "corrected by hand" in result.source else f"{result.source}, corrected by hand"
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
-    def _keep(self, result: ImageResult) -> None:
+    def _keep(self, result: ImageResult, *, edit: bool = False) -> None:
+        """Hold and store ``result``. ``edit`` (a hand correction of a stored image): stored first, and
+        only if no other session changed the image's cells meanwhile; otherwise nothing changes here."""
+        if edit:
+            self._save(result, self.params(result.name), check=True)
         self.results.add(result)
         if result.diameter_estimated_px is not None:
             self.estimated_diameters[result.name] = result.diameter_estimated_px
         self.analysed_with[result.name] = self.settings_key(result.name)
         self.version += 1
-        self._save(result, self.params(result.name))
+        if not edit:
+            self._save(result, self.params(result.name))
         # The cells' outlines (the Segmentation view's hover shapes) are drawn on a background thread while
         # the person reads the table, so that view's first visit finds them done.
         if self._outliner is None:
             self._outliner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outlines")
         self._outliner.submit(result.outlines)
 
-    def _save(self, result: ImageResult, params: dict) -> None:
+    def _save(self, result: ImageResult, params: dict, *, check: bool = False) -> None:
+        """Store ``result``; ``check``: only if its stored labels are still those this session last saw
+        (a hand correction; raises :class:`bbbcore.store.EditConflict` otherwise, nothing saved)."""
+        expected = self._seen_labels.get(result.name) if check else None
         self._write_through(lambda: save_result(self.store, self.experiment_id, result, self.files[result.name],
-                                                params, sample=sample_of(self.results.sheet, result.name)))
+                                                params, sample=sample_of(self.results.sheet, result.name),
+                                                expected_labels_sha=expected))
+        if self.store is not None and self.experiment_id is not None:
+            self._seen_labels[result.name] = self.store.labels_sha(self.experiment_id, result.name)
         self._stored_sheet = self.results.sheet.copy()
 
     # -- quality control ------------------------------------------------------------------

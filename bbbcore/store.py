@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import BBBError
+from .errors import BBBError, display_name
 from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
 
 #: Version of the database layout (``PRAGMA user_version``); see :data:`MIGRATIONS`.
@@ -91,6 +91,10 @@ CREATE INDEX IF NOT EXISTS images_by_hash ON images (experiment_id, image_sha, p
 
 class StoreError(BBBError):
     """The store cannot do what was asked (no such experiment, a name taken, a bad zip, a full disk)."""
+
+
+class EditConflict(StoreError):
+    """An image's cells were changed in another session since this one read them."""
 
 
 class ExperimentGone(StoreError):
@@ -502,11 +506,19 @@ class Store:
         shape: tuple[int, int] = (0, 0),
         cell_coverage: float | None = None,
         diameters: tuple[float | None, float | None] = (None, None),
+        expected_labels_sha: str | None = None,
     ) -> int:
         """Store one image's results in one transaction (replacing an earlier result of that name).
 
         ``sample`` holds the image's sample fields (:data:`bbbcore.metadata.SAMPLE_FIELDS`),
-        ``pixel_size_um`` being the one its cells were measured with.
+        ``pixel_size_um`` being the one its cells were measured with. ``expected_labels_sha``: the
+        stored labels this result was made from (a hand correction); when another session has stored
+        different ones since, nothing is saved.
+
+        Raises
+        ------
+        EditConflict
+            The stored labels are no longer ``expected_labels_sha``.
         """
         image_sha = self.put_file(original)
         labels_sha = self.put_file(labels_tiff)
@@ -520,6 +532,13 @@ class Store:
                             json.dumps(row, allow_nan=False)))
         with self._transaction() as db:
             self._require(db, experiment_id, name)
+            if expected_labels_sha is not None:
+                stored = db.execute("SELECT labels_sha, created FROM images WHERE experiment_id = ? AND name = ?",
+                                    (experiment_id, name)).fetchone()
+                if stored is None or stored[0] != expected_labels_sha:
+                    when = f" at {str(stored[1])[11:16]} UTC" if stored is not None else ""
+                    raise EditConflict(f"{display_name(name)}: its cells were changed in another session{when}; this "
+                                       "edit was not saved: reload the page to see them, then edit again")
             # A deletion elsewhere may have removed a shared file since put_file: store it again.
             for digest, data in ((image_sha, original), (labels_sha, labels_tiff)):
                 self._write_file(digest, lambda handle, data=data: handle.write(data))
@@ -538,6 +557,13 @@ class Store:
                            "VALUES (?, ?, ?, ?, ?)", [(image_row, *r) for r in records])
             db.execute("UPDATE experiments SET modified = ? WHERE id = ?", (_now(), experiment_id))
         return image_row
+
+    def labels_sha(self, experiment_id: int, name: str) -> str | None:
+        """The SHA-256 of an image's stored labels TIFF (None when the image is not stored)."""
+        with self._read() as db:
+            row = db.execute("SELECT labels_sha FROM images WHERE experiment_id = ? AND name = ?",
+                             (experiment_id, name)).fetchone()
+        return None if row is None else str(row[0])
 
     def images(self, experiment_id: int) -> pd.DataFrame:
         """The experiment's image rows, in the order they were stored."""

@@ -372,3 +372,37 @@ def test_cells_corrected_by_hand_are_measured_stored_and_can_be_taken_back(shipp
     assert session.revert_edits(name)
     assert np.array_equal(session.results.results[name].labels, model_labels)
     assert len(session.results.results[name].cells) == n_cells and session.edit_counts(name) == (0, 0)
+
+
+def test_two_sessions_editing_one_image_the_second_is_told_and_nothing_is_overwritten(shipped_model, tmp_path):
+    from bbbcore.store import EditConflict
+
+    store = Store(tmp_path / "store")
+    first = AnalysisSession(store)
+    first.add_file("control_01.jpg", (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    list(first.analyse(shipped_model))
+    second = AnalysisSession(store)
+    second.open(first.experiment_id)
+    name = "control_01.jpg"
+    ids = sorted(int(i) for i in first.results.results[name].cells["cell_id"])
+    first.edit_cells(name, "delete", cells=[ids[0]])
+    before = second.results.results[name]
+    with pytest.raises(EditConflict, match=r"control_01\.jpg: its cells were changed in another session at "
+                                           r"\d\d:\d\d UTC; this edit was not saved: reload the page"):
+        second.edit_cells(name, "delete", cells=[ids[1]])
+    assert second.results.results[name] is before and second.edit_counts(name) == (0, 0)  # nothing changed here
+    stored = AnalysisSession(store)
+    stored.open(first.experiment_id)
+    assert ids[0] not in stored.results.results[name].labels and ids[1] in stored.results.results[name].labels
+    second.open(first.experiment_id)  # a reload: then its edits go through
+    second.edit_cells(name, "delete", cells=[ids[1]])
+    assert not np.isin(ids[:2], store_labels(store, first.experiment_id, name)).any()
+    with pytest.raises(EditConflict):
+        first.undo_edit(name)  # the first session's undo would bring back what the second deleted
+    assert first.edit_counts(name) == (1, 0)
+
+
+def store_labels(store, experiment_id, name):
+    from bbbcore.export import read_labels_tiff
+
+    return read_labels_tiff(store.get_file(store.labels_sha(experiment_id, name)))
