@@ -97,6 +97,7 @@ ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "edited", "pixel_s
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
     "n_cells": ("", "cells measured in the image (edge cells left out by default)"),
     "n_edge_excluded": ("", "cells touching the image edge, left out of the summary"),
+    "n_edited": ("", "cells of the image corrected by hand (the cells' `edited` column; edge cells included)"),
     "cells_per_mm2": ("1/mm²", "(cells not at the edge + half the edge cells) / field of view area; empty without a pixel size"),
     "cell_coverage": ("", "fraction of the field of view covered by cells (gaps and burned-in text are not)"),
     "diameter_estimated_px": ("px", "typical cell diameter estimated from the image (empty when it was given)"),
@@ -561,6 +562,7 @@ def summary_table(
         row["pixel_size_um"] = float(size[0]) if len(size) else np.nan
         row["n_cells"] = int(len(counted))
         row["n_edge_excluded"] = int(edge.sum()) if exclude_edge else 0
+        row["n_edited"] = int(group["edited"].fillna(False).astype(bool).sum()) if "edited" in group else 0
         row["cells_per_mm2"] = np.nan
         row["cell_coverage"] = np.nan
         row["diameter_estimated_px"] = row["diameter_used_px"] = np.nan

@@ -60,6 +60,8 @@ def methods_paragraph(
         + (f"; pixel size {_join([f'{s:g}' for s in sizes])} µm" if sizes else "; no pixel size was known, so sizes are in pixels")
         + f". Cells touching the image edge ({edge}) were left out of summaries and statistics."
     )
+    if "edited" in cells and cells["edited"].fillna(False).astype(bool).any():
+        parts.append(_corrections_sentence(cells, n_images))
     if exclusions is not None and len(exclusions):
         whole = exclusions[exclusions["cell_id"].isna()]
         some = exclusions[exclusions["cell_id"].notna()]
@@ -91,3 +93,12 @@ def methods_paragraph(
             parts.append(f"Dose-response was tested with Spearman's rank correlation of the per-{unit_name} values "
                          "with dose, the control at dose 0.")
     return " ".join(parts)
+
+
+def _corrections_sentence(cells: pd.DataFrame, n_images: int) -> str:
+    """What was corrected by hand: how many images and cells (those with ``edited``)."""
+    edited = cells[cells["edited"].fillna(False).astype(bool)]
+    n_corrected = edited["image"].nunique()
+    return (f"The segmentation was corrected by hand in {n_corrected} of {n_images} image{'s' if n_images != 1 else ''} "
+            f"(cells deleted, merged, drawn or split in the dashboard or with python -m bbbcore edit); "
+            f"{len(edited)} of the {len(cells)} cells measured were drawn or changed by hand.")

@@ -39,3 +39,18 @@ def test_the_dose_test_is_named_only_when_there_were_doses(synthetic_monolayer):
     assert "Dose-response was tested with Spearman's rank correlation" in with_doses
     cells["dose"] = 80.0  # one dose everywhere: nothing to relate
     assert "Dose-response" not in methods_paragraph(cells, control="control", features=["area"])
+
+
+def test_corrections_by_hand_are_said_with_their_counts(synthetic_monolayer):
+    from bbbcore.features import cells_table, summary_table
+
+    first = cells_table(synthetic_monolayer["truth"], image="a.png", pixel_size_um=0.62)
+    second = cells_table(synthetic_monolayer["truth"], image="b.png", pixel_size_um=0.62)
+    assert "corrected by hand" not in methods_paragraph(pd.concat([first, second], ignore_index=True))
+    first["edited"] = first["cell_id"].isin([2, 5, 7])  # a corrected image; b.png's table has no column
+    cells = pd.concat([first, second], ignore_index=True)
+    text = methods_paragraph(cells)
+    assert (f"corrected by hand in 1 of 2 images (cells deleted, merged, drawn or split in the dashboard or with "
+            f"python -m bbbcore edit); 3 of the {len(cells)} cells measured were drawn or changed by hand.") in text
+    summary = summary_table(cells, exclude_edge=False).set_index("image")
+    assert summary.loc["a.png", "n_edited"] == 3 and summary.loc["b.png", "n_edited"] == 0
