@@ -666,7 +666,8 @@ class AnalysisSession:
 
         cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
                                junction_threshold=self.settings.junction_threshold)
-        before = set(result.cells.loc[result.cells["edited"].astype(bool), "cell_id"].astype(int)) \
+        # A stored experiment gives every image the column, empty where the image was never corrected.
+        before = set(result.cells.loc[result.cells["edited"].fillna(False).astype(bool), "cell_id"].astype(int)) \
             if "edited" in result.cells else set()
         edited = before | {int(i) for i in touched_cells(result.labels, labels)}
         cells["edited"] = cells["cell_id"].astype(int).isin(edited)

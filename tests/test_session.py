@@ -406,3 +406,22 @@ def store_labels(store, experiment_id, name):
     from bbbcore.export import read_labels_tiff
 
     return read_labels_tiff(store.get_file(store.labels_sha(experiment_id, name)))
+
+
+def test_after_a_reload_an_image_never_corrected_starts_with_no_edited_cells(shipped_model, tmp_path):
+    store = Store(tmp_path / "store")
+    session = AnalysisSession(store)
+    for name in IMAGES:
+        session.add_file(name, (SAMPLE_DATA_DIR / name).read_bytes())
+    list(session.analyse(shipped_model))
+    first_ids = sorted(int(i) for i in session.results.results[IMAGES[0]].cells["cell_id"])
+    session.edit_cells(IMAGES[0], "delete", cells=[first_ids[0]])
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)  # the stored cells table gives the other image an empty `edited`
+    other = again.results.results[IMAGES[1]]
+    assert "edited" not in other.cells or not other.cells["edited"].fillna(False).astype(bool).any()
+    ids = sorted(int(i) for i in other.cells["cell_id"])
+    again.edit_cells(IMAGES[1], "delete", cells=[ids[0]])
+    assert not again.results.results[IMAGES[1]].cells["edited"].any()  # a deletion leaves no cell changed
+    summary = again.summary().set_index("image")
+    assert summary.loc[IMAGES[0], "n_edited"] == 0 and summary.loc[IMAGES[1], "n_edited"] == 0
