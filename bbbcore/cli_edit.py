@@ -80,8 +80,8 @@ def _apply(labels: np.ndarray, option: str, value: str, next_id: list[int]) -> t
     else:
         cell, _, line = value.partition(":")
         cells, points = (_ids(cell)[:1] or [-1]), _points(line)
-    edited, said, made = apply_edit(labels, option, cells=cells, points=points, new_id=next_id[0])
-    next_id[0] = max([next_id[0] - 1, *made]) + 1
+    edited, said, _ = apply_edit(labels, option, cells=cells, points=points, new_id=next_id[0])
+    next_id[0] = max(next_id[0], int(edited.max(initial=0)) + 1)
     return edited, said
 
 

@@ -108,6 +108,13 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+def edited_cells(cells: pd.DataFrame) -> pd.Series:
+    """The ``edited`` column as booleans (False where empty: images never corrected, or no column at all)."""
+    if "edited" not in cells:
+        return pd.Series(False, index=cells.index)
+    return cells["edited"].astype("boolean").fillna(False).astype(bool)
+
+
 #: Pixels above which the intensity and shape columns are measured one after the other, not side by
 #: side: on a 48 MP image the two together peaked over 2 GB (issue 17's bound).
 ONE_AT_A_TIME_ABOVE_PX = 32_000_000
@@ -562,7 +569,7 @@ def summary_table(
         row["pixel_size_um"] = float(size[0]) if len(size) else np.nan
         row["n_cells"] = int(len(counted))
         row["n_edge_excluded"] = int(edge.sum()) if exclude_edge else 0
-        row["n_edited"] = int(group["edited"].fillna(False).astype(bool).sum()) if "edited" in group else 0
+        row["n_edited"] = int(edited_cells(group).sum())
         row["cells_per_mm2"] = np.nan
         row["cell_coverage"] = np.nan
         row["diameter_estimated_px"] = row["diameter_used_px"] = np.nan

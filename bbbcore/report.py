@@ -32,6 +32,7 @@ def methods_paragraph(
     anomaly_card : AnomalyCard, when anomalous cells were scored
     """
     from . import config
+    from .features import edited_cells
 
     n_images = cells["image"].nunique() if len(cells) else 0
     edge = int(cells["touches_edge"].sum()) if "touches_edge" in cells else 0
@@ -60,7 +61,7 @@ def methods_paragraph(
         + (f"; pixel size {_join([f'{s:g}' for s in sizes])} µm" if sizes else "; no pixel size was known, so sizes are in pixels")
         + f". Cells touching the image edge ({edge}) were left out of summaries and statistics."
     )
-    if "edited" in cells and cells["edited"].fillna(False).astype(bool).any():
+    if edited_cells(cells).any():
         parts.append(_corrections_sentence(cells, n_images))
     if exclusions is not None and len(exclusions):
         whole = exclusions[exclusions["cell_id"].isna()]
@@ -97,7 +98,9 @@ def methods_paragraph(
 
 def _corrections_sentence(cells: pd.DataFrame, n_images: int) -> str:
     """What was corrected by hand: how many images and cells (those with ``edited``)."""
-    edited = cells[cells["edited"].fillna(False).astype(bool)]
+    from .features import edited_cells
+
+    edited = cells[edited_cells(cells)]
     n_corrected = edited["image"].nunique()
     return (f"The segmentation was corrected by hand in {n_corrected} of {n_images} image{'s' if n_images != 1 else ''} "
             f"(cells deleted, merged, drawn or split in the dashboard or with python -m bbbcore edit); "

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import config
 from .export import image_outputs, table_csv_bytes, zip_bytes
-from .features import summary_table
+from .features import edited_cells, summary_table
 from .io import LoadedImage
 from .metadata import SHEET_COLUMNS, TABLE_SAMPLE_FIELDS, apply_sample_sheet, empty_sheet, output_stem, tidy_sheet
 from .pipeline import ImageResult
@@ -66,7 +66,7 @@ class ResultSet:
         tables = [result.cells for result in self.results.values()]
         cells = pd.concat(tables, ignore_index=True)
         if "edited" in cells:  # only corrected images' tables have the column
-            cells["edited"] = cells["edited"].astype("boolean").fillna(False).astype(bool)
+            cells["edited"] = edited_cells(cells)
         return apply_sample_sheet(cells, self.sheet)
 
     def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,

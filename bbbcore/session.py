@@ -662,13 +662,13 @@ class AnalysisSession:
         import numpy as np
 
         from .editing import touched_cells
+        from .features import edited_cells
         from .pipeline import measure_labels
 
         cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
                                junction_threshold=self.settings.junction_threshold)
         # A stored experiment gives every image the column, empty where the image was never corrected.
-        before = set(result.cells.loc[result.cells["edited"].fillna(False).astype(bool), "cell_id"].astype(int)) \
-            if "edited" in result.cells else set()
+        before = set(result.cells.loc[edited_cells(result.cells), "cell_id"].astype(int))
         edited = before | {int(i) for i in touched_cells(result.labels, labels)}
         cells["edited"] = cells["cell_id"].astype(int).isin(edited)
         source = result.source if "corrected by hand" in result.source else f"{result.source}, corrected by hand"
