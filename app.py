@@ -10,6 +10,7 @@ pages = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/folder_open:", default=True),
     st.Page("pages/analyse.py", title="Upload & analyse", icon=":material/upload:"),
     st.Page("pages/segmentation.py", title="Segmentation", icon=":material/biotech:"),
+    st.Page("pages/correct.py", title="Correct cells", icon=":material/edit:"),
     st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
     st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
     st.Page("pages/compare.py", title="Compare conditions", icon=":material/compare:"),

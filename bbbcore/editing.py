@@ -199,6 +199,110 @@ def apply_edit(labels: np.ndarray, operation: str, *, cells: Iterable[int] = (),
     raise EditError(f"unknown edit {operation!r} (one of {', '.join(OPERATIONS)})")
 
 
+def cell_under(labels: np.ndarray, polygon: np.ndarray) -> int:
+    """The cell that covers most of the pixels inside ``polygon`` ((n, 2) ``x, y``): the one a shape drawn
+    on it means.
+
+    Raises
+    ------
+    EditError
+        A polygon of fewer than 3 points, or one over no cell.
+    """
+    polygon = np.asarray(polygon, float)
+    if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
+        raise EditError("draw a shape of at least 3 points (x, y) over the cell")
+    inside = rasterise_polygons({1: polygon}, labels.shape) > 0
+    counts = np.bincount(labels[inside].ravel(), minlength=1)
+    counts[0] = 0
+    if not counts.any():
+        raise EditError("the shape covers no cell: draw it over the cell to split")
+    return int(np.argmax(counts))
+
+
+def selection_cells(selection) -> list[int]:
+    """The cell ids a person selected in :func:`bbbcore.overlay.cells_figure` (a Streamlit plotly
+    selection: markers clicked, boxed or lassoed), in the order shown."""
+    found = []
+    for point in (selection or {}).get("points", []) or []:
+        value = point.get("customdata")
+        value = value[0] if isinstance(value, (list, tuple)) and value else value
+        if isinstance(value, (int, float, np.integer)) and not isinstance(value, bool) and int(value) == value:
+            found.append(int(value))
+    return sorted(set(found))
+
+
+def selection_outline(selection) -> np.ndarray | None:
+    """The last lasso drawn in a Streamlit plotly selection, (n, 2) ``x, y`` (None when there is none)."""
+    lassos = (selection or {}).get("lasso", []) or []
+    if not lassos:
+        return None
+    last = lassos[-1]
+    outline = np.column_stack([np.asarray(last.get("x", []), float), np.asarray(last.get("y", []), float)])
+    finite = np.isfinite(outline).all(axis=1)
+    return outline[finite] if finite.sum() >= 3 else None
+
+
+def edit_from_selection(labels: np.ndarray, action: str, selection) -> dict:
+    """What a person's selection in the editing view asks for: :func:`apply_edit`'s arguments.
+
+    ``action``: "delete" or "merge" (the selected cells), "draw" (a new cell: the last lasso),
+    "split" (the cell under the last lasso is cut along the lasso's outline: the part inside
+    becomes a new cell). Returns ``{"operation", "cells", "points"}``.
+
+    Raises
+    ------
+    EditError
+        The selection does not hold what the action needs (said so the person knows what to do).
+    """
+    if action in ("delete", "merge"):
+        cells = selection_cells(selection)
+        wanted = 1 if action == "delete" else 2
+        if len(cells) < wanted:
+            raise EditError(f"select {'a cell' if wanted == 1 else 'two or more touching cells'} first: click a "
+                            "cell's dot, or draw a box or lasso around the dots")
+        return {"operation": action, "cells": cells, "points": None}
+    if action in ("draw", "split"):
+        outline = selection_outline(selection)
+        if outline is None:
+            raise EditError("draw a lasso first: choose the lasso tool above the picture and draw "
+                            + ("the new cell's outline" if action == "draw" else "around the part to cut off"))
+        if action == "draw":
+            return {"operation": "draw", "cells": [], "points": outline}
+        closed = np.vstack([outline, outline[:1]])  # the whole outline is the cut
+        return {"operation": "split", "cells": [cell_under(labels, outline)], "points": closed}
+    raise EditError(f"unknown edit {action!r} (one of {', '.join(OPERATIONS)})")
+
+
+def selection_view(labels: np.ndarray, selection, *, margin: float = 0.25,
+                   least: int = 64) -> tuple[float, float, float, float] | None:
+    """A window around what is selected (cells and the last lasso), ``(x0, x1, y0, y1)`` in pixels, to
+    zoom the editing view on; None when nothing is selected.
+
+    ``margin``: added on each side, as a fraction of the window; ``least``: the smallest side, px.
+    """
+    from scipy import ndimage as ndi
+
+    xs, ys = [], []
+    cells = selection_cells(selection)
+    if cells:
+        boxes = ndi.find_objects(np.where(np.isin(labels, cells), labels, 0))
+        for box in (b for b in boxes if b is not None):
+            ys += [box[0].start, box[0].stop]
+            xs += [box[1].start, box[1].stop]
+    outline = selection_outline(selection)
+    if outline is not None:
+        xs += [float(outline[:, 0].min()), float(outline[:, 0].max())]
+        ys += [float(outline[:, 1].min()), float(outline[:, 1].max())]
+    if not xs:
+        return None
+    height, width = labels.shape
+    window = []
+    for low, high, size in ((min(xs), max(xs), width), (min(ys), max(ys), height)):
+        pad = max((high - low) * margin, (least - (high - low)) / 2, 0)
+        window += [max(0.0, low - pad), min(float(size), high + pad)]
+    return window[0], window[1], window[2], window[3]
+
+
 def touched_cells(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Ids of ``after`` whose pixels an edit changed, or that lost pixels to it (a cell a drawn one cut)."""
     changed = before != after

@@ -129,15 +129,17 @@ def cell_centres(labels: np.ndarray) -> dict[int, tuple[float, float]]:
     """Where to write each cell's id: the point deepest inside the cell (x, y)."""
     from scipy import ndimage as ndi
 
-    centres = {}
-    for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        inside = np.pad(labels[box] == cell_id, 1)
-        depth = ndi.distance_transform_edt(inside)
-        row, col = np.unravel_index(np.argmax(depth), depth.shape)
-        centres[cell_id] = (col - 1 + box[1].start, row - 1 + box[0].start)
-    return centres
+    return {cell_id: _deepest_point(labels, box, cell_id)
+            for cell_id, box in enumerate(ndi.find_objects(labels), start=1) if box is not None}
+
+
+def _deepest_point(labels: np.ndarray, box: tuple[slice, slice], cell_id: int) -> tuple[int, int]:
+    """The pixel of cell ``cell_id`` (within ``box``) farthest from its border, as (column, row)."""
+    from scipy import ndimage as ndi
+
+    inside = np.pad(labels[box] == cell_id, 1)
+    row, col = np.unravel_index(np.argmax(ndi.distance_transform_edt(inside)), inside.shape)
+    return col - 1 + box[1].start, row - 1 + box[0].start
 
 
 def draw_ids(picture: np.ndarray, labels: np.ndarray, *, colour=(255, 255, 255)) -> np.ndarray:
@@ -162,63 +164,95 @@ def jpeg_bytes(picture: np.ndarray, *, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def hover_figure(
+def cell_markers(labels: np.ndarray, cells) -> dict[int, tuple[float, float]]:
+    """One point inside each cell, ``{cell_id: (x, y)}`` in pixel-edge coordinates (:mod:`bbbcore.polygons`).
+
+    The centroid (``centroid_x``, ``centroid_y`` of ``cells``) where it lies in the cell; for a cell
+    shaped so that it does not (a crescent), the pixel of the cell farthest from its border.
+    """
+    from scipy import ndimage as ndi
+
+    points: dict[int, tuple[float, float]] = {}
+    if not len(cells):
+        return points
+    ids = cells["cell_id"].to_numpy(int)
+    rows = np.clip(np.floor(cells["centroid_y"].to_numpy(float)).astype(int), 0, labels.shape[0] - 1)
+    cols = np.clip(np.floor(cells["centroid_x"].to_numpy(float)).astype(int), 0, labels.shape[1] - 1)
+    inside = labels[rows, cols] == ids
+    for cell_id, x, y in zip(ids, cells["centroid_x"].to_numpy(float), cells["centroid_y"].to_numpy(float)):
+        points[int(cell_id)] = (float(x) + 0.5, float(y) + 0.5)
+    boxes = ndi.find_objects(labels)
+    for cell_id in ids[~inside]:
+        if cell_id > len(boxes) or boxes[cell_id - 1] is None:
+            continue  # a row with no pixels in these labels
+        col, row = _deepest_point(labels, boxes[cell_id - 1], int(cell_id))
+        points[int(cell_id)] = (col + 0.5, row + 0.5)
+    return points
+
+
+def cells_figure(
     picture: np.ndarray,
     labels: np.ndarray,
     cells,
     *,
     columns: list[str],
     max_width: int = 1000,
-    highlight: set[int] | None = None,
-    outlines: dict | None = None,
+    selected: set[int] | None = None,
+    ids: bool = False,
+    view: tuple[float, float, float, float] | None = None,
 ):
-    """A plotly figure: the picture with one invisible polygon per cell that shows its features on hover.
+    """A plotly figure: the picture with one marker per cell that shows its features on hover.
 
-    The picture is downsampled to at most ``max_width`` px wide; polygons are
-    the cells' outlines (a few hundred vertices each), so the payload stays
-    small (no per-pixel hover data). ``outlines``: the cells' polygons when
-    already made (:meth:`bbbcore.pipeline.ImageResult.outlines`).
+    The picture is downsampled to at most ``max_width`` px wide and sent as a
+    JPEG; the cells are one scatter trace of markers (one point inside each
+    cell, :func:`cell_markers`), so the figure costs the same with 50 or 5000
+    cells. ``selected`` cells are drawn larger, in magenta; ``ids`` writes each
+    cell's id beside its marker (readable at any zoom: text does not scale).
+    ``view``: the part shown, ``(x0, x1, y0, y1)`` in pixels (default all).
+    With selections on, Streamlit makes a click select a marker while panning
+    is the drag tool; the box and lasso tools are in the mode bar.
     """
+    import base64
+
     import plotly.graph_objects as go
     from PIL import Image
 
-    from .polygons import cell_polygons
-
     height, width = labels.shape
     factor = min(1.0, max_width / width)
-    import base64
-
     shown = np.asarray(Image.fromarray(picture).resize((max(1, int(width * factor)), max(1, int(height * factor)))))
     # A data URI, not a JSON array of pixels.
     source = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(shown, quality=85)).decode("ascii")
-    rows = cells.set_index("cell_id").to_dict("index") if len(cells) else {}
-    # Plain dicts, unvalidated: plotly's checks cost about 1.5 ms per trace (0.6 s for 400 cells), and
-    # these traces are built the same way every time. The image centres its first pixel on (x0, y0): half
-    # a shown pixel in, so the picture spans the pixel-edge coordinates [0, width] of the outlines.
+    # The image centres its first pixel on (x0, y0): half a shown pixel in, so the picture spans the
+    # pixel-edge coordinates [0, width] of the markers and of drawn shapes.
     traces = [{"type": "image", "source": source, "dx": 1 / factor, "dy": 1 / factor, "x0": 0.5 / factor,
                "y0": 0.5 / factor, "hoverinfo": "skip"}]
-    for cell_id, points in (cell_polygons(labels) if outlines is None else outlines).items():
-        step = max(1, len(points) // 200)
-        points = points[::step]
-        text = f"cell {cell_id}"
-        row = rows.get(cell_id)
-        if row is not None:
-            text += "".join(
-                f"<br>{c}: {row[c]:.4g}" if isinstance(row[c], (float, np.floating)) else f"<br>{c}: {row[c]}"
-                for c in columns if c in row
-            )
-        colour = "rgba(255,0,160,0.9)" if highlight and cell_id in highlight else "rgba(0,0,0,0)"
-        traces.append({
-            "type": "scatter", "x": np.append(points[:, 0], points[0, 0]), "y": np.append(points[:, 1], points[0, 1]),
-            "mode": "lines", "fill": "toself", "fillcolor": "rgba(255,255,255,0.02)",
-            "line": {"width": 2, "color": colour}, "hoveron": "fills", "hoverinfo": "text", "text": text,
-            "name": f"cell {cell_id}", "showlegend": False,
-        })
+    markers = cell_markers(labels, cells)
+    rows = cells.set_index("cell_id").to_dict("index") if len(cells) else {}
+    order = sorted(markers)
+    texts = []
+    for cell_id in order:
+        row = rows.get(cell_id, {})
+        texts.append(f"cell {cell_id}" + "".join(
+            f"<br>{c}: {row[c]:.4g}" if isinstance(row[c], (float, np.floating)) else f"<br>{c}: {row[c]}"
+            for c in columns if c in row))
+    chosen = [cell_id in (selected or set()) for cell_id in order]
+    # Plain dicts, unvalidated: plotly's per-property checks cost more than the figure's payload.
+    traces.append({
+        "type": "scatter", "name": "cells", "x": [markers[i][0] for i in order], "y": [markers[i][1] for i in order],
+        "customdata": order, "mode": "markers+text" if ids else "markers",
+        "text": [str(i) for i in order] if ids else None, "textposition": "top center",
+        "textfont": {"color": "#ffe000", "size": 12}, "hovertext": texts, "hoverinfo": "text",
+        "marker": {"size": [13 if c else 7 for c in chosen],
+                   "color": ["rgba(255,0,160,0.95)" if c else "rgba(255,255,255,0.8)" for c in chosen],
+                   "line": {"width": 1, "color": "black"}},
+        "selected": {"marker": {"color": "rgba(255,0,160,0.95)"}}, "unselected": {"marker": {"opacity": 0.8}},
+        "showlegend": False,
+    })
+    x0, x1, y0, y1 = view if view is not None else (0, width, 0, height)
     layout = {
-        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": int(700 * height / width) + 20,
-        "xaxis": {"visible": False, "range": [0, width]},
-        "yaxis": {"visible": False, "range": [height, 0], "scaleanchor": "x"},
-        "hoverlabel": {"bgcolor": "white"},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": int(900 * height / width) + 20,
+        "xaxis": {"visible": False, "range": [x0, x1]},
+        "yaxis": {"visible": False, "range": [y1, y0], "scaleanchor": "x"},
+        "hoverlabel": {"bgcolor": "white"}, "uirevision": "cells",
     }
-    figure = go.Figure({"data": traces, "layout": layout}, _validate=False)
-    return figure
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)

@@ -98,10 +98,10 @@ class ResultSet:
 # --------------------------------------------------------------------------
 
 def save_result(store, experiment_id: int, result: ImageResult, original: bytes, params: dict,
-                sample: dict | None = None, *, expected_labels_sha: str | None = None) -> int:
+                sample: dict | None = None, *, expected_labels_sha: str | None = None, edit: dict | None = None) -> int:
     """Store one image's result (one transaction); ``params`` are what produced it.
 
-    ``expected_labels_sha``: see :meth:`bbbcore.store.Store.save_image` (a hand correction).
+    ``expected_labels_sha``, ``edit``: see :meth:`bbbcore.store.Store.save_image` (a hand correction).
     """
     from .export import labels_tiff_bytes
 
@@ -113,7 +113,7 @@ def save_result(store, experiment_id: int, result: ImageResult, original: bytes,
         model=(result.model_name, result.model_version), source=result.source,
         shape=result.labels.shape, cell_coverage=result.record()["cell_coverage"],
         diameters=(result.diameter_estimated_px, result.diameter_used_px),
-        expected_labels_sha=expected_labels_sha,
+        expected_labels_sha=expected_labels_sha, edit=edit,
     )
 
 

@@ -19,8 +19,8 @@ No Streamlit here: the dashboard keeps one of these per browser session.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -161,7 +161,8 @@ class AnalysisSession:
     _memo: dict = field(default_factory=dict, repr=False)
     _scale_bars: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
-    _outliner: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
+    #: This session's id in the store's edit log (which session made an edit).
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     #: Per image: the hand corrections' undo and redo steps (results before each edit, in memory).
     _edits: dict = field(default_factory=dict, repr=False)
     #: Per image: the SHA-256 of the labels this session last read or stored (an edit checks it is still so).
@@ -185,6 +186,7 @@ class AnalysisSession:
         fresh.settings = self.settings  # the model and channel chosen stay chosen
         fresh.version, fresh.sheet_revision = self.version + 1, self.sheet_revision + 1
         fresh.on_experiment = self.on_experiment
+        fresh.session_id = self.session_id
         self.__dict__.update(fresh.__dict__)
         if experiment_id is None or self.store is None:
             self._experiment_changed()
@@ -598,46 +600,67 @@ class AnalysisSession:
     # -- correcting cells by hand ------------------------------------------------------
     def edit_cells(self, name: str, operation: str, *, cells=(), points=None) -> str:
         """Correct an image's cells: "delete" or "merge" ``cells``, "draw" a cell (``points``: its outline,
-        x, y), "split" a cell (``cells``: it, ``points``: the line). The image is measured again and stored;
-        the cells changed carry ``edited``. Returns what was done, in words.
+        x, y), "split" a cell (``cells``: it, ``points``: the line). The image is measured again and stored
+        as its next version, with a line in the store's edit log; the cells changed carry ``edited``.
+        Returns what was done, in words.
 
         Raises
         ------
         EditError
             The edit cannot be made (see :mod:`bbbcore.editing`); nothing changes.
+        EditConflict
+            Another session changed the image's cells since this one read them; nothing changes.
         """
         from .editing import apply_edit
 
         result = self.results.results[name]
         steps = self._edit_steps(name, result)
         labels, said, _ = apply_edit(result.labels, operation, cells=cells, points=points, new_id=steps["next_id"])
-        self._keep(self._corrected(result, labels), edit=True)  # first: another session's change stops it here
+        corrected = self._corrected(result, labels)
+        self._keep(corrected, edit=self._logged(operation, result, corrected, said))  # may stop here: a conflict
         steps["next_id"] = max(steps["next_id"], int(labels.max(initial=0)) + 1)
-        steps["undo"] = (steps["undo"] + [result])[-EDIT_STEPS:]
+        steps["undo"] = (steps["undo"] + [(result, said)])[-EDIT_STEPS:]
         steps["redo"] = []
         return said
 
-    def undo_edit(self, name: str) -> bool:
-        """Take back the image's last edit (False when there is none)."""
+    def undo_edit(self, name: str) -> str | None:
+        """Take back the image's last edit; what was taken back, in words (None when there is none)."""
         return self._step(name, "undo", "redo")
 
-    def redo_edit(self, name: str) -> bool:
-        """Make again the edit last taken back (False when there is none)."""
+    def redo_edit(self, name: str) -> str | None:
+        """Make again the edit last taken back; what, in words (None when there is none)."""
         return self._step(name, "redo", "undo")
 
     def revert_edits(self, name: str) -> bool:
-        """The image's cells as before its first edit in this session (False when it has none)."""
+        """The image's cells as the model made them, before any hand correction (False when it has none).
+
+        Works from the store's edit log too, so edits of an earlier visit (or another session) can be
+        reverted after a reload; the reverting is itself a logged version.
+        """
+        result = self.results.results[name]
         steps = self._edits.get(name)
-        if not steps or not steps["undo"]:
-            return False
-        self._keep(steps["undo"][0], edit=True)
-        steps["undo"], steps["redo"] = [], []
+        if steps and steps["undo"]:
+            original = steps["undo"][0][0]
+        else:
+            history = self.edit_log(name)
+            if not len(history) or history["labels_sha"].iloc[-1] == history["parent_sha"].iloc[0]:
+                return False
+            original = self._from_stored_labels(result, history["parent_sha"].iloc[0])
+        self._keep(original, edit=self._logged("revert", result, original, "reverted to the model's cells"))
+        self._edits.pop(name, None)
         return True
 
     def edit_counts(self, name: str) -> tuple[int, int]:
         """How many edits of the image can be taken back, and made again."""
         steps = self._edits.get(name) or {"undo": [], "redo": []}
         return len(steps["undo"]), len(steps["redo"])
+
+    def edit_log(self, name: str) -> pd.DataFrame:
+        """The image's stored versions made by hand (:meth:`bbbcore.store.Store.edits`; empty without a store)."""
+        if self.store is None or self.experiment_id is None:
+            return pd.DataFrame(columns=["image", "version", "operation", "cells", "said", "session", "at",
+                                         "labels_sha", "parent_sha"])
+        return self.store.edits(self.experiment_id, name)
 
     def _edit_steps(self, name: str, result: ImageResult) -> dict:
         if name not in self._edits or self._edits[name]["image"] is not result.image:
@@ -646,15 +669,40 @@ class AnalysisSession:
                                  "next_id": int(result.labels.max(initial=0)) + 1}
         return self._edits[name]
 
-    def _step(self, name: str, source: str, target: str) -> bool:
+    def _step(self, name: str, source: str, target: str) -> str | None:
         steps = self._edits.get(name)
         if not steps or not steps[source]:
-            return False
+            return None
         current = self.results.results[name]
-        self._keep(steps[source][-1], edit=True)
+        wanted, said = steps[source][-1]
+        done = f"{'undid' if source == 'undo' else 'redid'}: {said}"
+        self._keep(wanted, edit=self._logged(source, current, wanted, done))
         steps[source].pop()
-        steps[target].append(current)
-        return True
+        steps[target].append((current, said))
+        return done
+
+    def _logged(self, operation: str, before: ImageResult, after: ImageResult, said: str) -> dict:
+        """An edit log entry (:meth:`bbbcore.store.Store.save_image`'s ``edit``)."""
+        from .editing import touched_cells
+
+        changed = touched_cells(before.labels, after.labels)
+        gone = set(map(int, before.cells["cell_id"])) - set(map(int, after.cells["cell_id"]))
+        return {"operation": operation, "cells": sorted({*map(int, changed), *gone}), "said": said,
+                "session": self.session_id}
+
+    def _from_stored_labels(self, result: ImageResult, labels_sha: str) -> ImageResult:
+        """``result`` with the stored labels ``labels_sha`` (the model's, before any edit): measured again."""
+        import numpy as np
+
+        from .export import read_labels_tiff
+        from .pipeline import measure_labels
+
+        labels = read_labels_tiff(self.store.get_file(labels_sha))
+        cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
+                               junction_threshold=self.settings.junction_threshold)
+        cells["edited"] = False
+        source = result.source.replace(", corrected by hand", "")
+        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
     def _corrected(self, result: ImageResult, labels) -> ImageResult:
         """``result`` with corrected labels: measured again, the changed cells (and those changed before)
@@ -674,31 +722,26 @@ class AnalysisSession:
         source = result.source if "corrected by hand" in result.source else f"{result.source}, corrected by hand"
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
-    def _keep(self, result: ImageResult, *, edit: bool = False) -> None:
-        """Hold and store ``result``. ``edit`` (a hand correction of a stored image): stored first, and
-        only if no other session changed the image's cells meanwhile; otherwise nothing changes here."""
-        if edit:
-            self._save(result, self.params(result.name), check=True)
+    def _keep(self, result: ImageResult, *, edit: dict | None = None) -> None:
+        """Hold and store ``result``. ``edit`` (a hand correction of a stored image, its log entry): stored
+        first, and only if no other session changed the image's cells meanwhile; otherwise nothing changes."""
+        if edit is not None:
+            self._save(result, self.params(result.name), edit=edit)
         self.results.add(result)
         if result.diameter_estimated_px is not None:
             self.estimated_diameters[result.name] = result.diameter_estimated_px
         self.analysed_with[result.name] = self.settings_key(result.name)
         self.version += 1
-        if not edit:
+        if edit is None:
             self._save(result, self.params(result.name))
-        # The cells' outlines (the Segmentation view's hover shapes) are drawn on a background thread while
-        # the person reads the table, so that view's first visit finds them done.
-        if self._outliner is None:
-            self._outliner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outlines")
-        self._outliner.submit(result.outlines)
 
-    def _save(self, result: ImageResult, params: dict, *, check: bool = False) -> None:
-        """Store ``result``; ``check``: only if its stored labels are still those this session last saw
-        (a hand correction; raises :class:`bbbcore.store.EditConflict` otherwise, nothing saved)."""
-        expected = self._seen_labels.get(result.name) if check else None
+    def _save(self, result: ImageResult, params: dict, *, edit: dict | None = None) -> None:
+        """Store ``result``; ``edit`` (a hand correction, logged): only if its stored labels are still those
+        this session last saw (raises :class:`bbbcore.store.EditConflict` otherwise, nothing saved)."""
+        expected = self._seen_labels.get(result.name) if edit is not None else None
         self._write_through(lambda: save_result(self.store, self.experiment_id, result, self.files[result.name],
                                                 params, sample=sample_of(self.results.sheet, result.name),
-                                                expected_labels_sha=expected))
+                                                expected_labels_sha=expected, edit=edit))
         if self.store is not None and self.experiment_id is not None:
             self._seen_labels[result.name] = self.store.labels_sha(self.experiment_id, result.name)
         self._stored_sheet = self.results.sheet.copy()

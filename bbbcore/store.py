@@ -38,7 +38,7 @@ from .errors import BBBError, display_name
 from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
 
 #: Version of the database layout (``PRAGMA user_version``); see :data:`MIGRATIONS`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Temporary files of an interrupted write older than this many seconds are removed on open
 #: (younger ones may belong to another process writing right now).
@@ -86,7 +86,24 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (image_id, cell_id)
 );
 CREATE INDEX IF NOT EXISTS images_by_hash ON images (experiment_id, image_sha, params_key);
+CREATE TABLE IF NOT EXISTS edits (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    image TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    labels_sha TEXT NOT NULL,
+    parent_sha TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    cells TEXT NOT NULL,
+    said TEXT NOT NULL,
+    session TEXT NOT NULL,
+    at TEXT NOT NULL,
+    UNIQUE (experiment_id, image, version)
+);
 """
+
+#: The operations an edit log row can name (:mod:`bbbcore.editing`'s, and the editor's own).
+LOGGED_OPERATIONS = ("delete", "merge", "draw", "split", "undo", "redo", "revert")
 
 
 class StoreError(BBBError):
@@ -147,8 +164,12 @@ def _migrate_1_to_2(db) -> None:
             db.execute(f"ALTER TABLE images ADD COLUMN {column} REAL")
 
 
+def _migrate_2_to_3(db) -> None:
+    """The edit log of hand corrections (table ``edits``, made by SCHEMA): nothing to convert."""
+
+
 #: ``MIGRATIONS[n]`` brings a database from schema version n to n + 1 (inside one transaction).
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 
 
 def default_folder() -> Path:
@@ -507,13 +528,17 @@ class Store:
         cell_coverage: float | None = None,
         diameters: tuple[float | None, float | None] = (None, None),
         expected_labels_sha: str | None = None,
+        edit: dict | None = None,
     ) -> int:
         """Store one image's results in one transaction (replacing an earlier result of that name).
 
         ``sample`` holds the image's sample fields (:data:`bbbcore.metadata.SAMPLE_FIELDS`),
         ``pixel_size_um`` being the one its cells were measured with. ``expected_labels_sha``: the
         stored labels this result was made from (a hand correction); when another session has stored
-        different ones since, nothing is saved.
+        different ones since, nothing is saved. ``edit``: the hand correction these labels come from,
+        logged as the image's next version (keys ``operation``, ``cells``, ``said``, ``session``; see
+        :meth:`edits`); the earlier labels stay stored. Without ``edit``, labels other than the stored
+        ones (a new segmentation) start the image's history again.
 
         Raises
         ------
@@ -532,9 +557,9 @@ class Store:
                             json.dumps(row, allow_nan=False)))
         with self._transaction() as db:
             self._require(db, experiment_id, name)
+            stored = db.execute("SELECT labels_sha, created FROM images WHERE experiment_id = ? AND name = ?",
+                                (experiment_id, name)).fetchone()
             if expected_labels_sha is not None:
-                stored = db.execute("SELECT labels_sha, created FROM images WHERE experiment_id = ? AND name = ?",
-                                    (experiment_id, name)).fetchone()
                 if stored is None or stored[0] != expected_labels_sha:
                     when = f" at {str(stored[1])[11:16]} UTC" if stored is not None else ""
                     raise EditConflict(f"{display_name(name)}: its cells were changed in another session{when}; this "
@@ -553,10 +578,43 @@ class Store:
                  _plain(diameters[0]), _plain(diameters[1])),
             )
             image_row = int(cursor.lastrowid)
+            if edit is not None:
+                self._log_edit(db, experiment_id, name, edit, labels_sha, stored[0] if stored else labels_sha)
+            elif stored is None or stored[0] != labels_sha:
+                db.execute("DELETE FROM edits WHERE experiment_id = ? AND image = ?", (experiment_id, name))
             db.executemany("INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, data) "
                            "VALUES (?, ?, ?, ?, ?)", [(image_row, *r) for r in records])
             db.execute("UPDATE experiments SET modified = ? WHERE id = ?", (_now(), experiment_id))
         return image_row
+
+    @staticmethod
+    def _log_edit(db, experiment_id: int, name: str, edit: dict, labels_sha: str, parent_sha: str) -> None:
+        operation = str(edit.get("operation", ""))
+        if operation not in LOGGED_OPERATIONS:
+            raise ValueError(f"unknown edit {operation!r} (one of {', '.join(LOGGED_OPERATIONS)})")
+        version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM edits WHERE experiment_id = ? AND image = ?",
+                             (experiment_id, name)).fetchone()[0]
+        db.execute("INSERT INTO edits (experiment_id, image, version, labels_sha, parent_sha, operation, cells, said, "
+                   "session, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (experiment_id, name, int(version), labels_sha, parent_sha, operation,
+                    json.dumps(sorted(int(c) for c in edit.get("cells", ()))), str(edit.get("said", "")),
+                    str(edit.get("session", "")), _now()))
+
+    def edits(self, experiment_id: int, name: str | None = None) -> pd.DataFrame:
+        """The edit log: one row per hand correction (version 1 first), of one image or all.
+
+        Columns: image, version, operation, cells (the ids it changed), said (in words), session (the
+        editing session's id), at (UTC), labels_sha (the labels it made), parent_sha (those before it:
+        version 1's are the model's cells). Every version's labels stay in the store.
+        """
+        query = "SELECT image, version, operation, cells, said, session, at, labels_sha, parent_sha FROM edits " \
+                "WHERE experiment_id = ?" + (" AND image = ?" if name is not None else "") + " ORDER BY image, version"
+        with self._read() as db:
+            rows = db.execute(query, (experiment_id,) if name is None else (experiment_id, name)).fetchall()
+        table = pd.DataFrame([tuple(r) for r in rows], columns=["image", "version", "operation", "cells", "said",
+                                                               "session", "at", "labels_sha", "parent_sha"])
+        table["cells"] = [json.loads(c) for c in table["cells"]]
+        return table
 
     def labels_sha(self, experiment_id: int, name: str) -> str | None:
         """The SHA-256 of an image's stored labels TIFF (None when the image is not stored)."""
@@ -651,6 +709,7 @@ class Store:
     def delete_image(self, experiment_id: int, name: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM images WHERE experiment_id = ? AND name = ?", (experiment_id, name))
+            db.execute("DELETE FROM edits WHERE experiment_id = ? AND image = ?", (experiment_id, name))
 
     # -- moving experiments between machines -------------------------------------------
     def export_zip(self, experiment_id: int, *, methods: str | None = None, target=None) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from bbbcore.overlay import draw_ids, feature_colours, hover_figure, jpeg_bytes, render_cells
+from bbbcore.overlay import cells_figure, draw_ids, feature_colours, jpeg_bytes, render_cells
 from bbbcore.plots import CHART_CONFIG, feature_options
 from dashboard import state, widgets
 
@@ -53,11 +53,11 @@ edge = int(table["touches_edge"].sum())
 st.caption(f"{len(table)} cells, {edge} of them at the image edge; cells from {result.source}; "
            f"pixel size {f'{result.pixel_size_um:g} µm' if result.pixel_size_um else 'unknown'}.")
 
-st.subheader("Hover over a cell")
+st.subheader("Hover over a cell's dot")
 main = [c for c in ["area_um2", "area", "perimeter", "aspect_ratio", "circularity", "solidity",
                     "n_neighbours", "junction_continuity", "touches_edge"] if c in table.columns]
 if colour_by != "(none)" and colour_by not in main:
     main.insert(0, colour_by)
 figure = session.picture(name, ("hover", *options, tuple(main)),
-                       lambda: hover_figure(picture, result.labels, table, columns=main, outlines=result.outlines()))
+                         lambda: cells_figure(picture, result.labels, table, columns=main))
 st.plotly_chart(figure, config=CHART_CONFIG, key="seg_hover")

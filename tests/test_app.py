@@ -170,7 +170,7 @@ def test_segmentation_page_draws_cells_and_hover(demo):
     import json
 
     figure = json.loads(spec)
-    assert len(figure["data"]) == len(cells) + 1  # the picture + one hover polygon per cell
+    assert len(figure["data"]) == 2 and len(figure["data"][1]["x"]) == len(cells)  # the picture + the markers
     at.selectbox(key="seg_colour").set_value("area").run()
     at.toggle(key="seg_ids").set_value(True).run()
     assert not at.exception

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bbbcore.editing import EditError, delete_cells, draw_cell, merge_cells, split_cell
+from bbbcore.editing import (
+    EditError,
+    apply_edit,
+    cell_under,
+    delete_cells,
+    draw_cell,
+    edit_from_selection,
+    merge_cells,
+    selection_cells,
+    selection_outline,
+    selection_view,
+    split_cell,
+)
 
 
 def grid() -> np.ndarray:
@@ -92,3 +104,65 @@ def test_new_cells_can_take_an_id_never_used_and_a_taken_one_is_refused():
     assert parts == [2, 7]
     with pytest.raises(EditError, match="id 3 is taken"):
         draw_cell(labels, np.array([[22, 2], [30, 2], [30, 10]], float), new_id=3)
+
+
+def square(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def lasso(points) -> dict:
+    """A Streamlit plotly selection holding one lasso (and no points)."""
+    points = np.asarray(points, float)
+    return {"points": [], "box": [], "lasso": [{"xref": "x", "yref": "y", "x": list(points[:, 0]),
+                                                "y": list(points[:, 1])}]}
+
+
+def test_a_selection_gives_the_cells_clicked_or_enclosed_and_the_last_lasso():
+    clicked = {"points": [{"curve_number": 1, "point_index": 3, "customdata": 4}, {"customdata": [2]},
+                          {"customdata": 4}, {"curve_number": 0, "x": 3.0}, {"customdata": "7"},
+                          {"customdata": True}], "box": [], "lasso": []}
+    assert selection_cells(clicked) == [2, 4]  # markers only: not the picture, text or flags
+    assert selection_outline(clicked) is None and selection_cells({}) == [] and selection_cells(None) == []
+    drawn = lasso(square(1, 1, 9, 9))
+    drawn["lasso"].insert(0, {"x": [0, 1, 2], "y": [0, 1, 0]})
+    np.testing.assert_array_equal(selection_outline(drawn), square(1, 1, 9, 9))  # the last one
+    assert selection_outline(lasso([[1, 1], [2, 2]])) is None  # too few points for a shape
+
+
+def test_what_a_selection_asks_for_and_why_it_cannot_be_done():
+    labels = grid()
+    assert edit_from_selection(labels, "delete", {"points": [{"customdata": 5}]}) == {
+        "operation": "delete", "cells": [5], "points": None}
+    with pytest.raises(EditError, match="select two or more touching cells first"):
+        edit_from_selection(labels, "merge", {"points": [{"customdata": 5}]})
+    with pytest.raises(EditError, match="select a cell first: click a cell's dot"):
+        edit_from_selection(labels, "delete", lasso(square(1, 1, 9, 9)))
+    with pytest.raises(EditError, match="draw a lasso first"):
+        edit_from_selection(labels, "split", {"points": [{"customdata": 5}]})
+    drawn = edit_from_selection(labels, "draw", lasso(square(2, 2, 8, 8)))
+    assert drawn["operation"] == "draw" and drawn["points"].shape == (4, 2)
+
+
+def test_a_lasso_over_part_of_a_cell_splits_that_part_off():
+    labels = grid()
+    # Most of the lasso lies over cell 2 (x 10-20); a little over cell 1.
+    edit = edit_from_selection(labels, "split", lasso(square(8, 0, 15, 6)))
+    assert edit["cells"] == [2] and np.array_equal(edit["points"][0], edit["points"][-1])  # closed
+    edited, said, made = apply_edit(labels, edit["operation"], cells=edit["cells"], points=edit["points"])
+    assert said.startswith("split cell 2 into cells 2, ") and len(made) == 1
+    assert (labels == 2).sum() == (edited == 2).sum() + (edited == made[0]).sum()
+    assert (edited[:5, 10:14] == made[0]).all() and (edited[7:10, 15:20] == 2).all()
+    np.testing.assert_array_equal(edited[labels != 2], labels[labels != 2])  # cell 1 and the rest untouched
+    with pytest.raises(EditError, match="covers no cell"):
+        cell_under(labels, square(21, 0, 24, 4))
+
+
+def test_the_view_zooms_around_the_selection_with_a_margin_inside_the_image():
+    labels = grid()
+    assert selection_view(labels, {"points": []}) is None
+    x0, x1, y0, y1 = selection_view(labels, {"points": [{"customdata": 5}]}, margin=0.0, least=1)
+    assert (x0, x1, y0, y1) == (25, 30, 5, 15)
+    x0, x1, y0, y1 = selection_view(labels, {"points": [{"customdata": 1}]}, margin=0.5, least=1)
+    assert (x0, x1, y0, y1) == (0, 15, 0, 15)  # 5 px on each side, clipped at the image's edge
+    x0, x1, y0, y1 = selection_view(labels, lasso(square(14, 9, 16, 11)), margin=0.0, least=10)
+    assert (x0, x1, y0, y1) == (10, 20, 5, 15)  # at least 10 px across

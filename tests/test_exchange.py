@@ -24,7 +24,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 LATER_TABLES = """
 CREATE TABLE IF NOT EXISTS label_versions (id INTEGER PRIMARY KEY,
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, version INTEGER, labels_sha TEXT, note TEXT);
-CREATE TABLE IF NOT EXISTS edits (id INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS version_notes (id INTEGER PRIMARY KEY,
     version_id INTEGER NOT NULL REFERENCES label_versions(id) ON DELETE CASCADE, action TEXT, cells TEXT);
 """
 
@@ -81,14 +81,14 @@ def test_export_import_export_gives_equal_tables_of_every_kind(tmp_path):
         labels_sha = here.images(experiment)["labels_sha"].iloc[0]
         version = db.execute("INSERT INTO label_versions (image_id, version, labels_sha, note) VALUES (?, 2, ?, ?)",
                              (image_id, labels_sha, "=merged 4+5")).lastrowid
-        db.execute("INSERT INTO edits (version_id, action, cells) VALUES (?, 'merge', '[4, 5]')", (version,))
+        db.execute("INSERT INTO version_notes (version_id, action, cells) VALUES (?, 'merge', '[4, 5]')", (version,))
     first = here.export_zip(experiment)
     there = Store(tmp_path / "there")
     add_later_tables(there)
     imported = there.import_zip(first)
     second = there.export_zip(imported)
     before, after = exported_tables(first), exported_tables(second)
-    assert set(before) == {"experiments", "images", "cells", "label_versions", "edits"} == set(after)
+    assert set(before) == {"experiments", "images", "cells", "edits", "label_versions", "version_notes"} == set(after)
     for table in before:
         pd.testing.assert_frame_equal(before[table], after[table], check_dtype=True, obj=table)
     # What the store gives back is the same too: names as written, anomaly fields, exclusions.
@@ -120,6 +120,7 @@ def test_a_database_written_by_the_first_round_opens_and_migrates(tmp_path):
     cells = store.cells(experiment)
     assert cells["anomaly_score"].tolist() == [0.1, 2.5, 0.3] and cells["excluded_reason"].tolist()[2] == "debris"
     assert store.get_file(image["labels_sha"])
+    assert store.edits(experiment).empty  # the edit log (schema 3), empty
     Store(folder)  # opening again migrates nothing
 
 

@@ -11,9 +11,10 @@ from bbbcore.overlay import (
     CELL_COLOUR,
     EDGE_CELL_COLOUR,
     cell_centres,
+    cell_markers,
+    cells_figure,
     draw_ids,
     feature_colours,
-    hover_figure,
     overlay_outlines,
     render_cells,
 )
@@ -265,38 +266,59 @@ def hover_cells():
     return labels, cells
 
 
-def test_hover_figure_has_the_picture_and_one_polygon_per_cell():
-    labels, cells = hover_cells()
+def hover_table(labels: np.ndarray) -> pd.DataFrame:
+    from bbbcore.features import cells_table
+
+    table = cells_table(labels, image="a.png", image_id="x")
+    if len(table) == 2:
+        table["circularity"] = [0.785398, 0.5]
+    return table
+
+
+def test_cells_figure_has_the_picture_and_one_marker_per_cell_with_its_features():
+    labels, _ = hover_cells()
+    cells = hover_table(labels)
     picture = np.zeros((*labels.shape, 3), np.uint8)
-    figure = hover_figure(picture, labels, cells, columns=["area", "circularity", "not_there"], highlight={2})
-    image, *outlines = figure.data
+    figure = cells_figure(picture, labels, cells, columns=["area", "circularity", "not_there"], ids=True)
+    image, markers = figure.data
     assert image.type == "image" and image.source.startswith("data:image/jpeg;base64,")
     assert (image.dx, image.dy) == (1, 1)
-    assert [t.name for t in outlines] == ["cell 1", "cell 2"]
-    polygons = cell_polygons(labels)
-    for trace, cell_id in zip(outlines, [1, 2]):
-        closed = np.vstack([polygons[cell_id], polygons[cell_id][:1]])
-        np.testing.assert_array_equal(np.column_stack([trace.x, trace.y]), closed)
-    assert outlines[0].text == "cell 1<br>area: 36<br>circularity: 0.7854"
-    assert outlines[0].line.color == "rgba(0,0,0,0)" and outlines[1].line.color == "rgba(255,0,160,0.9)"
+    assert list(markers.customdata) == [1, 2] and list(markers.text) == ["1", "2"]
+    assert markers.hovertext[0] == "cell 1<br>area: 36<br>circularity: 0.7854"
+    # Each marker sits inside its cell, at its centroid (pixel-edge coordinates: + 0.5).
+    assert (markers.x[0], markers.y[0]) == (6.0, 5.0) and (markers.x[1], markers.y[1]) == (25.0, 15.0)
     assert tuple(figure.layout.xaxis.range) == (0, 30) and tuple(figure.layout.yaxis.range) == (20, 0)
+    zoomed = cells_figure(picture, labels, cells, columns=[], view=(2, 12, 1, 9), selected={2})
+    assert tuple(zoomed.layout.xaxis.range) == (2, 12) and tuple(zoomed.layout.yaxis.range) == (9, 1)
+    assert list(zoomed.data[1].marker.size) == [7, 13] and zoomed.data[1].text is None
 
 
-def test_hover_figure_without_a_table_and_for_a_wide_image():
+def test_a_cell_whose_centroid_lies_outside_it_gets_a_marker_inside():
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:35, 5:12] = 1  # a U: its centroid falls in the gap between the arms
+    labels[28:35, 5:35] = 1
+    labels[5:35, 28:35] = 1
+    labels[14:22, 16:24] = 2
+    markers = cell_markers(labels, hover_table(labels))
+    for cell_id, (x, y) in markers.items():
+        assert labels[int(np.floor(y)), int(np.floor(x))] == cell_id
+    assert cell_markers(labels, pd.DataFrame(columns=["cell_id", "centroid_x", "centroid_y"])) == {}
+
+
+def test_cells_figure_of_a_wide_image_costs_one_trace_for_many_cells():
     labels = np.zeros((40, 2000), np.int32)
-    labels[5:35, 5:1995] = 1  # a long cell: its outline is thinned to about 200 vertices
-    picture = np.zeros((*labels.shape, 3), np.uint8)
-    figure = hover_figure(picture, labels, pd.DataFrame(columns=["cell_id"]), columns=["area"], max_width=500)
-    image, outline = figure.data
+    for i in range(100):
+        labels[5:35, 20 * i + 1:20 * i + 19] = i + 1
+    figure = cells_figure(np.zeros((*labels.shape, 3), np.uint8), labels, hover_table(labels), columns=["area"],
+                          max_width=500)
+    image, markers = figure.data
     assert image.dx == pytest.approx(4.0) and image.dy == pytest.approx(4.0)  # shown at 500 x 10 px
-    assert outline.text == "cell 1"
-    assert len(outline.x) <= 202 and outline.x[0] == outline.x[-1]
-    assert max(outline.x) == 1995.0 and min(outline.x) >= 5.0
+    assert len(markers.x) == 100 and len(figure.data) == 2
 
 
-def test_hover_picture_and_polygons_share_pixel_edge_coordinates():
-    labels, cells = hover_cells()
-    figure = hover_figure(np.zeros((*labels.shape, 3), np.uint8), labels, cells, columns=[])
+def test_hover_picture_and_markers_share_pixel_edge_coordinates():
+    labels, _ = hover_cells()
+    figure = cells_figure(np.zeros((*labels.shape, 3), np.uint8), labels, hover_table(labels), columns=[])
     image = figure.data[0]
     left = (image.x0 or 0) - image.dx / 2
     top = (image.y0 or 0) - image.dy / 2

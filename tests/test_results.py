@@ -17,7 +17,7 @@ from bbbcore.errors import ImageReadError
 from bbbcore.export import labels_tiff_bytes
 from bbbcore.io import load_image
 from bbbcore.metadata import sample_sheet_for
-from bbbcore.overlay import hover_figure, render_cells
+from bbbcore.overlay import cells_figure, render_cells
 from bbbcore.pipeline import ImageResult, result_from_labels
 from bbbcore.results import ResultSet
 
@@ -150,11 +150,11 @@ def test_pictures_show_edge_cells_and_hover_features(result_set):
     inner_pixels = picture[np.isin(result.labels, inner_ids)]
     assert ((edge_pixels == (0, 170, 255)).all(axis=1)).any()
     assert not ((inner_pixels == (0, 170, 255)).all(axis=1)).any()
-    figure = hover_figure(picture, result.labels, table, columns=["area", "circularity"])
-    cells_traces = figure.data[1:]
-    assert len(cells_traces) == len(table)
-    first = table.iloc[0]
-    assert f"area: {first['area']:.4g}" in cells_traces[0].text
+    figure = cells_figure(picture, result.labels, table, columns=["area", "circularity"])
+    markers = figure.data[1]
+    assert list(markers.customdata) == sorted(table["cell_id"])
+    first = table.sort_values("cell_id").iloc[0]
+    assert f"area: {first['area']:.4g}" in markers.hovertext[0]
     assert len(figure.to_json()) < 2_000_000  # no per-pixel payload
 
 

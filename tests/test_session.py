@@ -41,18 +41,6 @@ def test_progress_is_reported_before_and_after_each_image(analysed):
     assert session.pending() == []  # everything readable is analysed
 
 
-def test_the_cells_outlines_are_drawn_in_the_background_after_each_image(analysed):
-    from bbbcore.polygons import cell_polygons
-
-    session, _, _, _ = analysed
-    session._outliner.submit(lambda: None).result(timeout=60)  # one worker: everything before it is done
-    result = session.results.results["control_01.jpg"]
-    assert result._outlines is not None  # made without being asked
-    expected = cell_polygons(result.labels)
-    assert result.outlines().keys() == expected.keys() == set(np.unique(result.labels[result.labels > 0]))
-    assert all(np.array_equal(result.outlines()[i], expected[i]) for i in expected)
-
-
 def test_a_bad_file_named_in_a_run_gets_its_line_and_the_others_finish(analysed, shipped_model):
     session, _, _, _ = analysed
     steps = [s for s in session.analyse(shipped_model, ["notes.png"]) if s.done]
@@ -366,12 +354,26 @@ def test_cells_corrected_by_hand_are_measured_stored_and_can_be_taken_back(shipp
     assert np.array_equal(stored.labels, session.results.results[name].labels)
     assert set(stored.cells.loc[stored.cells["edited"].astype(bool), "cell_id"]) == {min(a, b)}
 
-    assert session.undo_edit(name) and biggest in session.results.results[name].cells["cell_id"].values
-    assert session.redo_edit(name) and biggest not in session.results.results[name].cells["cell_id"].values
-    assert session.edit_counts(name) == (2, 0) and not session.redo_edit(name)
+    assert session.undo_edit(name) == f"undid: deleted cell {biggest}"
+    assert biggest in session.results.results[name].cells["cell_id"].values
+    assert session.redo_edit(name) == f"redid: deleted cell {biggest}"
+    assert biggest not in session.results.results[name].cells["cell_id"].values
+    assert session.edit_counts(name) == (2, 0) and session.redo_edit(name) is None
     assert session.revert_edits(name)
     assert np.array_equal(session.results.results[name].labels, model_labels)
     assert len(session.results.results[name].cells) == n_cells and session.edit_counts(name) == (0, 0)
+
+    # Every step is a stored version with its log line; each version's labels stay in the store.
+    log = store.edits(session.experiment_id, name)
+    assert log["operation"].tolist() == ["merge", "delete", "undo", "redo", "revert"]
+    assert log["version"].tolist() == [1, 2, 3, 4, 5] and set(log["session"]) == {session.session_id}
+    assert log["cells"].iloc[0] == sorted({a, b}) and log["cells"].iloc[1] == [biggest]
+    assert (log["parent_sha"].iloc[1:].to_numpy() == log["labels_sha"].iloc[:-1].to_numpy()).all()  # a chain
+    assert log["labels_sha"].iloc[-1] == log["parent_sha"].iloc[0] == store.labels_sha(session.experiment_id, name)
+    assert log["labels_sha"].iloc[2] == log["labels_sha"].iloc[0]  # the undo came back to version 1's cells
+    assert set(log["labels_sha"]) <= store.referenced_files()
+    assert np.array_equal(read_labels(store, log["labels_sha"].iloc[1]), np.where(
+        read_labels(store, log["labels_sha"].iloc[0]) == biggest, 0, read_labels(store, log["labels_sha"].iloc[0])))
 
 
 def test_two_sessions_editing_one_image_the_second_is_told_and_nothing_is_overwritten(shipped_model, tmp_path):
@@ -400,6 +402,35 @@ def test_two_sessions_editing_one_image_the_second_is_told_and_nothing_is_overwr
     with pytest.raises(EditConflict):
         first.undo_edit(name)  # the first session's undo would bring back what the second deleted
     assert first.edit_counts(name) == (1, 0)
+
+
+def read_labels(store, labels_sha):
+    from bbbcore.export import read_labels_tiff
+
+    return read_labels_tiff(store.get_file(labels_sha))
+
+
+def test_edits_of_an_earlier_visit_are_reverted_from_the_store(shipped_model, tmp_path):
+    store = Store(tmp_path / "store")
+    session = AnalysisSession(store)
+    name = "control_01.jpg"
+    session.add_file(name, (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    list(session.analyse(shipped_model))
+    model_labels = session.results.results[name].labels.copy()
+    ids = sorted(int(i) for i in session.results.results[name].cells["cell_id"])
+    session.edit_cells(name, "delete", cells=ids[:2])
+    session.edit_cells(name, "delete", cells=[ids[5]])
+
+    again = AnalysisSession(store)  # a reload: no undo steps in memory, the log is in the store
+    again.open(session.experiment_id)
+    assert again.edit_counts(name) == (0, 0) and len(again.edit_log(name)) == 2
+    assert again.revert_edits(name)
+    reverted = again.results.results[name]
+    assert np.array_equal(reverted.labels, model_labels) and np.array_equal(store_labels(
+        store, session.experiment_id, name), model_labels)
+    assert not reverted.cells["edited"].any() and "corrected by hand" not in reverted.source
+    assert again.edit_log(name)["operation"].tolist() == ["delete", "delete", "revert"]
+    assert not again.revert_edits(name)  # the model's cells already
 
 
 def store_labels(store, experiment_id, name):

@@ -463,3 +463,43 @@ def test_a_read_only_folder_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.setattr("pathlib.Path.mkdir", refuse)
     with pytest.raises(StoreError, match=r"cannot use this data folder \(data folder is read-only"):
         Store(tmp_path / "new")
+
+
+def test_hand_corrections_are_logged_versions_that_travel_and_a_new_segmentation_starts_afresh(tmp_path):
+    store = Store(tmp_path / "here")
+    experiment = store.create_experiment("edits")
+    original, model_tiff, cells = fake_image(1)
+    common = {"name": "img1.png", "original": original, "params": {"model": "bbb_unet 2.0"}, "shape": (60, 80)}
+    store.save_image(experiment, labels_tiff=model_tiff, cells=cells, **common)
+    model_sha = sha256(model_tiff)
+    labels = np.zeros((60, 80), np.int32)
+    labels[5:12, 5:20] = 1  # cell 1 only: the others deleted by hand
+    edited_tiff = labels_tiff_bytes(labels)
+    store.save_image(experiment, labels_tiff=edited_tiff, cells=cells.iloc[:1], expected_labels_sha=model_sha,
+                     edit={"operation": "delete", "cells": [6, 2, 3, 4, 5], "said": "deleted cells 2-6",
+                           "session": "abc123"}, **common)
+    log = store.edits(experiment, "img1.png")
+    assert log[["version", "operation", "said", "session"]].values.tolist() == [[1, "delete", "deleted cells 2-6",
+                                                                                  "abc123"]]
+    assert log["cells"].iloc[0] == [2, 3, 4, 5, 6] and log["at"].iloc[0][:2] == "20"
+    assert (log["parent_sha"].iloc[0], log["labels_sha"].iloc[0]) == (model_sha, sha256(edited_tiff))
+    assert store.get_file(model_sha) == model_tiff  # the version before is kept
+    with pytest.raises(ValueError, match="unknown edit 'paint'"):
+        store.save_image(experiment, labels_tiff=model_tiff, cells=cells, edit={"operation": "paint"}, **common)
+    assert len(store.edits(experiment)) == 1  # nothing of the refused save was written
+
+    # The log and every version's labels travel in the experiment's zip.
+    there = Store(tmp_path / "there")
+    imported = there.import_zip(store.export_zip(experiment))
+    moved = there.edits(imported, "img1.png")
+    assert moved.drop(columns="at").equals(log.drop(columns="at")) and there.get_file(model_sha) == model_tiff
+
+    # The same labels measured again keep their history; another segmentation starts it again.
+    store.save_image(experiment, labels_tiff=edited_tiff, cells=cells.iloc[:1], **common)
+    assert len(store.edits(experiment, "img1.png")) == 1
+    store.save_image(experiment, labels_tiff=model_tiff, cells=cells, **common)
+    assert store.edits(experiment, "img1.png").empty
+    store.save_image(experiment, labels_tiff=edited_tiff, cells=cells.iloc[:1], expected_labels_sha=model_sha,
+                     edit={"operation": "delete", "cells": [2], "said": "x", "session": "s"}, **common)
+    store.delete_image(experiment, "img1.png")
+    assert store.edits(experiment).empty
