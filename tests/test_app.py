@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -442,3 +443,26 @@ def test_the_chart_library_loads_on_a_tabs_first_page_only():
     at.switch_page("pages/analyse.py").run()
     assert not at.exception
     assert not at.sidebar.get("plotly_chart")
+
+
+def test_correct_cells_page_edits_undoes_and_shows_the_history(demo):
+    at = demo.switch_page("pages/correct.py").run()
+    assert not at.exception and at.title[0].value == "Correct cells"
+    buttons = {b.label: b for b in at.button}
+    # Nothing selected yet: only the view's and history's controls are live.
+    assert all(buttons[label].disabled for label in ("Delete", "Merge", "New cell", "Split", "Undo", "Redo", "Revert"))
+    session = at.session_state["session"]
+    name = at.selectbox(key="edit_image").value
+    before = session.results.results[name]
+    first = int(before.cells["cell_id"].min())
+    session.edit_cells(name, "delete", cells=[first])  # what the Delete button does with a selection
+    at.run()
+    assert not [b for b in at.button if b.label == "Undo"][0].disabled
+    assert any(e.label.startswith("History: 1 version") for e in at.expander)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert first not in figure["data"][1]["customdata"]  # the picture shows the corrected cells
+    click(at, "Undo")
+    assert not at.exception and any(s.value == f"{name}: undid: deleted cell {first}" for s in at.success)
+    assert np.array_equal(session.results.results[name].labels, before.labels)
+    assert [b for b in at.button if b.label == "Revert"][0].disabled  # the model's cells again
+    assert any(e.label.startswith("History: 2 version") for e in at.expander)

@@ -223,3 +223,145 @@ def test_the_last_runs_messages_are_gone_while_the_next_run_works(app_server, pa
     assert page.get_by_text("done: 1 analysed, 1 failed", exact=False).count() == 0  # the last run's line is gone
     expect(page.get_by_text("done: 1 analysed, 1 failed", exact=False)).to_be_visible(timeout=WAIT)  # the new one
     assert page.get_by_test_id("stAlertContentError").count() == 1  # notes.png, once
+
+
+# The editing view's chart (a tab's first page also holds an empty one that loads plotly.js).
+CELLS_CHART = "[data-testid=stPlotlyChart]:has(.scatterlayer .point)"
+MARKERS_JS = """() => { const gd = document.querySelector(
+  '[data-testid=stPlotlyChart]:has(.scatterlayer .point) .js-plotly-plot');
+  const t = gd.data[1]; return [t.customdata, t.x, t.y]; }"""
+SCREEN_JS = """(points) => { const gd = document.querySelector(
+  '[data-testid=stPlotlyChart]:has(.scatterlayer .point) .js-plotly-plot');
+  const r = gd.getBoundingClientRect(), L = gd._fullLayout;
+  return points.map(([x, y]) => [r.left + L.xaxis._offset + L.xaxis.l2p(x),
+                                 r.top + L.yaxis._offset + L.yaxis.l2p(y)]); }"""
+
+
+def markers(page) -> dict[int, tuple[float, float]]:
+    """Each cell's marker in the editing view, {id: (x, y)} in image pixels."""
+    page.locator(CELLS_CHART).first.wait_for(timeout=30_000)
+    ids, xs, ys = page.evaluate(MARKERS_JS)
+    return {int(i): (x, y) for i, x, y in zip(ids, xs, ys)}
+
+
+def lasso(page, outline) -> None:
+    """Choose the lasso tool and draw ``outline`` (image pixels) with the mouse."""
+    chart = page.locator(CELLS_CHART).first
+    chart.hover()
+    chart.locator('.modebar-btn[data-val="lasso"]').click()
+    screen = page.evaluate(SCREEN_JS, [list(map(float, p)) for p in outline])
+    page.mouse.move(*screen[0])
+    page.mouse.down()
+    for point in [*screen[1:], screen[0]]:
+        page.mouse.move(*point, steps=4)
+    page.mouse.up()
+    wait_idle(page)
+
+
+def press(page, label: str) -> str:
+    """Press an editing button; the line it printed."""
+    page.get_by_role("button", name=label, exact=True).click(timeout=30_000)
+    wait_idle(page)
+    return page.get_by_test_id("stAlert").first.inner_text()
+
+
+def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(app_server, page, shared_data):
+    from bbbcore.editing import touched_cells
+    from bbbcore.export import read_labels_tiff
+    from bbbcore.instances import shared_borders
+    from bbbcore.store import Store
+
+    image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
+    name = image.name
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    experiment = int(page.url.split("experiment=")[1].split("&")[0])
+    store = Store()  # the server's data folder (BBB_DATA_DIR)
+
+    def stored() -> np.ndarray:
+        return read_labels_tiff(store.get_file(store.labels_sha(experiment, name)))
+
+    model = stored()
+    go_to(page, "Correct cells")
+    inner = [i for i in np.unique(model[1:-1, 1:-1]) if i and i not in np.unique(
+        np.concatenate([model[0], model[-1], model[:, 0], model[:, -1]]))]
+
+    # 1. Delete: click a cell's dot.
+    where = markers(page)
+    gone = int(inner[len(inner) // 2])
+    chart = page.locator(CELLS_CHART).first
+    chart.locator(".scatterlayer .point").nth(sorted(where).index(gone)).click(force=True)
+    wait_idle(page)
+    assert press(page, "Delete") == f"{name}: deleted cell {gone}"
+    after_delete = stored()
+    assert not (after_delete == gone).any()
+    np.testing.assert_array_equal(after_delete[model != gone], model[model != gone])
+
+    # 2. Merge: lasso around the dots of two cells with a long shared border.
+    pairs, _, length = shared_borders(after_delete, None)
+    inner_pairs = [(int(a), int(b), n) for (a, b), n in zip(pairs, length) if a in inner and b in inner]
+    a, b, _ = max(inner_pairs, key=lambda p: p[2])
+    where = markers(page)
+    (ax, ay), (bx, by) = where[a], where[b]
+    along = np.array([bx - ax, by - ay]) / np.hypot(bx - ax, by - ay) * 6
+    normal = along[::-1] * [1, -1]  # a thin band from a little before one dot to a little past the other
+    start, end = np.array([ax, ay]) - along, np.array([bx, by]) + along
+    lasso(page, [start + normal, end + normal, end - normal, start - normal])
+    assert press(page, "Merge") == f"{name}: merged cells {min(a, b)}, {max(a, b)} into cell {min(a, b)}"
+    after_merge = stored()
+    assert not (after_merge == max(a, b)).any()
+    assert ((after_merge == min(a, b)) == ((after_delete == a) | (after_delete == b))).all()
+
+    # 3. Draw a new cell with the lasso: a square over the deleted cell's place.
+    cx, cy = np.nonzero(model == gone)[1].mean(), np.nonzero(model == gone)[0].mean()
+    lasso(page, [(cx - 12, cy - 12), (cx + 12, cy - 12), (cx + 12, cy + 12), (cx - 12, cy + 12)])
+    said = press(page, "New cell")
+    assert said.startswith(f"{name}: drew cell ")
+    drawn = int(said.rsplit(" ", 1)[1])
+    after_draw = stored()
+    assert drawn > model.max() and 400 < (after_draw == drawn).sum() < 700  # about 24 x 24 px
+    assert after_draw[int(cy), int(cx)] == drawn
+
+    # 4. Split: lasso around one corner of a big inner cell.
+    areas = {int(i): int((after_draw == i).sum()) for i in inner if i not in (gone, a, b)}
+    big = max(areas, key=areas.get)
+    rows, cols = np.nonzero(after_draw == big)
+    sx, sy = cols.mean(), rows.mean()
+    lasso(page, [(sx - 40, sy - 40), (sx, sy - 40), (sx, sy), (sx - 40, sy)])
+    said = press(page, "Split")
+    assert said.startswith(f"{name}: split cell {big} into cells {big}, ")
+    after_split = stored()
+    parts = touched_cells(after_draw, after_split)
+    assert set(parts) == {big, *[int(p) for p in said.rsplit(", ", 1)[1:]]} and len(parts) == 2
+    assert (((after_split == parts[0]) | (after_split == parts[1])) == (after_draw == big)).all()
+
+    # 5. Undo and redo the split; a reload keeps the corrected version.
+    assert press(page, "Undo") == f"{name}: undid: {said.split(': ', 1)[1]}"
+    np.testing.assert_array_equal(stored(), after_draw)
+    assert press(page, "Redo") == f"{name}: redid: {said.split(': ', 1)[1]}"
+    np.testing.assert_array_equal(stored(), after_split)
+    page.reload()
+    page.get_by_text("Correct cells", exact=True).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert set(markers(page)) == set(np.unique(after_split)) - {0}
+    go_to(page, "Cells")
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Cells CSV (all)").locator("button").click()
+    table = pd.read_csv(download.value.path())
+    assert set(table["cell_id"]) == set(np.unique(after_split)) - {0}
+    assert set(table.loc[table["edited"], "cell_id"]) == {min(a, b), drawn, *parts}
+
+    # 6. Revert (after the reload: from the store's log) gives the model's cells back.
+    go_to(page, "Correct cells")
+    assert press(page, "Revert") == f"{name}: reverted to the model's cells"
+    np.testing.assert_array_equal(stored(), model)
+    log = store.edits(experiment, name)
+    assert log["operation"].tolist() == ["delete", "merge", "draw", "split", "undo", "redo", "revert"]
+    assert log["session"].nunique() == 2  # the reload is another session
+    assert page.get_by_test_id("stException").count() == 0

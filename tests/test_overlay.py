@@ -18,7 +18,6 @@ from bbbcore.overlay import (
     overlay_outlines,
     render_cells,
 )
-from bbbcore.polygons import cell_polygons
 
 VIRIDIS_LOW, VIRIDIS_HIGH = (68, 1, 84), (253, 231, 37)  # '#440154' and '#fde725'
 
