@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +87,54 @@ def app_in_browser(height: int = 1500):
         stop_server(server)
 
 
+# The editing view's chart (a tab's first page also holds an empty one that loads plotly.js).
+CELLS_CHART = "[data-testid=stPlotlyChart]:has(.scatterlayer .point)"
+MARKERS_JS = f"""() => {{ const gd = document.querySelector('{CELLS_CHART} .js-plotly-plot');
+  const t = gd.data[1]; return [t.customdata, t.x, t.y]; }}"""
+SCREEN_JS = """(points) => { const gd = document.querySelector('""" + CELLS_CHART + """ .js-plotly-plot');
+  const r = gd.getBoundingClientRect(), L = gd._fullLayout;
+  return points.map(([x, y]) => [r.left + L.xaxis._offset + L.xaxis.l2p(x),
+                                 r.top + L.yaxis._offset + L.yaxis.l2p(y)]); }"""
+
+
+def markers(page) -> dict[int, tuple[float, float]]:
+    """Each cell's marker in the editing view, {id: (x, y)} in image pixels."""
+    page.locator(CELLS_CHART).first.wait_for(timeout=30_000)
+    ids, xs, ys = page.evaluate(MARKERS_JS)
+    return {int(i): (x, y) for i, x, y in zip(ids, xs, ys)}
+
+
+def click_cell(page, cell_id: int) -> None:
+    """Click a cell's marker in the editing view (it becomes the selection)."""
+    order = sorted(markers(page))
+    page.locator(CELLS_CHART).first.locator(".scatterlayer .point").nth(order.index(cell_id)).click(force=True)
+    wait_idle(page)
+
+
+def band(start, end, half_width: float = 6.0) -> list:
+    """A thin outline around the segment from ``start`` to ``end`` (x, y), a little past both ends: a lasso
+    that selects the markers at its two ends and no other."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    along = (end - start) / np.hypot(*(end - start)) * half_width
+    normal = along[::-1] * [1, -1]
+    first, last = start - along, end + along
+    return [first + normal, last + normal, last - normal, first - normal]
+
+
+def lasso(page, outline) -> None:
+    """Choose the lasso tool and draw ``outline`` (image pixels) with the mouse."""
+    chart = page.locator(CELLS_CHART).first
+    chart.hover()
+    chart.locator('.modebar-btn[data-val="lasso"]').click()
+    screen = page.evaluate(SCREEN_JS, [list(map(float, p)) for p in outline])
+    page.mouse.move(*screen[0])
+    page.mouse.down()
+    for point in [*screen[1:], screen[0]]:
+        page.mouse.move(*point, steps=4)
+    page.mouse.up()
+    wait_idle(page)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -118,6 +167,29 @@ def main() -> None:
                 page.wait_for_timeout(1500)
                 page.screenshot(path=args.out / "anomalies_on_image.png")
                 print(f"wrote {args.out / 'anomalies_on_image.png'}")
+        correcting(page, args.out)
+
+
+def correcting(page, out: Path) -> None:
+    """The Correct cells page: two neighbouring cells lassoed, then merged (and the history shown)."""
+    page.get_by_test_id("stSidebarNav").get_by_text("Correct cells", exact=True).click()
+    wait_idle(page)
+    where = markers(page)
+    ids = sorted(where)
+    points = np.array([where[i] for i in ids])
+    middle = points.mean(axis=0)
+    # The two nearest markers near the middle of the image: neighbours, most likely sharing a border.
+    central = np.argsort(np.hypot(*(points - middle).T))[:12]
+    a, b = min(((i, j) for i in central for j in central if i < j), key=lambda p: np.hypot(*(points[p[0]] - points[p[1]])))
+    lasso(page, band(points[a], points[b]))
+    page.screenshot(path=out / "correct_select.png")
+    print(f"wrote {out / 'correct_select.png'}")
+    page.get_by_role("button", name="Merge", exact=True).click()
+    wait_idle(page)
+    page.get_by_text("History:").first.click()
+    page.wait_for_timeout(800)
+    page.screenshot(path=out / "correct_merged.png", full_page=True)
+    print(f"wrote {out / 'correct_merged.png'}: {page.get_by_test_id('stAlert').first.inner_text()}")
 
 
 if __name__ == "__main__":

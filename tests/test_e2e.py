@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from scripts.take_screenshots import band, click_cell, lasso, markers
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.shared]
@@ -225,39 +226,6 @@ def test_the_last_runs_messages_are_gone_while_the_next_run_works(app_server, pa
     assert page.get_by_test_id("stAlertContentError").count() == 1  # notes.png, once
 
 
-# The editing view's chart (a tab's first page also holds an empty one that loads plotly.js).
-CELLS_CHART = "[data-testid=stPlotlyChart]:has(.scatterlayer .point)"
-MARKERS_JS = """() => { const gd = document.querySelector(
-  '[data-testid=stPlotlyChart]:has(.scatterlayer .point) .js-plotly-plot');
-  const t = gd.data[1]; return [t.customdata, t.x, t.y]; }"""
-SCREEN_JS = """(points) => { const gd = document.querySelector(
-  '[data-testid=stPlotlyChart]:has(.scatterlayer .point) .js-plotly-plot');
-  const r = gd.getBoundingClientRect(), L = gd._fullLayout;
-  return points.map(([x, y]) => [r.left + L.xaxis._offset + L.xaxis.l2p(x),
-                                 r.top + L.yaxis._offset + L.yaxis.l2p(y)]); }"""
-
-
-def markers(page) -> dict[int, tuple[float, float]]:
-    """Each cell's marker in the editing view, {id: (x, y)} in image pixels."""
-    page.locator(CELLS_CHART).first.wait_for(timeout=30_000)
-    ids, xs, ys = page.evaluate(MARKERS_JS)
-    return {int(i): (x, y) for i, x, y in zip(ids, xs, ys)}
-
-
-def lasso(page, outline) -> None:
-    """Choose the lasso tool and draw ``outline`` (image pixels) with the mouse."""
-    chart = page.locator(CELLS_CHART).first
-    chart.hover()
-    chart.locator('.modebar-btn[data-val="lasso"]').click()
-    screen = page.evaluate(SCREEN_JS, [list(map(float, p)) for p in outline])
-    page.mouse.move(*screen[0])
-    page.mouse.down()
-    for point in [*screen[1:], screen[0]]:
-        page.mouse.move(*point, steps=4)
-    page.mouse.up()
-    wait_idle(page)
-
-
 def press(page, label: str) -> str:
     """Press an editing button; the line it printed."""
     page.get_by_role("button", name=label, exact=True).click(timeout=30_000)
@@ -293,11 +261,8 @@ def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(
         np.concatenate([model[0], model[-1], model[:, 0], model[:, -1]]))]
 
     # 1. Delete: click a cell's dot.
-    where = markers(page)
     gone = int(inner[len(inner) // 2])
-    chart = page.locator(CELLS_CHART).first
-    chart.locator(".scatterlayer .point").nth(sorted(where).index(gone)).click(force=True)
-    wait_idle(page)
+    click_cell(page, gone)
     assert press(page, "Delete") == f"{name}: deleted cell {gone}"
     after_delete = stored()
     assert not (after_delete == gone).any()
@@ -308,11 +273,7 @@ def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(
     inner_pairs = [(int(a), int(b), n) for (a, b), n in zip(pairs, length) if a in inner and b in inner]
     a, b, _ = max(inner_pairs, key=lambda p: p[2])
     where = markers(page)
-    (ax, ay), (bx, by) = where[a], where[b]
-    along = np.array([bx - ax, by - ay]) / np.hypot(bx - ax, by - ay) * 6
-    normal = along[::-1] * [1, -1]  # a thin band from a little before one dot to a little past the other
-    start, end = np.array([ax, ay]) - along, np.array([bx, by]) + along
-    lasso(page, [start + normal, end + normal, end - normal, start - normal])
+    lasso(page, band(where[a], where[b]))
     assert press(page, "Merge") == f"{name}: merged cells {min(a, b)}, {max(a, b)} into cell {min(a, b)}"
     after_merge = stored()
     assert not (after_merge == max(a, b)).any()
