@@ -7,6 +7,8 @@ Starts ``streamlit run app.py``, then prints:
 * upload to table: from choosing the file in the uploader, through pressing
   Analyse, to the results table shown (the first analysis also loads the
   model once per server: timed apart, with a second image after it);
+* editing on the Correct cells page: from pressing Delete (a cell selected), and then Undo, to the
+  picture redrawn with the cell gone and back (three cells per run);
 * page switches on the sample experiment (the five sample images loaded and
   analysed): from clicking a page in the sidebar to its content shown, for
   every page, twice (state is kept: the segmentation is never recomputed; a
@@ -35,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from take_screenshots import app_in_browser  # noqa: E402
+from take_screenshots import CELLS_CHART, app_in_browser, click_cell, markers  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "bbb" / "unlabelled"
-PAGES = [("Segmentation", "stPlotlyChart"), ("Cells", "stDataFrame"), ("Plots", "stPlotlyChart"),
+PAGES = [("Segmentation", "stPlotlyChart"), ("Correct cells", "stPlotlyChart"), ("Cells", "stDataFrame"), ("Plots", "stPlotlyChart"),
          ("Compare conditions", "stPlotlyChart"), ("Upload & analyse", "stDataFrame")]
 
 
@@ -108,6 +110,25 @@ def page_switches(page) -> dict[tuple[str, str], float]:
     return times
 
 
+def browser_edits(page, count: int = 3) -> dict[str, list[float]]:
+    """Seconds from pressing Delete (a cell selected) and then Undo to the editing view redrawn with the
+    cells one fewer and back, for ``count`` cells of the first sample image."""
+    page.get_by_test_id("stSidebarNav").get_by_text("Correct cells", exact=True).click()
+    wait_idle(page)
+    times = {"delete": [], "undo": []}
+    points = f"document.querySelectorAll('{CELLS_CHART} .scatterlayer .point').length"
+    for cell in sorted(markers(page))[10:10 + count]:
+        click_cell(page, cell)
+        n = len(markers(page))
+        for action, expected in (("Delete", n - 1), ("Undo", n)):
+            started = time.perf_counter()
+            page.get_by_role("button", name=action, exact=True).click()
+            page.wait_for_function(f"() => {points} === {expected}", timeout=60_000)
+            times[action.lower()].append(time.perf_counter() - started)
+            wait_idle(page)
+    return times
+
+
 def concurrent_sessions(browser, url: str, images: list[Path]) -> list[float]:
     """Seconds from Analyse to the table in each of len(images) tabs that analyse at the same moment."""
     pages = []
@@ -149,13 +170,15 @@ def main() -> None:
 
     seconds = segmentation_seconds(args.image)
     print(f"segmentation of {args.image.name} (segment_image, warm model): {seconds:.2f} s")
-    firsts, seconds_, switches, sessions = [], [], [], []
+    firsts, seconds_, switches, sessions, edits = [], [], [], [], {"delete": [], "undo": []}
     for run in range(args.repeats):  # a fresh server each time: the first analysis loads the model
         with app_in_browser(height=1400) as page:
             firsts.append(upload_to_table(page, args.image, 1))
             seconds_.append(upload_to_table(page, args.second, 2))
             sample_experiment(page)
             switches.append(page_switches(page))
+            for action, times in browser_edits(page).items():
+                edits[action] += times
             if args.sessions:
                 # The image timed alone above, in every tab (each session has its own experiment: nothing
                 # is reused between them). Mixed images would not compare: bbb_rgb_02's small cells are
@@ -174,6 +197,9 @@ def main() -> None:
     for visit, title in switches[0]:
         values = [run[visit, title] for run in switches]
         print(f"   {visit} visit, switch to {title}: {statistics.median(values):.2f} s (slowest {max(values):.2f} s)")
+    for action, times in edits.items():
+        print(f"{action} in the Correct cells page, press to picture redrawn: {statistics.median(times):.2f} s "
+              f"(median of {len(times)}, slowest {max(times):.2f} s)")
     if sessions:
         median_tab, p95 = statistics.median(m for m, _ in sessions), statistics.median(p for _, p in sessions)
         target = 1.5 * args.sessions * second

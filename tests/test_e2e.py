@@ -317,6 +317,10 @@ def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(
     table = pd.read_csv(download.value.path())
     assert set(table["cell_id"]) == set(np.unique(after_split)) - {0}
     assert set(table.loc[table["edited"], "cell_id"]) == {min(a, b), drawn, *parts}
+    go_to(page, "Segmentation")
+    n_cells = len(np.unique(after_split)) - 1
+    expect(page.get_by_text(f"{n_cells} cells, ")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("corrected by hand").first).to_be_visible()
 
     # 6. Revert (after the reload: from the store's log) gives the model's cells back.
     go_to(page, "Correct cells")
