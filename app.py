@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import state, widgets
 
 st.set_page_config(page_title="BBB cell analyser", page_icon=":material/biotech:", layout="wide")
+state.warm_up()  # the shipped model loads while the first page is read (once per server)
 
 pages = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/folder_open:", default=True),

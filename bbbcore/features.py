@@ -98,6 +98,8 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
     "n_cells": ("", "cells measured in the image (edge cells left out by default)"),
     "n_edge_excluded": ("", "cells touching the image edge, left out of the summary"),
     "n_edited": ("", "cells of the image corrected by hand (the cells' `edited` column; edge cells included)"),
+    "corrected_by_hand": ("", "the image's cells were corrected by hand (any edit, deletions included: then n_edited "
+                              "may be 0)"),
     "cells_per_mm2": ("1/mm²", "(cells not at the edge + half the edge cells) / field of view area; empty without a pixel size"),
     "cell_coverage": ("", "fraction of the field of view covered by cells (gaps and burned-in text are not)"),
     "diameter_estimated_px": ("px", "typical cell diameter estimated from the image (empty when it was given)"),
@@ -502,7 +504,7 @@ def _continuous_outline(labels: np.ndarray, present: np.ndarray, *, min_length: 
 def image_record(
     labels: np.ndarray, *, image: str = "", image_id: str = "", pixel_size_um: float | None = None,
     diameter_estimated_px: float | None = None, diameter_used_px: float | None = None,
-    quality: dict | None = None,
+    quality: dict | None = None, corrected_by_hand: bool = False,
 ) -> dict:
     """What a summary needs to know about one image beyond its cells (``quality``: :func:`bbbcore.quality.image_quality`)."""
     labels = np.asarray(labels)
@@ -516,6 +518,7 @@ def image_record(
         "cell_coverage": float((labels > 0).mean()),
         "diameter_estimated_px": diameter_estimated_px,
         "diameter_used_px": diameter_used_px,
+        "corrected_by_hand": bool(corrected_by_hand),
     }
 
 
@@ -570,6 +573,7 @@ def summary_table(
         row["n_cells"] = int(len(counted))
         row["n_edge_excluded"] = int(edge.sum()) if exclude_edge else 0
         row["n_edited"] = int(edited_cells(group).sum())
+        row["corrected_by_hand"] = bool(row["n_edited"])
         row["cells_per_mm2"] = np.nan
         row["cell_coverage"] = np.nan
         row["diameter_estimated_px"] = row["diameter_used_px"] = np.nan
@@ -579,6 +583,7 @@ def summary_table(
             if len(match):
                 record = match.iloc[0]
                 row["cell_coverage"] = record["cell_coverage"]
+                row["corrected_by_hand"] = bool(record.get("corrected_by_hand")) or row["corrected_by_hand"]
                 for field in ("diameter_estimated_px", "diameter_used_px", "saturated_share", "focus_score"):
                     value = record.get(field)
                     row[field] = np.nan if value is None or pd.isna(value) else float(value)

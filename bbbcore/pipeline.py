@@ -27,6 +27,9 @@ from .io import LoadedImage, normalise
 from .metadata import output_stem
 from .resize import resize_to
 
+#: Added to an image's source when its cells were corrected by hand (:meth:`ImageResult.corrected_by_hand`).
+CORRECTED_BY_HAND = "corrected by hand"
+
 
 @dataclass
 class ImageResult:
@@ -88,6 +91,11 @@ class ImageResult:
             self._outlines = cell_polygons(self.labels)
         return self._outlines
 
+    @property
+    def corrected_by_hand(self) -> bool:
+        """The cells were corrected by hand (deleted, merged, drawn or split) after the model made them."""
+        return CORRECTED_BY_HAND in self.source
+
     def record(self) -> dict:
         """:func:`bbbcore.features.image_record` of this image, its quality figures included (computed once)."""
         if self._quality is None:
@@ -98,7 +106,8 @@ class ImageResult:
                                           exclude=burned_in_mask(self.image.raw))
         return image_record(self.labels, image=self.name, image_id=self.image.image_id,
                             pixel_size_um=self.pixel_size_um, diameter_estimated_px=self.diameter_estimated_px,
-                            diameter_used_px=self.diameter_used_px, quality=self._quality)
+                            diameter_used_px=self.diameter_used_px, quality=self._quality,
+                            corrected_by_hand=self.corrected_by_hand)
 
 
 def model_input(image: LoadedImage, card) -> np.ndarray:

@@ -20,6 +20,7 @@ def methods_paragraph(
     statistic: str = "mean",
     unit: str = "image",
     anomaly_card=None,
+    corrected_images=(),
 ) -> str:
     """The methods of an analysis, in plain sentences with its numbers.
 
@@ -30,6 +31,8 @@ def methods_paragraph(
     exclusions : rows (image, cell_id, reason) excluded from statistics, optional
     control, features, statistic, unit : the comparison, when one was made
     anomaly_card : AnomalyCard, when anomalous cells were scored
+    corrected_images : names of images whose cells were corrected by hand (besides those with ``edited``
+        cells: an image where cells were only deleted has none)
     """
     from . import config
     from .features import edited_cells
@@ -61,8 +64,8 @@ def methods_paragraph(
         + (f"; pixel size {_join([f'{s:g}' for s in sizes])} µm" if sizes else "; no pixel size was known, so sizes are in pixels")
         + f". Cells touching the image edge ({edge}) were left out of summaries and statistics."
     )
-    if edited_cells(cells).any():
-        parts.append(_corrections_sentence(cells, n_images))
+    if edited_cells(cells).any() or len(corrected_images):
+        parts.append(_corrections_sentence(cells, n_images, corrected_images))
     if exclusions is not None and len(exclusions):
         whole = exclusions[exclusions["cell_id"].isna()]
         some = exclusions[exclusions["cell_id"].notna()]
@@ -96,12 +99,12 @@ def methods_paragraph(
     return " ".join(parts)
 
 
-def _corrections_sentence(cells: pd.DataFrame, n_images: int) -> str:
+def _corrections_sentence(cells: pd.DataFrame, n_images: int, corrected_images=()) -> str:
     """What was corrected by hand: how many images and cells (those with ``edited``)."""
     from .features import edited_cells
 
     edited = cells[edited_cells(cells)]
-    n_corrected = edited["image"].nunique()
+    n_corrected = len(set(edited["image"]) | set(corrected_images))
     return (f"The segmentation was corrected by hand in {n_corrected} of {n_images} image{'s' if n_images != 1 else ''} "
             f"(cells deleted, merged, drawn or split in the dashboard or with python -m bbbcore edit); "
             f"{len(edited)} of the {len(cells)} cells measured were drawn or changed by hand.")

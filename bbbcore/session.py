@@ -30,7 +30,7 @@ from . import config
 from .errors import BBBError
 from .io import LoadedImage, image_names, load_image
 from .metadata import sample_of, sample_sheet_for, tidy_sheet, unmatched_warning
-from .pipeline import ImageResult, result_from_labels, segment_image
+from .pipeline import CORRECTED_BY_HAND, ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
 from .store import ExperimentGone
 
@@ -701,7 +701,7 @@ class AnalysisSession:
         cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
                                junction_threshold=self.settings.junction_threshold)
         cells["edited"] = False
-        source = result.source.replace(", corrected by hand", "")
+        source = result.source.replace(f", {CORRECTED_BY_HAND}", "")
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
     def _corrected(self, result: ImageResult, labels) -> ImageResult:
@@ -719,7 +719,7 @@ class AnalysisSession:
         before = set(result.cells.loc[edited_cells(result.cells), "cell_id"].astype(int))
         edited = before | {int(i) for i in touched_cells(result.labels, labels)}
         cells["edited"] = cells["cell_id"].astype(int).isin(edited)
-        source = result.source if "corrected by hand" in result.source else f"{result.source}, corrected by hand"
+        source = result.source if result.corrected_by_hand else f"{result.source}, {CORRECTED_BY_HAND}"
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
     def _keep(self, result: ImageResult, *, edit: dict | None = None) -> None:
@@ -858,7 +858,9 @@ class AnalysisSession:
         table = self.cells()
         features, control, statistic, unit = self.comparison or (None, None, "mean", "image")
         model = self.anomaly.model
+        corrected = [name for name, result in self.results.results.items() if result.corrected_by_hand]
         return methods_paragraph(table, model_card=read_card(self.settings.model), exclusions=exclusions(table),
+                                 corrected_images=corrected,
                                  control=control, features=features, statistic=statistic, unit=unit,
                                  anomaly_card=model.card if model is not None else None)
 

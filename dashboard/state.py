@@ -7,6 +7,8 @@ touches ``st.session_state`` or the URL.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +21,53 @@ from bbbcore.session import AnalysisSession
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 
 
+#: Models being loaded on a background thread since the server drew its first page, by path.
+_warming: dict[str, Future] = {}
+_warming_lock = threading.Lock()
+
+
+def warm_up(path: str | None = None) -> None:
+    """Start loading a model (default: the shipped one) on a background thread, once per server process.
+
+    Called when a page is drawn: the person reads the page and chooses files meanwhile, so the first
+    analysis of a fresh server does not wait for the model, nor for the first run's imports.
+    """
+    path = str(path or config.DEFAULT_MODEL)
+    with _warming_lock:
+        if path not in _warming:
+            _warming[path] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up").submit(_load_primed, path)
+
+
+def _load_primed(path: str):
+    import io
+
+    from PIL import Image
+
+    from bbbcore.io import load_image
+    from bbbcore.pipeline import segment_image
+    from bbbcore.unet import BoundaryModel
+
+    model = BoundaryModel.load(path)
+    # A small grid of cells through the whole pipeline: its modules imported and the runtime's buffers made.
+    grid = np.zeros((128, 128), np.uint8)
+    grid[::32] = grid[:, ::32] = 255
+    png = io.BytesIO()
+    Image.fromarray(grid).save(png, format="PNG")
+    segment_image(load_image(png.getvalue(), name="warm-up.png"), model, diameter_px=32.0)
+    return model
+
+
 @st.cache_resource(show_spinner="Loading the model (once per server)…")
 def load_model(path: str):
     """The boundary model at ``path``, loaded once per server process and shared by sessions."""
     from bbbcore.unet import BoundaryModel
 
+    started = _warming.get(str(path))
+    if started is not None:
+        try:
+            return started.result()
+        except Exception:  # noqa: BLE001 - loaded again here, where its error reaches the page
+            pass
     return BoundaryModel.load(path)
 
 

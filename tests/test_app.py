@@ -131,6 +131,7 @@ def test_model_loads_once_per_server(shipped_model, shared_data, monkeypatch):
     from dashboard import state
 
     state.load_model.clear()
+    state._warming.clear()  # a fresh server: the first page starts loading it
     calls = []
     original = BoundaryModel.load.__func__
 

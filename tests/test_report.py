@@ -54,3 +54,9 @@ def test_corrections_by_hand_are_said_with_their_counts(synthetic_monolayer):
             f"python -m bbbcore edit); 3 of the {len(cells)} cells measured were drawn or changed by hand.") in text
     summary = summary_table(cells, exclude_edge=False).set_index("image")
     assert summary.loc["a.png", "n_edited"] == 3 and summary.loc["b.png", "n_edited"] == 0
+    assert summary["corrected_by_hand"].tolist() == [True, False]
+    # An image whose cells were only deleted has no edited cell, and is still said to be corrected.
+    text = methods_paragraph(cells, corrected_images=["b.png"])
+    assert "corrected by hand in 2 of 2 images" in text and "3 of the" in text
+    only_deleted = methods_paragraph(second, corrected_images=["b.png"])
+    assert "corrected by hand in 1 of 1 image (" in only_deleted and f"0 of the {len(second)} cells" in only_deleted

@@ -456,3 +456,6 @@ def test_after_a_reload_an_image_never_corrected_starts_with_no_edited_cells(shi
     assert not again.results.results[IMAGES[1]].cells["edited"].any()  # a deletion leaves no cell changed
     summary = again.summary().set_index("image")
     assert summary.loc[IMAGES[0], "n_edited"] == 0 and summary.loc[IMAGES[1], "n_edited"] == 0
+    # Only deletions: no cell is marked, but both images are flagged, and said to be, corrected by hand.
+    assert summary["corrected_by_hand"].all()
+    assert f"corrected by hand in 2 of {len(IMAGES)} images" in again.methods_text()
