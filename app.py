@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/analyse.py", title="Upload & analyse", icon=":material/upload:"),
     st.Page("pages/segmentation.py", title="Segmentation", icon=":material/biotech:"),
     st.Page("pages/correct.py", title="Correct cells", icon=":material/edit:"),
+    st.Page("pages/teach.py", title="Teach the model", icon=":material/school:"),
     st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
     st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
     st.Page("pages/compare.py", title="Compare conditions", icon=":material/compare:"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import config
 from .cli_edit import add_edit, cmd_edit
 from .cli_experiments import add_experiment_option, add_experiments, cmd_experiments
+from .cli_finetune import add_finetune, cmd_finetune
 from .errors import BBBError
 
 
@@ -683,6 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_export_onnx(sub)
     add_edit(sub)
+    add_finetune(sub)
     add_experiments(sub)
     return parser
 
@@ -740,14 +742,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("anomalies", "train", "export-onnx") or (args.command == "segment" and not _has_onnx(args.model)):
+    if args.command in ("anomalies", "train", "export-onnx", "finetune") or (args.command == "segment" and not _has_onnx(args.model)):
         _import_tensorflow_quietly()
     try:
         commands = {
             "segment": _cmd_segment, "measure": _cmd_measure, "import-annotations": _cmd_import,
             "anomalies": _cmd_anomalies, "stats": _cmd_stats,
             "evaluate": _cmd_evaluate, "train": _cmd_train, "experiments": cmd_experiments,
-            "export-onnx": _cmd_export_onnx, "edit": cmd_edit,
+            "export-onnx": _cmd_export_onnx, "edit": cmd_edit, "finetune": cmd_finetune,
         }
         return commands[args.command](args)
     except BBBError as exc:

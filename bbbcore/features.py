@@ -39,6 +39,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "touches_edge": ("", "the cell reaches the image edge: kept in the table, left out of summaries and statistics"),
     "edited": ("", "the cell was corrected by hand (deleted, merged, drawn or split in the dashboard or with "
                    "`python -m bbbcore edit`); empty or false otherwise"),
+    "accepted": ("", "the cell was looked at and accepted as right by hand (it then counts, as edited cells do, as "
+                     "truth when the model is taught); empty or false otherwise"),
     "major_axis_length": ("px", "major axis of the ellipse with the cell's second moments"),
     "minor_axis_length": ("px", "minor axis of that ellipse"),
     "elongation": ("", "major_axis_length / minor_axis_length (1 for a disc)"),
@@ -91,7 +93,7 @@ LENGTH_COLUMNS = (
 )
 
 #: Columns that identify a row rather than measure it (no summary statistics).
-ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "edited", "pixel_size_um", *SAMPLE_FIELDS, "annotator")
+ID_COLUMNS = ("image", "image_id", "cell_id", "touches_edge", "edited", "accepted", "pixel_size_um", *SAMPLE_FIELDS, "annotator")
 
 #: Per-image summary columns (before the ``<feature>_mean`` / ``_median`` ones).
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
@@ -110,11 +112,12 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-def edited_cells(cells: pd.DataFrame) -> pd.Series:
-    """The ``edited`` column as booleans (False where empty: images never corrected, or no column at all)."""
-    if "edited" not in cells:
+def edited_cells(cells: pd.DataFrame, column: str = "edited") -> pd.Series:
+    """The ``edited`` (or ``accepted``) column as booleans (False where empty: images never corrected, or no
+    column at all)."""
+    if column not in cells:
         return pd.Series(False, index=cells.index)
-    return cells["edited"].astype("boolean").fillna(False).astype(bool)
+    return cells[column].astype("boolean").fillna(False).astype(bool)
 
 
 #: Pixels above which the intensity and shape columns are measured one after the other, not side by

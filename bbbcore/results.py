@@ -65,8 +65,9 @@ class ResultSet:
             return pd.DataFrame()
         tables = [result.cells for result in self.results.values()]
         cells = pd.concat(tables, ignore_index=True)
-        if "edited" in cells:  # only corrected images' tables have the column
-            cells["edited"] = edited_cells(cells)
+        for column in ("edited", "accepted"):  # only corrected images' tables have the columns
+            if column in cells:
+                cells[column] = edited_cells(cells, column)
         return apply_sample_sheet(cells, self.sheet)
 
     def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,

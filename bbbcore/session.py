@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import config
 from .errors import BBBError
+from .features import edited_cells
 from .io import LoadedImage, image_names, load_image
 from .metadata import sample_of, sample_sheet_for, tidy_sheet, unmatched_warning
 from .pipeline import CORRECTED_BY_HAND, ImageResult, result_from_labels, segment_image
@@ -161,6 +162,8 @@ class AnalysisSession:
     _memo: dict = field(default_factory=dict, repr=False)
     _scale_bars: dict = field(default_factory=dict, repr=False)
     _pictures: dict = field(default_factory=dict, repr=False)
+    #: The model being taught from this session's corrections (:class:`bbbcore.finetune.TeachingJob`), if any.
+    teaching: object | None = None
     #: This session's id in the store's edit log (which session made an edit).
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     #: Per image: the hand corrections' undo and redo steps (results before each edit, in memory).
@@ -187,6 +190,7 @@ class AnalysisSession:
         fresh.version, fresh.sheet_revision = self.version + 1, self.sheet_revision + 1
         fresh.on_experiment = self.on_experiment
         fresh.session_id = self.session_id
+        fresh.teaching = self.teaching  # a fine-tuning under way goes on whatever experiment is open
         self.__dict__.update(fresh.__dict__)
         if experiment_id is None or self.store is None:
             self._experiment_changed()
@@ -623,6 +627,53 @@ class AnalysisSession:
         steps["redo"] = []
         return said
 
+    def accept_cells(self, name: str, cells) -> str:
+        """Mark cells as looked at and right (column ``accepted``): they count as truth, with the edited
+        ones, when the model is taught (:meth:`teaching_examples`). Stored and undone like an edit.
+
+        Raises
+        ------
+        EditError
+            An id that is no cell of the image.
+        """
+        from .editing import EditError, _listed
+
+        result = self.results.results[name]
+        ids = sorted({int(c) for c in cells})
+        missing = sorted(set(ids) - set(map(int, result.cells["cell_id"])))
+        if not ids or missing:
+            raise EditError(f"no cell {_listed(missing)} in {name}" if missing else "select the cells to accept first")
+        steps = self._edit_steps(name, result)
+        table = result.cells.copy()
+        table["accepted"] = edited_cells(table, "accepted") | table["cell_id"].astype(int).isin(ids)
+        accepted = replace(result, cells=table)
+        said = f"accepted cell{'s' if len(ids) > 1 else ''} {_listed(ids)} as right"
+        self._keep(accepted, edit={"operation": "accept", "cells": ids, "said": said, "session": self.session_id})
+        steps["undo"] = (steps["undo"] + [(result, said)])[-EDIT_STEPS:]
+        steps["redo"] = []
+        return said
+
+    def models_used(self) -> dict[str, int]:
+        """How many images each model segmented (``"name version"``; labels read from a file: their own key)."""
+        used: dict[str, int] = {}
+        for result in self.results.results.values():
+            key = f"{result.model_name} {result.model_version}".strip() or "labels from a file"
+            used[key] = used.get(key, 0) + 1
+        return used
+
+    def teaching_examples(self) -> list[tuple[str, object, object]]:
+        """What the model can be taught from: per image with cells corrected or accepted by hand, its
+        name, its loaded image and its labels holding only those cells (0 elsewhere: not annotated)."""
+        import numpy as np
+
+        found = []
+        for name, result in self.results.results.items():
+            chosen = result.cells.loc[edited_cells(result.cells) | edited_cells(result.cells, "accepted"), "cell_id"]
+            if len(chosen):
+                labels = np.where(np.isin(result.labels, chosen.astype(int).to_numpy()), result.labels, 0)
+                found.append((name, result.image, labels.astype(np.int32)))
+        return found
+
     def undo_edit(self, name: str) -> str | None:
         """Take back the image's last edit; what was taken back, in words (None when there is none)."""
         return self._step(name, "undo", "redo")
@@ -701,6 +752,7 @@ class AnalysisSession:
         cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
                                junction_threshold=self.settings.junction_threshold)
         cells["edited"] = False
+        cells["accepted"] = False
         source = result.source.replace(f", {CORRECTED_BY_HAND}", "")
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 
@@ -710,7 +762,6 @@ class AnalysisSession:
         import numpy as np
 
         from .editing import touched_cells
-        from .features import edited_cells
         from .pipeline import measure_labels
 
         cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
@@ -719,6 +770,10 @@ class AnalysisSession:
         before = set(result.cells.loc[edited_cells(result.cells), "cell_id"].astype(int))
         edited = before | {int(i) for i in touched_cells(result.labels, labels)}
         cells["edited"] = cells["cell_id"].astype(int).isin(edited)
+        # Accepted cells stay accepted while their pixels are untouched.
+        kept = set(result.cells.loc[edited_cells(result.cells, "accepted"), "cell_id"].astype(int)) - edited
+        if kept or "accepted" in result.cells:
+            cells["accepted"] = cells["cell_id"].astype(int).isin(kept)
         source = result.source if result.corrected_by_hand else f"{result.source}, {CORRECTED_BY_HAND}"
         return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
 

@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS edits (
 """
 
 #: The operations an edit log row can name (:mod:`bbbcore.editing`'s, and the editor's own).
-LOGGED_OPERATIONS = ("delete", "merge", "draw", "split", "undo", "redo", "revert")
+LOGGED_OPERATIONS = ("delete", "merge", "draw", "split", "accept", "undo", "redo", "revert")
 
 
 class StoreError(BBBError):

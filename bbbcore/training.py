@@ -405,10 +405,14 @@ def _loss_fn(border_weight: float):
     return loss
 
 
+class TrainingCancelled(Exception):
+    """A training stopped on request (``should_stop``); nothing was written but its checkpoint."""
+
+
 def train(
     images: list[TrainingImage],
     *,
-    out: str | Path,
+    out: str | Path | None,
     card: ModelCard,
     steps: int = 2000,
     batch: int = 8,
@@ -423,6 +427,8 @@ def train(
     start_from: str | Path | None = None,
     progress: bool = True,
     log=print,
+    on_step=None,
+    should_stop=None,
 ) -> BoundaryModel:
     """Train a boundary U-Net and save it (``.keras`` + card) to ``out``.
 
@@ -430,13 +436,18 @@ def train(
     Loss = weighted binary cross-entropy + soft Dice, both masked to the known
     truth. Adam with cosine decay. Logged once per epoch of ``steps_per_epoch``.
     ``start_from``: a ``.keras`` model of the same architecture whose weights the
-    training starts from (fine-tuning) instead of random ones.
+    training starts from (fine-tuning) instead of random ones. ``out`` None: the
+    model is returned, not saved (``checkpoint_dir`` is then needed). ``on_step(step,
+    steps, loss)`` is called after each step; ``should_stop()`` returning True stops
+    the training (raises :class:`TrainingCancelled`).
     """
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    out = Path(out)
+    out = Path(out) if out is not None else None
+    if checkpoint_dir is None and out is None:
+        raise ValueError("a training that does not save its model needs a checkpoint_dir")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out.with_suffix(".ckpt")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state_path = checkpoint_dir / "state.json"
@@ -480,6 +491,10 @@ def train(
     for step in range(start_step, steps):
         x, y, w = sampler.sample(batch)
         losses.append(float(train_step(x, y, w)))
+        if on_step is not None:
+            on_step(step + 1, steps, losses[-1])
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training stopped at step {step + 1} of {steps}")
         if bar:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -512,5 +527,6 @@ def train(
         "seconds_this_run": round(time.perf_counter() - started, 1),
     }
     boundary_model = BoundaryModel(model, card)
-    boundary_model.save(out)
+    if out is not None:
+        boundary_model.save(out)
     return boundary_model

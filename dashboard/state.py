@@ -72,10 +72,14 @@ def load_model(path: str):
 
 
 def model_paths() -> list[Path]:
-    """Models shipped in models/ (a .keras file with its card), the default first."""
+    """Models shipped in models/ (a .keras file with its card), the default first, then those the lab
+    taught (the data folder's registry, newest first)."""
+    from bbbcore.registry import registered_models
+
     found = sorted(config.MODELS_DIR.rglob("*.keras"))
     found = [p for p in found if p.with_name(p.stem + ".card.json").exists()]
-    return sorted(found, key=lambda p: p != config.DEFAULT_MODEL)
+    taught = registered_models(store().folder) if store() is not None else []
+    return sorted(found, key=lambda p: p != config.DEFAULT_MODEL) + taught
 
 
 @st.cache_resource

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bbbcore import config
 from bbbcore.errors import BBBError
 from bbbcore.export import table_csv_bytes
 from bbbcore.metadata import SAMPLE_FIELDS, SHEET_COLUMNS, read_sample_sheet
@@ -47,7 +48,8 @@ if not session.files:
 # --- settings -----------------------------------------------------------------
 with st.expander("Model and settings", expanded=False):
     paths = state.model_paths()
-    labels = [str(p.relative_to(p.parents[1] if p.parent.name == "folds" else p.parent)) for p in paths]
+    labels = [f"{p.stem} (taught here)" if not p.is_relative_to(config.MODELS_DIR) else
+              str(p.relative_to(p.parents[1] if p.parent.name == "folds" else p.parent)) for p in paths]
     chosen = st.selectbox("Model", range(len(paths)), format_func=lambda i: labels[i],
                           index=next((i for i, p in enumerate(paths) if str(p) == settings.model), 0))
     settings.model = str(paths[chosen])

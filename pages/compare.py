@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from bbbcore import config, plots
@@ -13,6 +15,12 @@ st.title("Compare conditions")
 widgets.need_results()
 session = state.session()
 cells = session.cells()
+if len(used := session.models_used()) > 1:
+    model = Path(session.settings.model).stem
+    st.warning("This experiment mixes models (" + "; ".join(f"{m}: {n} image(s)" for m, n in used.items())
+               + "): their cells are not strictly comparable.", icon=":material/warning:")
+    if st.button(f"Re-analyse every image with {model}", icon=":material/replay:"):
+        st.switch_page("pages/analyse.py")
 if session.demo:
     st.info("Sample data: the control / Tat grouping is an illustrative demo, not an experiment.", icon=":material/science:")
 

@@ -36,6 +36,8 @@ def run(action: str) -> None:
             said = session.redo_edit(name)
         elif action == "revert":
             said = "reverted to the model's cells" if session.revert_edits(name) else None
+        elif action == "accept":
+            said = session.accept_cells(name, selection_cells(selection()))
         else:
             edit = edit_from_selection(labels, action, selection())
             said = session.edit_cells(name, edit["operation"], cells=edit["cells"], points=edit["points"])
@@ -53,7 +55,7 @@ undo, redo = session.edit_counts(name)
 history = session.edit_log(name)
 edited = bool(len(history)) and history["labels_sha"].iloc[-1] != history["parent_sha"].iloc[0]
 
-buttons = st.columns(7)
+buttons = st.columns(8)
 buttons[0].button("Delete", icon=":material/delete:", disabled=not chosen, on_click=run, args=("delete",),
                   help="Remove the selected cells (their pixels become background)", width="stretch")
 buttons[1].button("Merge", icon=":material/join:", disabled=len(chosen) < 2, on_click=run, args=("merge",),
@@ -64,9 +66,12 @@ buttons[2].button("New cell", icon=":material/draw:", disabled=outline is None, 
 buttons[3].button("Split", icon=":material/content_cut:", disabled=outline is None, on_click=run, args=("split",),
                   help="Cut the cell under the lasso along the lasso's outline: the part inside becomes a new cell",
                   width="stretch")
-buttons[4].button("Undo", icon=":material/undo:", disabled=not undo, on_click=run, args=("undo",), width="stretch")
-buttons[5].button("Redo", icon=":material/redo:", disabled=not redo, on_click=run, args=("redo",), width="stretch")
-buttons[6].button("Revert", icon=":material/restore:", disabled=not edited, on_click=run, args=("revert",),
+buttons[4].button("Accept", icon=":material/check:", disabled=not chosen, on_click=run, args=("accept",),
+                  help="The selected cells are right: they count, with the corrected ones, when the model is taught",
+                  width="stretch")
+buttons[5].button("Undo", icon=":material/undo:", disabled=not undo, on_click=run, args=("undo",), width="stretch")
+buttons[6].button("Redo", icon=":material/redo:", disabled=not redo, on_click=run, args=("redo",), width="stretch")
+buttons[7].button("Revert", icon=":material/restore:", disabled=not edited, on_click=run, args=("revert",),
                   help="Back to the model's cells (a new version: the corrections stay in the history)",
                   width="stretch")
 
@@ -86,7 +91,7 @@ views[2].caption("Click a cell's dot to select it, or draw a box or lasso around
 result = session.results.results[name]
 table = session.cells()
 table = table[table["image"] == name]
-columns = [c for c in ["area_um2", "area", "circularity", "n_neighbours", "edited"] if c in table.columns]
+columns = [c for c in ["area_um2", "area", "circularity", "n_neighbours", "edited", "accepted"] if c in table.columns]
 figure = session.picture(name, ("edit", ids, st.session_state.get(view_key)), lambda: cells_figure(
     render_cells(result.image.junction, result.labels), result.labels, table, columns=columns, ids=ids,
     view=st.session_state.get(view_key)))

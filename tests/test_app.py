@@ -467,3 +467,34 @@ def test_correct_cells_page_edits_undoes_and_shows_the_history(demo):
     assert np.array_equal(session.results.results[name].labels, before.labels)
     assert [b for b in at.button if b.label == "Revert"][0].disabled  # the model's cells again
     assert any(e.label.startswith("History: 2 version") for e in at.expander)
+
+
+def test_teach_page_lists_what_the_model_learns_from_and_compare_says_when_models_mix(demo):
+    at = demo.switch_page("pages/teach.py").run()
+    assert not at.exception and at.title[0].value == "Teach the model"
+    session = at.session_state["session"]
+    [teach] = [b for b in at.button if b.label == "Teach"]
+    if not session.teaching_examples():
+        assert teach.disabled and "No cells corrected or accepted yet" in at.info[0].value
+    name = session.results.names()[1]
+    ids = sorted(int(i) for i in session.results.results[name].cells["cell_id"])[:4]
+    session.accept_cells(name, ids)
+    at.run()
+    table = at.dataframe[0].value.set_index("image")
+    assert table.loc[name, "cells to learn from"] >= 4
+    assert not [b for b in at.button if b.label == "Teach"][0].disabled
+    assert at.text_input(key="teach_name").value == "bbb_unet-taught-1"
+    session.undo_edit(name)
+
+    at.switch_page("pages/compare.py").run()
+    mixed = len(session.models_used()) > 1  # an earlier test may have replaced one image's cells by a file's
+    assert any("mixes models" in w.value for w in at.warning) == mixed
+    result = session.results.results[name]
+    from dataclasses import replace
+
+    session.results.results[name] = replace(result, model_version="2.0+ft")
+    at.run()
+    assert any(w.value.startswith("This experiment mixes models (bbb_unet 2.0: ") and
+               "; bbb_unet 2.0+ft: 1 image(s)" in w.value for w in at.warning)
+    assert any(b.label == "Re-analyse every image with bbb_unet" for b in at.button)
+    session.results.results[name] = result

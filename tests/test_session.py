@@ -459,3 +459,41 @@ def test_after_a_reload_an_image_never_corrected_starts_with_no_edited_cells(shi
     # Only deletions: no cell is marked, but both images are flagged, and said to be, corrected by hand.
     assert summary["corrected_by_hand"].all()
     assert f"corrected by hand in 2 of {len(IMAGES)} images" in again.methods_text()
+
+
+def test_accepted_and_corrected_cells_are_what_the_model_is_taught_from(shipped_model, tmp_path):
+    from bbbcore.editing import EditError
+    from bbbcore.instances import shared_borders
+
+    store = Store(tmp_path / "store")
+    session = AnalysisSession(store)
+    name = "control_01.jpg"
+    session.add_file(name, (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    list(session.analyse(shipped_model))
+    assert session.teaching_examples() == [] and session.models_used() == {"bbb_unet 2.0": 1}
+    labels = session.results.results[name].labels
+    pairs, _, length = shared_borders(labels, None)
+    a, b = (int(i) for i in pairs[np.argmax(length)])
+    session.edit_cells(name, "merge", cells=[a, b])
+    others = [int(i) for i in session.results.results[name].cells["cell_id"] if i not in (a, b)][:3]
+    assert session.accept_cells(name, others[:2]) == f"accepted cells {others[0]}, {others[1]} as right"
+    with pytest.raises(EditError, match="no cell 99999"):
+        session.accept_cells(name, [99999])
+    [(image_name, image, taught)] = session.teaching_examples()
+    current = session.results.results[name].labels
+    assert image_name == name and image is session.results.results[name].image
+    assert set(np.unique(taught)) == {0, min(a, b), *others[:2]}
+    np.testing.assert_array_equal(taught[taught > 0], current[taught > 0])
+    assert "accepted" not in session.results.results[name].source  # accepting is no correction
+
+    # Stored: a reload keeps what was accepted; the log has the step; undo takes it back.
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)
+    assert set(np.unique(again.teaching_examples()[0][2])) == {0, min(a, b), *others[:2]}
+    assert again.edit_log(name)["operation"].tolist() == ["merge", "accept"]
+    assert session.undo_edit(name) == f"undid: accepted cells {others[0]}, {others[1]} as right"
+    assert set(np.unique(session.teaching_examples()[0][2])) == {0, min(a, b)}
+    # An accepted cell deleted afterwards is not taught.
+    session.accept_cells(name, [others[2]])
+    session.edit_cells(name, "delete", cells=[others[2]])
+    assert set(np.unique(session.teaching_examples()[0][2])) == {0, min(a, b)}
