@@ -168,6 +168,30 @@ def main() -> None:
                 page.screenshot(path=args.out / "anomalies_on_image.png")
                 print(f"wrote {args.out / 'anomalies_on_image.png'}")
         correcting(page, args.out)
+        teaching(page, args.out)
+
+
+def teaching(page, out: Path) -> None:
+    """The Teach the model page after a short fine-tuning (20 steps) on the cells accepted in a box."""
+    where = markers(page)
+    xs, ys = np.array([p[0] for p in where.values()]), np.array([p[1] for p in where.values()])
+    cx, cy, rx, ry = np.median(xs), np.median(ys), np.ptp(xs) * 0.3, np.ptp(ys) * 0.3
+    lasso(page, [(cx - rx, cy - ry), (cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry)])
+    page.get_by_role("button", name="Accept", exact=True).click()
+    wait_idle(page)
+    page.get_by_test_id("stSidebarNav").get_by_text("Teach the model", exact=True).click()
+    wait_idle(page)
+    steps = page.get_by_test_id("stNumberInputField")
+    steps.fill("20")
+    steps.press("Tab")
+    wait_idle(page)
+    page.get_by_role("button", name="Teach").click()
+    page.get_by_test_id("stProgress").first.wait_for(timeout=60_000)
+    page.screenshot(path=out / "teach_running.png")
+    page.get_by_test_id("stMetric").nth(1).wait_for(timeout=600_000)
+    wait_idle(page)
+    page.screenshot(path=out / "teach.png", full_page=True)
+    print(f"wrote {out / 'teach_running.png'} and {out / 'teach.png'}")
 
 
 def correcting(page, out: Path) -> None:

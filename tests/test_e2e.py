@@ -330,3 +330,54 @@ def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(
     assert log["operation"].tolist() == ["delete", "merge", "draw", "split", "undo", "redo", "revert"]
     assert log["session"].nunique() == 2  # the reload is another session
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_model_taught_from_corrected_cells_in_the_browser_is_scored_listed_and_used(app_server, page, shared_data):
+    from bbbcore.registry import registered_models
+    from bbbcore.store import Store
+
+    image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_04.jpg"
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+
+    # Accept the cells in the middle of the image (a box of dots), and correct one (a deletion is no cell to learn).
+    go_to(page, "Correct cells")
+    where = markers(page)
+    xs, ys = np.array([p[0] for p in where.values()]), np.array([p[1] for p in where.values()])
+    cx, cy, rx, ry = np.median(xs), np.median(ys), np.ptp(xs) * 0.3, np.ptp(ys) * 0.3
+    lasso(page, [(cx - rx, cy - ry), (cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry)])
+    said = press(page, "Accept")
+    accepted = said.split("accepted cells ")[1].split(" as right")[0].split(", ")
+    assert len(accepted) >= 8
+
+    go_to(page, "Teach the model")
+    steps = page.get_by_test_id("stNumberInputField")
+    steps.fill("20")
+    steps.press("Tab")
+    wait_idle(page)
+    page.get_by_role("button", name="Teach").click()
+    expect(page.get_by_test_id("stProgress").first).to_be_visible(timeout=60_000)  # it runs in the background
+    go_to(page, "Cells")  # the dashboard goes on working meanwhile
+    assert page.get_by_test_id("stException").count() == 0
+    go_to(page, "Teach the model")
+    expect(page.get_by_test_id("stMetric").nth(1)).to_be_visible(timeout=300_000)  # the scores, side by side
+    parent, taught = (page.get_by_test_id("stMetricValue").nth(i).inner_text() for i in (0, 1))
+    assert 0 <= float(parent) <= 1 and 0 <= float(taught) <= 1
+    kept = page.get_by_text("is kept").count() > 0
+    assert kept == (float(taught) >= float(parent) - 0.02)
+    assert (registered_models(Store().folder) != []) == kept
+    if kept:
+        page.get_by_role("button", name="Re-analyse every image with bbb_unet-taught-1").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Analyse 1 image").click()
+        expect(page.get_by_text("bbb_rgb_04.jpg: model bbb_unet-taught-1 2.0+ft")).to_be_visible(timeout=WAIT)
+        wait_idle(page)
+        experiment = int(page.url.split("experiment=")[1].split("&")[0])
+        assert Store().images(experiment)["model_name"].tolist() == ["bbb_unet-taught-1"]
+    assert page.get_by_test_id("stException").count() == 0
