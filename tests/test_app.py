@@ -498,3 +498,23 @@ def test_teach_page_lists_what_the_model_learns_from_and_compare_says_when_model
                "; bbb_unet 2.0+ft: 1 image(s)" in w.value for w in at.warning)
     assert any(b.label == "Re-analyse every image with bbb_unet" for b in at.button)
     session.results.results[name] = result
+
+
+def test_a_taught_model_is_offered_beside_the_shipped_ones(demo, data_folder):
+    import shutil
+
+    from bbbcore import config
+
+    registry = data_folder / "models"
+    registry.mkdir(exist_ok=True)
+    copies = [registry / f"lab-offered{ext}" for ext in (".keras", ".card.json", ".onnx")]
+    try:
+        for copy in copies:
+            shutil.copy(config.DEFAULT_MODEL.with_suffix(copy.suffix) if copy.suffix != ".json"
+                        else config.DEFAULT_MODEL.with_name("bbb_unet.card.json"), copy)
+        at = demo.switch_page("pages/analyse.py").run()
+        [model] = [box for box in at.selectbox if box.label == "Model"]
+        assert model.options[0] == "bbb_unet.keras" and model.options[-1] == "lab-offered (taught here)"
+    finally:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
