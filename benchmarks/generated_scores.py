@@ -34,26 +34,36 @@ DIAMETERS = (20, 45, 100, 150, 250)
 FIRST_SEED = 900_000
 
 
-def generated_image(diameter: float, texture: str, seed: int) -> tuple[LoadedImage, np.ndarray]:
-    """An 8-bit generated image large enough for a few dozen cells, and its labels."""
+def generated_image(diameter: float, texture: str, seed: int, *, nuclei: bool = False,
+                    ) -> tuple[LoadedImage, np.ndarray]:
+    """An 8-bit generated image large enough for a few dozen cells, and its labels; ``nuclei``: with its
+    DAPI-like channel (junctions green, nuclei blue, as a two-channel file is read)."""
     side = int(np.clip(7 * diameter, 448, 1600))
     picture = generate((int(side * 0.8), side), diameter_px=diameter, texture=texture, seed=seed)
     raw = np.round(picture.junction * 255).astype(np.uint8)
-    image = LoadedImage(name=f"generated_{texture}_{diameter:g}px_{seed}.png", image_id=str(seed), raw=raw,
-                        junction=raw.astype(np.float32) / 255, nuclei=None, pixel_size_um=None)
+    name = f"generated_{texture}_{diameter:g}px_{seed}.png"
+    if not nuclei:
+        image = LoadedImage(name=name, image_id=str(seed), raw=raw, junction=raw.astype(np.float32) / 255,
+                            nuclei=None, pixel_size_um=None)
+        return image, picture.cells
+    dapi = np.round(picture.nuclei * 255).astype(np.uint8)
+    rgb = np.stack([np.zeros_like(raw), raw, dapi], axis=-1)
+    image = LoadedImage(name=name, image_id=str(seed), raw=rgb, junction=raw.astype(np.float32) / 255,
+                        nuclei=dapi.astype(np.float32) / 255, pixel_size_um=None, channel_names=["R", "G", "B"],
+                        junction_channel=1, nuclear_channel=2)
     return image, picture.cells
 
 
-def score_model(model, diameters, textures, per_texture: int) -> list[dict]:
+def score_model(model, diameters, textures, per_texture: int, *, nuclei: bool = False) -> list[dict]:
     """One row per (diameter, texture, image): F1 at IoU 0.5 and 0.75, the diameter estimated, seconds."""
     rows = []
     for diameter in diameters:
         for t_index, texture in enumerate(textures):
             for k in range(per_texture):
                 seed = FIRST_SEED + 1000 * int(diameter) + 10 * t_index + k
-                image, truth = generated_image(diameter, texture, seed)
+                image, truth = generated_image(diameter, texture, seed, nuclei=nuclei)
                 started = time.perf_counter()
-                result = segment_image(image, model)
+                result = segment_image(image, model, use_nuclei=nuclei)
                 scores = score_segmentation(truth, result.labels, n_bootstrap=0)
                 rows.append({"diameter": diameter, "texture": texture, "f1@0.5": scores["f1@0.5"],
                              "f1@0.75": scores["f1@0.75"], "estimated": result.diameter_estimated_px,
@@ -88,11 +98,14 @@ def main() -> None:
                         help="model(s) to score (default: models/bbb_unet.keras)")
     parser.add_argument("--diameters", type=float, nargs="+", default=list(DIAMETERS))
     parser.add_argument("--per-texture", type=int, default=2, help="images per texture and diameter")
+    parser.add_argument("--nuclei", action="store_true",
+                        help="give each image its DAPI channel and seed the cells from the nuclei (--nuclei-seeds)")
     args = parser.parse_args()
     for path in args.model or [ROOT / "models" / "bbb_unet.keras"]:
         model = BoundaryModel.load(path)
-        rows = score_model(model, args.diameters, TEXTURES, args.per_texture)
-        print_table(f"{path} (version {model.card.version})", rows, args.diameters)
+        rows = score_model(model, args.diameters, TEXTURES, args.per_texture, nuclei=args.nuclei)
+        print_table(f"{path} (version {model.card.version}){' with nuclei seeds' if args.nuclei else ''}", rows,
+                    args.diameters)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,18 @@ def go_to(page, title: str) -> None:
     wait_idle(page)
 
 
+def analyse_one(page, app_server: str, image) -> None:
+    """Open the app, upload ``image`` on Upload & analyse and analyse it."""
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 1 image").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+
+
 def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shared_data, tmp_path):
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
     page.goto(app_server, timeout=60_000)
@@ -241,14 +253,7 @@ def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(
 
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
     name = image.name
-    page.goto(app_server, timeout=60_000)
-    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
-    go_to(page, "Upload & analyse")
-    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
-    wait_idle(page)
-    page.get_by_role("button", name="Analyse 1 image").click()
-    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
-    wait_idle(page)
+    analyse_one(page, app_server, image)
     experiment = int(page.url.split("experiment=")[1].split("&")[0])
     store = Store()  # the server's data folder (BBB_DATA_DIR)
 
@@ -337,14 +342,7 @@ def test_a_model_taught_from_corrected_cells_in_the_browser_is_scored_listed_and
     from bbbcore.store import Store
 
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_04.jpg"
-    page.goto(app_server, timeout=60_000)
-    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
-    go_to(page, "Upload & analyse")
-    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
-    wait_idle(page)
-    page.get_by_role("button", name="Analyse 1 image").click()
-    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
-    wait_idle(page)
+    analyse_one(page, app_server, image)
 
     # Accept the cells in the middle of the image (a box of dots), and correct one (a deletion is no cell to learn).
     go_to(page, "Correct cells")

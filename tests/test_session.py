@@ -404,6 +404,16 @@ def test_two_sessions_editing_one_image_the_second_is_told_and_nothing_is_overwr
     assert first.edit_counts(name) == (1, 0)
 
 
+def one_image_analysed(model, tmp_path) -> tuple[Store, AnalysisSession, str]:
+    """A store and a session with the first sample image analysed in it, and that image's name."""
+    store = Store(tmp_path / "store")
+    session = AnalysisSession(store)
+    name = "control_01.jpg"
+    session.add_file(name, (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
+    list(session.analyse(model))
+    return store, session, name
+
+
 def read_labels(store, labels_sha):
     from bbbcore.export import read_labels_tiff
 
@@ -411,11 +421,7 @@ def read_labels(store, labels_sha):
 
 
 def test_edits_of_an_earlier_visit_are_reverted_from_the_store(shipped_model, tmp_path):
-    store = Store(tmp_path / "store")
-    session = AnalysisSession(store)
-    name = "control_01.jpg"
-    session.add_file(name, (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
-    list(session.analyse(shipped_model))
+    store, session, name = one_image_analysed(shipped_model, tmp_path)
     model_labels = session.results.results[name].labels.copy()
     ids = sorted(int(i) for i in session.results.results[name].cells["cell_id"])
     session.edit_cells(name, "delete", cells=ids[:2])
@@ -465,11 +471,7 @@ def test_accepted_and_corrected_cells_are_what_the_model_is_taught_from(shipped_
     from bbbcore.editing import EditError
     from bbbcore.instances import shared_borders
 
-    store = Store(tmp_path / "store")
-    session = AnalysisSession(store)
-    name = "control_01.jpg"
-    session.add_file(name, (SAMPLE_DATA_DIR / IMAGES[0]).read_bytes())
-    list(session.analyse(shipped_model))
+    store, session, name = one_image_analysed(shipped_model, tmp_path)
     assert session.teaching_examples() == [] and session.models_used() == {"bbb_unet 2.0": 1}
     labels = session.results.results[name].labels
     pairs, _, length = shared_borders(labels, None)
