@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import config
+from .cli_batch import add_batch, cmd_batch
 from .cli_edit import add_edit, cmd_edit
 from .cli_experiments import add_experiment_option, add_experiments, cmd_experiments
 from .cli_finetune import add_finetune, cmd_finetune
@@ -293,6 +294,12 @@ def _add_segment(sub) -> None:
     p.add_argument("images", nargs="+", type=Path,
                    help="PNG, JPEG, TIFF / OME-TIFF, CZI, ND2, LIF files or OME-Zarr folders (each scene an image)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_segment_options(p)
+    add_experiment_option(p)
+
+
+def add_segment_options(p) -> None:
+    """The options of how images are segmented (``segment`` and ``batch`` share them)."""
     p.add_argument("--model", type=Path, default=config.DEFAULT_MODEL, help="a .keras model with its card")
     p.add_argument("--channel", default=None, help="junction channel: index, colour (green) or name (ZO-1)")
     p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
@@ -304,7 +311,6 @@ def _add_segment(sub) -> None:
     p.add_argument("--nuclei-seeds", action="store_true", help="seed cells from the nuclear (DAPI) channel")
     p.add_argument("--max-projection", action="store_true", help="project z-stacks / multi-page TIFFs")
     _add_sample_options(p)
-    add_experiment_option(p)
 
 
 def _image_list(paths: list[Path], failed: list[str]) -> list[tuple[Path, str]]:
@@ -684,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_export_onnx(sub)
     add_edit(sub)
+    add_batch(sub, add_segment_options)
     add_finetune(sub)
     add_experiments(sub)
     return parser
@@ -742,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("anomalies", "train", "export-onnx", "finetune") or (args.command == "segment" and not _has_onnx(args.model)):
+    if args.command in ("anomalies", "train", "export-onnx", "finetune") or (
+            args.command in ("segment", "batch") and not _has_onnx(args.model)):
         _import_tensorflow_quietly()
     try:
         commands = {
@@ -750,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             "anomalies": _cmd_anomalies, "stats": _cmd_stats,
             "evaluate": _cmd_evaluate, "train": _cmd_train, "experiments": cmd_experiments,
             "export-onnx": _cmd_export_onnx, "edit": cmd_edit, "finetune": cmd_finetune,
+            "batch": lambda a: cmd_batch(a, _samples, _channels, _diameter, _pixel_size),
         }
         return commands[args.command](args)
     except BBBError as exc:

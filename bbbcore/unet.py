@@ -189,12 +189,13 @@ class BoundaryModel:
         self._forward = forward if forward is not None else _keras_forward(keras_model)
 
     @classmethod
-    def load(cls, path: str | Path, *, runtime: str = "auto") -> BoundaryModel:
+    def load(cls, path: str | Path, *, runtime: str = "auto", threads: int | None = None) -> BoundaryModel:
         """Load a model and its card.
 
         ``runtime`` "auto" runs the ONNX export beside the ``.keras`` file when
         the card names it with the file's hash (no TensorFlow import), else
-        Keras; "keras" or "onnx" insist on one.
+        Keras; "keras" or "onnx" insist on one. ``threads``: ONNX Runtime's
+        threads per inference (default: one per core).
         """
         from .onnx_runtime import OnnxForward, valid_export
 
@@ -204,7 +205,7 @@ class BoundaryModel:
         card = read_card(path)
         export = valid_export(path, card) if runtime in ("auto", "onnx") else None
         if export is not None:
-            return cls(None, card, forward=OnnxForward(export), runtime="onnx")
+            return cls(None, card, forward=OnnxForward(export, threads=threads), runtime="onnx")
         if runtime == "onnx":
             raise ModelCardError(f"{path.name}: no ONNX export matching its card; run "
                                  f"`python -m bbbcore export-onnx {path}`")

@@ -1,0 +1,60 @@
+"""``python -m bbbcore batch``: thousands of images on Dask, resumable (see :mod:`bbbcore.batch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_batch(sub, add_segment_options) -> None:
+    p = sub.add_parser(
+        "batch", help="segment many images on Dask (this machine, a running scheduler or a SLURM/PBS/LSF cluster); "
+                      "run it again to finish what is left",
+        description="INPUT: files, folders (searched recursively) and globs. Each image's result is cached in "
+                    "OUT/.bbb-cache by content, scene and settings: a second run skips what is done.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs ('plate*/*.tif')")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_segment_options(p)
+    p.add_argument("--exports", action="store_true",
+                   help="also write each image's ROI zip, GeoJSON and overlay PNG (the labels TIFF always)")
+    g = p.add_argument_group("where it runs (default: worker processes on this machine)")
+    g.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    g.add_argument("--threads-per-worker", type=int, default=None, help="inference threads per worker")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS", help="join a running Dask scheduler")
+    g.add_argument("--cluster", choices=["slurm", "pbs", "lsf"], default=None, help="start dask-jobqueue workers")
+    g.add_argument("--cores", type=int, default=4, help="cores per cluster job")
+    g.add_argument("--memory", default="8GB", help="memory per cluster job")
+    g.add_argument("--queue", default=None, help="the cluster's queue / partition")
+    g.add_argument("--walltime", default="02:00:00", help="time limit per cluster job")
+    g.add_argument("--jobs", type=int, default=1, help="cluster jobs to start")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
+
+
+def cmd_batch(args, samples_for, channels_for, diameter_for, pixel_size_for) -> int:
+    from .batch import BatchSettings, expand_inputs, run_batch
+    from .io import image_names
+
+    settings = BatchSettings(model=str(args.model), channel=args.channel, pixel_size_um=args.pixel_size,
+                             diameter_px=args.diameter, use_nuclei=args.nuclei_seeds,
+                             junction_threshold=args.junction_threshold, max_projection=args.max_projection,
+                             exports=args.exports)
+    files, _ = expand_inputs(args.inputs)
+    names = []
+    for path in files:
+        try:
+            names += image_names(path)
+        except Exception:  # noqa: BLE001 - the batch names it, once, with its reason
+            pass
+    samples = samples_for(args, names)
+
+    def options(sample: dict) -> dict:
+        return {**channels_for(args, sample), "pixel_size_um": pixel_size_for(args, sample),
+                "diameter_px": diameter_for(args, sample), "sample": sample}
+
+    cluster_options = {"cores": args.cores, "memory": args.memory, "queue": args.queue, "walltime": args.walltime,
+                       "jobs": args.jobs} if args.cluster else None
+    report = run_batch(args.inputs, args.out, settings, samples=samples, options_for=options, workers=args.workers,
+                       threads_per_worker=args.threads_per_worker, scheduler=args.scheduler, cluster=args.cluster,
+                       cluster_options=cluster_options, progress=not args.no_progress)
+    print(report.line())
+    return 1 if report.failed else 0
