@@ -335,6 +335,27 @@ def run_batch(
     return report
 
 
+def cached_result(task: ImageTask, folder: Path, settings: BatchSettings):
+    """The :class:`bbbcore.pipeline.ImageResult` of an image from its cache folder (the image read again on
+    the client for the store's copy; nothing is segmented again)."""
+    import pandas as pd
+
+    from .export import read_labels_tiff
+    from .io import load_image
+    from .pipeline import ImageResult
+    from .unet import read_card
+
+    record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
+    image = load_image(task.path, name=task.name, max_projection=settings.max_projection,
+                       channel=task.options.get("channel"), nuclear_channel=task.options.get("nuclear_channel") or "auto")
+    card = read_card(settings.model)
+    quality = {k: record[k] for k in ("saturated_share", "focus_score") if k in record}
+    return ImageResult(image, read_labels_tiff(folder / "labels.tif"), pd.read_parquet(folder / "cells.parquet"),
+                       record.get("pixel_size_um"), model_name=card.name, model_version=card.version,
+                       source=record.get("source", ""), diameter_estimated_px=record.get("diameter_estimated_px"),
+                       diameter_used_px=record.get("diameter_used_px"), _quality=quality)
+
+
 def _default_options(settings: BatchSettings) -> Callable[[dict], dict]:
     def options(sample: dict) -> dict:
         return {"channel": settings.channel if settings.channel is not None else sample.get("channel"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .cli_experiments import add_experiment_option
+
 
 def add_batch(sub, add_segment_options) -> None:
     p = sub.add_parser(
@@ -28,6 +30,7 @@ def add_batch(sub, add_segment_options) -> None:
     g.add_argument("--walltime", default="02:00:00", help="time limit per cluster job")
     g.add_argument("--jobs", type=int, default=1, help="cluster jobs to start")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
+    add_experiment_option(p)
 
 
 def cmd_batch(args, samples_for, channels_for, diameter_for, pixel_size_for) -> int:
@@ -51,10 +54,33 @@ def cmd_batch(args, samples_for, channels_for, diameter_for, pixel_size_for) -> 
         return {**channels_for(args, sample), "pixel_size_um": pixel_size_for(args, sample),
                 "diameter_px": diameter_for(args, sample), "sample": sample}
 
+    writer = on_result = None
+    if args.experiment:
+        from .batch import cached_result
+        from .cli_experiments import ExperimentWriter
+        from .io import file_bytes
+
+        writer = ExperimentWriter(args.experiment)
+        stored = set(zip(*[writer.store.images(writer.experiment_id)[c] for c in ("name", "labels_sha")]))
+
+        def on_result(task, folder) -> None:
+            """The client stores each image (workers never write SQLite); those stored already are left."""
+            from .store import sha256
+
+            if (task.name, sha256((folder / "labels.tif").read_bytes())) in stored:
+                return
+            params = {"model": settings.model, "channel": task.options.get("channel"),
+                      "use_nuclei": settings.use_nuclei, "junction_threshold": settings.junction_threshold,
+                      "pixel_size_um": task.options.get("pixel_size_um"), "diameter_px": task.options.get("diameter_px")}
+            writer.save(cached_result(task, folder, settings), file_bytes(Path(task.path)), params,
+                        task.options.get("sample"))
+
     cluster_options = {"cores": args.cores, "memory": args.memory, "queue": args.queue, "walltime": args.walltime,
                        "jobs": args.jobs} if args.cluster else None
     report = run_batch(args.inputs, args.out, settings, samples=samples, options_for=options, workers=args.workers,
                        threads_per_worker=args.threads_per_worker, scheduler=args.scheduler, cluster=args.cluster,
-                       cluster_options=cluster_options, progress=not args.no_progress)
+                       cluster_options=cluster_options, progress=not args.no_progress, on_result=on_result)
     print(report.line())
+    if writer is not None:
+        writer.done()
     return 1 if report.failed else 0

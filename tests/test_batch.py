@@ -96,15 +96,20 @@ def test_a_batch_gives_segment_s_cells_fails_a_bad_file_alone_and_resumes_withou
 
 def test_the_command_runs_its_own_local_cluster_and_writes_manifest_and_methods(images, tmp_path):
     import json
+    import os
+
+    from bbbcore.store import Store
 
     folder, paths = images
     out = tmp_path / "cli"
-    done = subprocess.run([sys.executable, "-m", "bbbcore", "batch", str(folder / "*.png"), "--out", str(out),
-                           "--workers", "2", "--threads-per-worker", "1", "--no-progress", "--exports",
-                           "--condition", "control"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "bbbcore", "batch", str(folder / "*.png"), "--out", str(out), "--workers", "2",
+               "--threads-per-worker", "1", "--no-progress", "--exports", "--condition", "control",
+               "--experiment", "plate 1"]
+    env = {**os.environ, "BBB_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 1  # notes.png
-    assert done.stdout.strip().splitlines()[-1].startswith("done: 2 analysed, 0 already done, 1 failed; ")
+    assert done.stdout.strip().splitlines()[-2].startswith("done: 2 analysed, 0 already done, 1 failed; ")
+    assert done.stdout.strip().splitlines()[-1].startswith("stored 2 image(s) in experiment 'plate 1'")
     assert sum("notes.png" in line for line in done.stdout.splitlines()) == 1
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["name"] == "bbb_unet" and len(manifest["model"]["sha256"]) == 64
@@ -114,3 +119,15 @@ def test_the_command_runs_its_own_local_cluster_and_writes_manifest_and_methods(
     assert {p.name for p in out.glob("control_01.*")} == {"control_01.labels.tif", "control_01.rois.zip",
                                                          "control_01.geojson", "control_01.overlay.png"}
     assert set(pd.read_csv(out / "cells.csv")["condition"]) == {"control"}
+
+    # The client stored them; the dashboard's store has the same cells. Again: nothing computed or stored twice.
+    store = Store(tmp_path / "data")
+    experiment = store.experiment_id("plate 1")
+    stored = store.cells(experiment).sort_values(["image", "cell_id"], ignore_index=True)
+    written = pd.read_csv(out / "cells.csv").sort_values(["image", "cell_id"], ignore_index=True)
+    assert stored["image"].tolist() == written["image"].tolist()
+    np.testing.assert_allclose(stored["area"], written["area"])
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert "done: 0 analysed, 2 already done, 1 failed" in again.stdout
+    assert "stored 0 image(s) in experiment 'plate 1'" in again.stdout
+    assert len(store.images(experiment)) == 2
