@@ -374,9 +374,12 @@ def _run(client, todo: list[ImageTask], settings: BatchSettings, cache: Path, re
 
     with contextlib.suppress(Exception):  # a scheduler that refuses plugins still runs the images
         client.register_plugin(_ModelPlugin(settings.model), name="bbb-model")
-    futures = client.map(run_image, todo, settings=settings, cache=str(cache), key=[f"bbb-{t.key}" for t in todo],
-                         retries=TRIES - 1, pure=False)
-    by_key = {f"bbb-{t.key}": t for t in todo}
+    # One Dask key per image: two files of the same content (copies under other names) share a cache folder
+    # but are two tasks (the second finds the first's result, or loses the race to write it).
+    keys = [f"bbb-{index}-{t.key}" for index, t in enumerate(todo)]
+    futures = client.map(run_image, todo, settings=settings, cache=str(cache), key=keys, retries=TRIES - 1,
+                         pure=False)
+    by_key = dict(zip(keys, todo))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -415,6 +418,8 @@ def consolidate(out: Path, done: list[ImageTask], samples, *, exports: bool = Fa
         folder = out / CACHE_FOLDER / task.key
         cells = pd.read_parquet(folder / "cells.parquet")
         record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
+        cells["image"] = task.name  # a copy of another file, under its own name, shares that file's folder
+        record["image"] = task.name
         stem = output_stem(task.name, image_id=record.get("image_id", ""), used=used)
         labels_file = out / f"{stem}.labels.tif"
         shutil.copyfile(folder / "labels.tif", labels_file)

@@ -141,8 +141,10 @@ def overhead(count: int, work: Path) -> tuple[float, float]:
 
     folder = work / "tiny"
     folder.mkdir()
-    for index in range(count):
-        Image.fromarray(np.full((8, 8), index % 256, np.uint8)).save(folder / f"t{index:05d}.png")
+    for index in range(count):  # every file its own content (two bytes of its index)
+        tiny = np.zeros((8, 8), np.uint8)
+        tiny[0, 0], tiny[0, 1] = index % 256, index // 256
+        Image.fromarray(tiny).save(folder / f"t{index:05d}.png")
     client = start_client(workers=2, threads_per_worker=1)
     try:
         started = time.perf_counter()
@@ -150,7 +152,7 @@ def overhead(count: int, work: Path) -> tuple[float, float]:
         names = [p.name for p in files]
         tasks, _ = plan(files, BatchSettings(), sample_sheet_for(names), options_for=lambda sample: {})
         futures = client.map(_stub, tasks, settings=BatchSettings(), cache=str(work / "cache"),
-                             key=[f"bbb-{t.key}" for t in tasks], pure=False)
+                             key=[f"bbb-{i}-{t.key}" for i, t in enumerate(tasks)], pure=False)
         for future in as_completed(futures):
             future.result()
             future.release()
@@ -165,9 +167,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--tiny", type=int, default=10_000)
+    parser.add_argument("--only-overhead", action="store_true", help="part 4 alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as work:
         work = Path(work)
+        if args.only_overhead:
+            per_image, memory = overhead(args.tiny, work)
+            print(f"4. {args.tiny} tiny images: {per_image * 1000:.1f} ms of batch machinery per image (target "
+                  f"<= 10); client memory {memory:.2f} GB")
+            return
         folder = work / "images"
         make_images(folder, args.images)
         one, one_peaks = speed(folder, work / "one", workers=1, threads=2)

@@ -131,3 +131,20 @@ def test_the_command_runs_its_own_local_cluster_and_writes_manifest_and_methods(
     assert "done: 0 analysed, 2 already done, 1 failed" in again.stdout
     assert "stored 0 image(s) in experiment 'plate 1'" in again.stdout
     assert len(store.images(experiment)) == 2
+
+
+def test_a_copy_under_another_name_gets_its_own_rows_from_one_computation(images, client, tmp_path):
+    folder, paths = images
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for name in ("a.png", "b.png"):
+        (copies / name).write_bytes(paths[0].read_bytes())
+    report = run_batch([copies], tmp_path / "out", BatchSettings(), client=client, progress=False,
+                       say=lambda line: None)
+    assert sorted(report.done + report.skipped) == ["a.png", "b.png"] and not report.failed
+    assert len([p for p in (tmp_path / "out" / CACHE_FOLDER).iterdir() if p.is_dir()]) == 1  # one result
+    cells = pd.read_csv(tmp_path / "out" / "cells.csv")
+    a, b = (cells[cells["image"] == name].drop(columns=["image", "condition"]).reset_index(drop=True) for name in ("a.png", "b.png"))
+    assert len(a) > 5
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.labels.tif")) == ["a.labels.tif", "b.labels.tif"]
