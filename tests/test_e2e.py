@@ -239,10 +239,16 @@ def test_the_last_runs_messages_are_gone_while_the_next_run_works(app_server, pa
 
 
 def press(page, label: str) -> str:
-    """Press an editing button; the line it printed."""
+    """Press an editing button; the line it printed (waited for: the last edit's line stays until then)."""
+    alert = page.get_by_test_id("stAlert").first
+    before = alert.inner_text() if alert.count() else None
     page.get_by_role("button", name=label, exact=True).click(timeout=30_000)
+    if before is None:
+        alert.wait_for(timeout=60_000)
+    else:
+        expect(alert).not_to_have_text(before, timeout=60_000)
     wait_idle(page)
-    return page.get_by_test_id("stAlert").first.inner_text()
+    return alert.inner_text()
 
 
 def test_cells_corrected_in_the_browser_are_stored_versions_that_a_reload_keeps(app_server, page, shared_data):
