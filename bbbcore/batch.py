@@ -326,9 +326,11 @@ def run_batch(
             on_result(task, cache / task.key)
     report.n_cells = consolidate(out, done, samples, exports=settings.exports)
     write_failures(out, report.failed)
-    write_manifest(out, settings, done)
+    write_manifest(out, settings.model, asdict(settings), _manifest_images(out, done))
     if report.n_cells:
-        write_methods(out, settings)
+        import pandas as pd
+
+        write_methods(out, pd.read_parquet(out / "cells.parquet"), settings.model)
     report.seconds = time.perf_counter() - started
     for name, reason in report.failed.items():
         say(f"error: {reason if reason.startswith(display_name(name)) else f'{display_name(name)}: {reason}'}")
@@ -453,21 +455,17 @@ def write_failures(out: Path, failed: dict[str, str]) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_methods(out: Path, settings: BatchSettings) -> None:
-    """``methods.txt``: the methods paragraph of the run's cells."""
-    import pandas as pd
-
+def write_methods(out: Path, cells, model: str | Path) -> None:
+    """``methods.txt``: the methods paragraph of a run's cells."""
     from .report import methods_paragraph
     from .unet import read_card
 
-    cells = pd.read_parquet(out / "cells.parquet")
-    text = methods_paragraph(cells, model_card=read_card(settings.model))
-    (out / "methods.txt").write_text(text + "\n", encoding="utf-8")
+    (out / "methods.txt").write_text(methods_paragraph(cells, model_card=read_card(model)) + "\n", encoding="utf-8")
 
 
-def write_manifest(out: Path, settings: BatchSettings, done: list[ImageTask]) -> None:
+def write_manifest(out: Path, model: str | Path, settings: dict, images: list[dict]) -> None:
     """``manifest.json``: the software, the model and its hash, every setting, and per image where its pixel
-    size and diameter came from."""
+    size and diameter came from (``images``: one dict per image)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from .unet import read_card
@@ -476,7 +474,15 @@ def write_manifest(out: Path, settings: BatchSettings, done: list[ImageTask]) ->
         software = version("bbbcore")
     except PackageNotFoundError:
         software = "unknown"
-    card = read_card(settings.model)
+    card = read_card(model)
+    manifest = {"software": {"bbbcore": software}, "model": {"name": card.name, "version": card.version,
+                                                             "path": str(model), "sha256": _file_hash(Path(model))},
+                "settings": settings, "images": images,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+
+
+def _manifest_images(out: Path, done: list[ImageTask]) -> list[dict]:
     images = []
     for task in done:
         record = json.loads((out / CACHE_FOLDER / task.key / "record.json").read_text(encoding="utf-8"))
@@ -484,9 +490,4 @@ def write_manifest(out: Path, settings: BatchSettings, done: list[ImageTask]) ->
                        "pixel_size_source": record.get("pixel_size_source"),
                        "diameter_used_px": record.get("diameter_used_px"),
                        "diameter_source": record.get("diameter_source")})
-    manifest = {"software": {"bbbcore": software}, "model": {"name": card.name, "version": card.version,
-                                                             "path": settings.model,
-                                                             "sha256": _file_hash(Path(settings.model))},
-                "settings": asdict(settings), "images": images,
-                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+    return images

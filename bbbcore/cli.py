@@ -328,6 +328,20 @@ def _image_list(paths: list[Path], failed: list[str]) -> list[tuple[Path, str]]:
     return images
 
 
+def _write_run_files(args, images: list[dict], tables: list) -> None:
+    """manifest.json and methods.txt beside a run's tables (as ``batch`` writes them)."""
+    import pandas as pd
+
+    from .batch import write_manifest, write_methods
+
+    settings = {"channel": args.channel, "pixel_size_um": args.pixel_size, "diameter_px": args.diameter,
+                "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
+                "max_projection": args.max_projection}
+    write_manifest(args.out, args.model, settings, images)
+    if tables:
+        write_methods(args.out, pd.concat(tables, ignore_index=True), args.model)
+
+
 def _cmd_segment(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -344,6 +358,7 @@ def _cmd_segment(args) -> int:
     model = BoundaryModel.load(args.model)
     store = ExperimentWriter(args.experiment) if args.experiment else None
     output = _Output(args.out)
+    run_images: list[dict] = []
 
     def predict(path: Path, name: str):
         sample = sample_of(samples, name)
@@ -370,6 +385,12 @@ def _cmd_segment(args) -> int:
             image = result.image
             output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
                        pixel_size_um=result.pixel_size_um, result=result)
+            given_size = _pixel_size(args, sample)
+            run_images.append({"image": image.name, "file": str(path), "pixel_size_um": result.pixel_size_um,
+                               "pixel_size_source": "given" if given_size is not None else
+                               ("file" if image.pixel_size_um else None),
+                               "diameter_used_px": result.diameter_used_px,
+                               "diameter_source": "given" if _diameter(args, sample) is not None else "estimated"})
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             if store is not None:
@@ -382,6 +403,7 @@ def _cmd_segment(args) -> int:
                   f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter "
                   f"{result.diameter_used_px:.0f} px ({how}), {result.seconds:.2f} s")
     output.finish(samples)
+    _write_run_files(args, run_images, output.tables)
     if store is not None:
         store.done()
     if failed:

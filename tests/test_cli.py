@@ -157,3 +157,22 @@ def test_train_with_generated_images_from_a_models_weights(tmp_path, shared_data
     assert card.training["images"] == ["bbb_02.png", "3 generated images"]
     assert card.training["started_from"] == str(start)
     assert card.cell_diameter_px == read_card(start).cell_diameter_px  # the scale the network knows
+
+
+def test_segment_writes_its_manifest_and_methods(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, SHARED, need
+
+    image = SHARED / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
+    need(image.exists(), f"shared data missing: {image}")
+    subprocess.run([sys.executable, "-m", "bbbcore", "segment", str(image), "--out", str(tmp_path), "--diameter",
+                    "150"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["model"]["name"] == "bbb_unet" and len(manifest["model"]["sha256"]) == 64
+    assert manifest["settings"]["diameter_px"] == 150.0
+    assert manifest["images"] == [{"image": "bbb_rgb_01.jpg", "file": str(image), "pixel_size_um": None,
+                                   "pixel_size_source": None, "diameter_used_px": 150.0, "diameter_source": "given"}]
+    assert (tmp_path / "methods.txt").read_text().startswith("Cells were segmented in 1 ZO-1 image ")
