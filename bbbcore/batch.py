@@ -221,19 +221,6 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-class _ModelPlugin:
-    """A Dask worker plugin: each worker loads the model once, when it starts, on its own threads."""
-
-    def __init__(self, model: str):
-        self.model = model
-
-    def setup(self, worker) -> None:
-        worker_model(self.model, threads=worker.state.nthreads)
-
-    def teardown(self, worker) -> None:
-        _MODELS.pop(self.model, None)
-
-
 # -- client side --------------------------------------------------------------------------------------
 def start_client(*, workers: int | None = None, threads_per_worker: int | None = None, scheduler: str | None = None,
                  cluster: str | None = None, cluster_options: dict | None = None):
@@ -374,8 +361,12 @@ def _run(client, todo: list[ImageTask], settings: BatchSettings, cache: Path, re
     """Submit the images, gather them as they finish (progress: done / total, images/s, ETA, failures)."""
     from distributed import as_completed
 
-    with contextlib.suppress(Exception):  # a scheduler that refuses plugins still runs the images
-        client.register_plugin(_ModelPlugin(settings.model), name="bbb-model")
+    from .batch_worker import ModelPlugin
+
+    try:
+        client.register_plugin(ModelPlugin(settings.model), name="bbb-model")
+    except Exception as exc:  # noqa: BLE001 - without it each worker loads the model at its first image
+        say(f"warning: the workers load the model at their first image ({type(exc).__name__}: {exc})")
     # One Dask key per image: two files of the same content (copies under other names) share a cache folder
     # but are two tasks (the second finds the first's result, or loses the race to write it).
     keys = [f"bbb-{index}-{t.key}" for index, t in enumerate(todo)]

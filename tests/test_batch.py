@@ -148,3 +148,18 @@ def test_a_copy_under_another_name_gets_its_own_rows_from_one_computation(images
     assert len(a) > 5
     pd.testing.assert_frame_equal(a, b)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.labels.tif")) == ["a.labels.tif", "b.labels.tif"]
+
+
+def test_each_worker_loads_the_model_once_with_its_own_threads(client):
+    from bbbcore import config
+    from bbbcore.batch_worker import ModelPlugin
+
+    client.register_plugin(ModelPlugin(str(config.DEFAULT_MODEL)), name="bbb-model-test")
+
+    def loaded() -> list[int]:
+        import bbbcore.batch as batch
+
+        return [model._forward._session.get_session_options().intra_op_num_threads
+                for model in batch._MODELS.values()]
+
+    assert list(client.run(loaded).values()) == [[1], [1]]  # 2 workers of 1 thread, the model in each
