@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--tiny", type=int, default=10_000)
     parser.add_argument("--only-overhead", action="store_true", help="part 4 alone")
+    parser.add_argument("--only-speed", action="store_true", help="part 1 alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as work:
         work = Path(work)
@@ -183,6 +184,8 @@ def main() -> None:
         print(f"1. {args.images} images: 1 worker x 2 threads {one:.2f} images/s (peak {one_peaks[-1]:.2f} GB); "
               f"2 workers x 1 thread {two:.2f} images/s (peaks {', '.join(f'{p:.2f}' for p in two_peaks)} GB); "
               f"speed-up {two / one:.2f}x", flush=True)
+        if args.only_speed:
+            return
         before, analysed, recomputed = killed_and_restarted(folder, work / "killed", args.images)
         print(f"2. killed at {before} of {args.images} images done; the second run analysed {analysed}; "
               f"recomputed {recomputed} (target 0)", flush=True)
