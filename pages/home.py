@@ -16,17 +16,21 @@ st.subheader("How to use it")
 st.markdown(
     "1. **Upload & analyse**: drop your images (or load the sample data), set each image's condition and "
     "dose in the table (or upload a sample sheet), press *Analyse*.\n"
-    "2. **Segmentation**: check the cells drawn over each image; hover a cell to see its numbers.\n"
-    "3. **Cells**: filter, sort and download the table (CSV) and every file (labels TIFF for Fiji, ROI zip, "
+    "2. **Segmentation**: check the cells drawn over each image; hover a cell's dot to see its numbers.\n"
+    "3. **Correct cells**: click, box or lasso cells to delete, merge, draw or split them (undo, redo, "
+    "revert); every edit is kept as a version. **Teach the model** then learns from what you corrected.\n"
+    "4. **Cells**: filter, sort and download the table (CSV) and every file (labels TIFF for Fiji, ROI zip, "
     "GeoJSON for QuPath).\n"
-    "4. **Plots** and **Compare conditions**: distributions per condition, with each image's mean.\n\n"
+    "5. **Plots** and **Compare conditions**: distributions per condition, with each image's mean.\n\n"
     "Column definitions and units: `docs/columns.md` in the project folder."
 )
 st.subheader("Command line")
 st.markdown(
     "`python -m bbbcore segment IMAGE ... --out DIR` writes the same tables and files as this dashboard; "
-    "`measure` measures labels corrected in Fiji; `import-annotations` reads hand-drawn polygons "
-    "(Labelbox, GeoJSON); `evaluate` scores a labels image against an outline annotation."
+    "`batch` runs thousands of images on Dask and resumes after a crash; `measure` measures labels corrected "
+    "in Fiji; `edit` corrects a labels TIFF; `finetune` teaches a model from corrected labels; "
+    "`import-annotations` reads hand-drawn polygons (Labelbox, GeoJSON); `evaluate` scores a labels image "
+    "against an outline annotation."
 )
 try:
     card = read_card(config.DEFAULT_MODEL)
