@@ -42,14 +42,7 @@ def analyse_one(page, app_server: str, image) -> None:
 
 def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shared_data, tmp_path):
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
-    page.goto(app_server, timeout=60_000)
-    page.get_by_text("Experiments").first.wait_for(timeout=60_000)  # the app opens on the experiment picker
-    go_to(page, "Upload & analyse")
-    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(str(image))
-    wait_idle(page)
-    page.get_by_role("button", name="Analyse 1 image").click()
-    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
-    wait_idle(page)
+    analyse_one(page, app_server, image)  # the app opens on the experiment picker
     assert page.get_by_test_id("stException").count() == 0
 
     go_to(page, "Segmentation")
