@@ -313,6 +313,8 @@ class TeachingJob:
         """
         import sys
 
+        import tifffile
+
         from .export import write_labels_tiff
         from .registry import new_model_path, registry_folder
 
@@ -323,8 +325,6 @@ class TeachingJob:
         folder.mkdir(parents=True)
         images, labels, names = [], [], []
         for index, (image_name, image, cells) in enumerate(examples):
-            import tifffile
-
             images.append(folder / f"{index:03d}.tif")
             tifffile.imwrite(images[-1], np.asarray(image.junction_raw))  # the channel chosen, as read
             labels.append(folder / f"{index:03d}.labels.tif")
