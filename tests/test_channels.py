@@ -198,7 +198,7 @@ def test_check_pick_borders_as_nuclear(mono):
 
 
 def test_check_pick_rejects_missing_channels(mono):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"channels 2 and None: the image has 2 channel\(s\)"):
         check_pick(stack(mono, "jn"), 2, None)
 
 

@@ -208,7 +208,7 @@ def test_random_generated_respects_its_ranges():
     assert all(image.junction.shape == (96, 96) for image in drawn)
     again = random_generated(np.random.default_rng(0), (96, 96), **choice)
     np.testing.assert_array_equal(again.junction, drawn[0].junction)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="textures must be a non-empty selection of .*'smooth'"):
         random_generated(rng, (96, 96), textures=("smooth",))
 
 
