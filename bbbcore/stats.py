@@ -53,6 +53,11 @@ def unit_column(cells: pd.DataFrame) -> str:
     return "image_id" if "image_id" in cells.columns and cells["image_id"].astype(str).str.len().gt(0).all() else "image"
 
 
+def condition_names(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's condition as text, "(none)" where the sheet gives none."""
+    return cells["condition"].astype(object).where(cells["condition"].notna(), "(none)").astype(str)
+
+
 def unit_values(
     cells: pd.DataFrame,
     feature: str,
@@ -67,7 +72,7 @@ def unit_values(
     table = usable_cells(cells, exclude_edge=exclude_edge)
     table = table[table[feature].notna()]
     unit = unit or unit_column(table)
-    condition = table["condition"].astype(object).where(table["condition"].notna(), "(none)").astype(str)
+    condition = condition_names(table)
     # A replicate number repeats across conditions: the unit is (condition, replicate).
     grouped = table.assign(_condition=condition).groupby(["_condition", unit], sort=False)
     values = grouped[feature].agg(statistic)
@@ -131,11 +136,14 @@ def mixed_model(cells: pd.DataFrame, feature: str, treated: str, control: str, *
     """``feature ~ treated`` with a random intercept per unit (statsmodels MixedLM, REML)."""
     import statsmodels.formula.api as smf
 
-    table = cells[cells["condition"].astype(str).isin([treated, control])]
+    # Named as unit_values names them, so a row for cells with no condition ("(none)") gets its model too.
+    condition = condition_names(cells)
+    table = cells[condition.isin([treated, control])]
+    condition = condition[table.index]
     table = pd.DataFrame({
         "y": table[feature].to_numpy(float),
-        "treated": (table["condition"].astype(str) == treated).astype(float).to_numpy(),
-        "unit": (table["condition"].astype(str) + "/" + table[unit].astype(str)).to_numpy(),
+        "treated": (condition == treated).astype(float).to_numpy(),
+        "unit": (condition + "/" + table[unit].astype(str)).to_numpy(),
     }).dropna()
     if table["unit"].nunique() < 3 or table["treated"].nunique() < 2:
         return {"mixed_coef": np.nan, "mixed_se": np.nan, "p_mixed": np.nan}

@@ -48,7 +48,7 @@ TILES = ("tests/test_unet.py", "tests/test_model.py")
 MUTANTS = [
     # --- the bugs named in issue 25 -------------------------------------------------
     Mutant("stats-mixed-unnested", "bbbcore/stats.py",
-           '"unit": (table["condition"].astype(str) + "/" + table[unit].astype(str)).to_numpy(),',
+           '"unit": (condition + "/" + table[unit].astype(str)).to_numpy(),',
            '"unit": table[unit].astype(str).to_numpy(),', STATS,
            "mixed model's random effect grouped by replicate, not nested in its condition"),
     Mutant("tiles-window-shift", "bbbcore/unet.py",

@@ -159,3 +159,237 @@ def test_a_table_that_cannot_be_compared_says_why(change, message):
         check_comparable(cells, "control", source="five.csv")
     assert str(info.value) == message.format(n=len(cells))
     check_comparable(experiment(), "control", source="five.csv")  # a usable table passes
+
+
+# --- Units whose labels repeat across conditions, and every p-value column against an independent computation. ---
+
+
+def cells_by_unit(spec, *, unit="replicate", images=3, n_cells=40, cell_sd=0.3, seed=0, features=("area_um2",)):
+    """Cells of units whose labels ("1", "2", ... or "A1", ...) repeat in every condition.
+
+    ``spec`` maps a condition to ``(dose, offsets)``: one offset per unit, shared by the unit's
+    ``images`` images. Each image also has 3 edge cells and the last unit of each condition an
+    excluded image, all far off (+50): counted anywhere, they would change every figure.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for condition, (dose, offsets) in spec.items():
+        for number, offset in enumerate(offsets, start=1):
+            label = f"A{number}" if unit == "well" else str(number)
+            for image in range(images):
+                name = f"{condition}_{label}_{image}.tif"
+                edge = np.arange(n_cells) < 3
+                excluded = number == len(offsets) and image == images - 1
+                frame = {"image": name, "image_id": name, "cell_id": np.arange(n_cells) + 1,
+                         "touches_edge": edge, "is_excluded": excluded, "condition": condition, "dose": dose,
+                         "replicate": label if unit == "replicate" else "", "well": label if unit == "well" else ""}
+                for k, feature in enumerate(features):
+                    values = (k + 1) * (10 + offset) + rng.normal(0, cell_sd, n_cells)
+                    frame[feature] = values + 50 * (edge | excluded)
+                rows.append(pd.DataFrame(frame))
+    return pd.concat(rows, ignore_index=True)
+
+
+def usable(cells):
+    """The cells statistics use, written out here: no edge cell, no excluded image."""
+    return cells[~cells["touches_edge"] & ~cells["is_excluded"]]
+
+
+def unit_means(cells, feature, unit="replicate", statistic="mean"):
+    """Per-(condition, unit) means by hand: {condition: array in unit-label order}."""
+    grouped = usable(cells).groupby(["condition", unit])[feature].agg(statistic)
+    return {condition: grouped[condition].sort_index().to_numpy() for condition in grouped.index.levels[0]}
+
+
+def mixed_fit(cells, feature, treated, control, groups):
+    """statsmodels MixedLM (array interface, REML) of ``feature ~ 1 + treated`` on the usable cells."""
+    import statsmodels.api as sm
+
+    data = usable(cells)
+    data = data[data["condition"].isin([treated, control])]
+    design = np.column_stack([np.ones(len(data)), (data["condition"] == treated).to_numpy(float)])
+    return sm.MixedLM(data[feature].to_numpy(float), design, groups=groups(data).to_numpy()).fit(reml=True)
+
+
+def welch_by_hand(treated, control):
+    """Welch's t-test and 95 % interval from the Welch-Satterthwaite formula (not ttest_ind)."""
+    n1, n2 = len(treated), len(control)
+    a, b = np.var(treated, ddof=1) / n1, np.var(control, ddof=1) / n2
+    se = np.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / (n2 - 1))
+    difference = np.mean(treated) - np.mean(control)
+    p = 2 * st.t.sf(abs(difference / se), df)
+    half = st.t.ppf(0.975, df) * se
+    return p, (difference - half, difference + half)
+
+
+# Replicate offsets: a replicate effect (sd ~1) much larger than the treatment (+0.4), with treated
+# replicate i always a little above control replicate i. Nested in its condition, the replicate
+# is a unit of its own: no evidence. Pooled across conditions by label, "1" holds control 1 and
+# treated 1, and the within-label differences (0.4, 0.5, 0.3) against a cell noise of 0.3 look decisive.
+NESTING = {"control": (0.0, [-1.0, 0.0, 1.0]), "tat": (80.0, [-0.6, 0.5, 1.3])}
+
+
+@pytest.mark.parametrize("unit", ["replicate", "well"])
+def test_mixed_model_nests_the_unit_in_its_condition(unit):
+    cells = cells_by_unit(NESTING, unit=unit, seed=11)
+    row = compare_to_control(cells, ["area_um2"], "control", n_boot=50).iloc[0]
+    assert row["unit"] == unit and row["n_images"] == 3 and row["n_images_control"] == 3
+    right = mixed_fit(cells, "area_um2", "tat", "control", lambda d: d["condition"] + "/" + d[unit])
+    wrong = mixed_fit(cells, "area_um2", "tat", "control", lambda d: d[unit])
+    assert row["mixed_coef"] == pytest.approx(right.params[1], rel=1e-6)
+    assert row["mixed_se"] == pytest.approx(right.bse[1], rel=1e-6)
+    assert row["p_mixed"] == pytest.approx(right.pvalues[1], rel=1e-6)
+    # The design is one where the nesting decides the answer.
+    assert right.pvalues[1] > 0.1 and wrong.pvalues[1] < 1e-8
+    assert row["p_mixed"] > 1e6 * wrong.pvalues[1]
+    assert row["mixed_se"] > 5 * wrong.bse[1]
+    # The cell-level mixed model and the per-unit Welch test agree that there is no evidence.
+    assert row["p_welch"] > 0.1
+
+
+def test_units_with_repeated_labels_stay_apart():
+    cells = cells_by_unit(NESTING, seed=12)
+    data = usable(cells)
+    for statistic in ("mean", "median"):
+        values = unit_values(cells, "area_um2", statistic=statistic)
+        expected = data.groupby(["condition", "replicate"])["area_um2"].agg(statistic)
+        assert len(values) == len(expected) == 6  # 3 replicates x 2 conditions, not 3 labels
+        got = values.set_index(["condition", "unit"])["value"].sort_index()
+        np.testing.assert_allclose(got.to_numpy(), expected.sort_index().to_numpy(), rtol=1e-12)
+        counts = values.set_index(["condition", "unit"])["n_cells"].sort_index()
+        expected_counts = data.groupby(["condition", "replicate"]).size().sort_index()
+        assert counts.tolist() == expected_counts.tolist()
+        assert counts[("control", "3")] == 2 * 37  # its third image excluded, 3 edge cells per image
+    row = compare_to_control(cells, ["area_um2"], "control", n_boot=50, mixed=False).iloc[0]
+    assert (row["n_images"], row["n_images_control"]) == (3, 3)
+    assert (row["n_cells"], row["n_cells_control"]) == tuple(
+        int((data["condition"] == c).sum()) for c in ("tat", "control"))
+    means = unit_means(cells, "area_um2")
+    assert row["difference"] == pytest.approx(means["tat"].mean() - means["control"].mean(), rel=1e-12)
+
+
+def test_welch_p_and_interval_match_the_welch_satterthwaite_formula():
+    # 3 treated replicates close together, 5 control replicates far apart: Student's pooled
+    # variance and its df (6) differ from Welch's here, so the two tests give different p-values.
+    spec = {"control": (0.0, [-2.0, -1.0, 0.0, 1.0, 2.0]), "tat": (80.0, [1.4, 1.5, 1.7])}
+    cells = cells_by_unit(spec, seed=13)
+    row = compare_to_control(cells, ["area_um2"], "control", n_boot=50, mixed=False).iloc[0]
+    means = unit_means(cells, "area_um2")
+    treated, control = means["tat"], means["control"]
+    assert (row["n_images"], row["n_images_control"]) == (3, 5)
+    p, (low, high) = welch_by_hand(treated, control)
+    assert row["p_welch"] == pytest.approx(p, rel=1e-9)
+    assert (row["difference_ci_low"], row["difference_ci_high"]) == pytest.approx((low, high), rel=1e-9)
+    # Student's t-test, by hand, is far enough away for the check above to tell them apart.
+    pooled = ((2 * np.var(treated, ddof=1) + 4 * np.var(control, ddof=1)) / 6) * (1 / 3 + 1 / 5)
+    student = 2 * st.t.sf(abs(treated.mean() - control.mean()) / np.sqrt(pooled), 6)
+    assert abs(student - p) > 0.1 * p
+
+
+def test_hedges_g_welch_interval_and_mann_whitney_on_hand_numbers():
+    # Image means: treated 4, 6, 8 (mean 6, variance 4), control 1, 2, 3 (mean 2, variance 1).
+    # Pooled sd = sqrt((2*4 + 2*1) / 4) = sqrt(2.5); d = 4 / sqrt(2.5) = 2.5298;
+    # small-sample correction J = 1 - 3 / (4*6 - 9) = 0.8, so g = 3.2 / sqrt(2.5) = 2.0239.
+    # Welch: se = sqrt(4/3 + 1/3) = sqrt(5/3); df = (5/3)^2 / ((4/3)^2/2 + (1/3)^2/2) = 50/17;
+    # the interval is 4 -/+ t(0.975, 50/17) * sqrt(5/3).
+    # Mann-Whitney: every treated image above every control one, U = 9, the most extreme of the
+    # C(6, 3) = 20 equally likely arrangements, and so is its mirror: two-sided p = 2/20 = 0.1.
+    assert hedges_g(np.array([4.0, 6.0, 8.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(3.2 / np.sqrt(2.5))
+    rows = []
+    for condition, image_means in (("control", [1.0, 2.0, 3.0]), ("tat", [4.0, 6.0, 8.0])):
+        for index, mean in enumerate(image_means):
+            name = f"{condition}_{index}.tif"
+            rows.append(pd.DataFrame({"image": name, "image_id": name, "cell_id": [1, 2, 3],
+                                      "area_um2": [mean - 1, mean, mean + 1], "touches_edge": False,
+                                      "condition": condition}))
+    row = compare_to_control(pd.concat(rows, ignore_index=True), ["area_um2"], "control", n_boot=200,
+                             mixed=False).iloc[0]
+    assert row["difference"] == pytest.approx(4.0)
+    assert row["g"] == pytest.approx(3.2 / np.sqrt(2.5))
+    half = st.t.ppf(0.975, 50 / 17) * np.sqrt(5 / 3)
+    assert (row["difference_ci_low"], row["difference_ci_high"]) == pytest.approx((4 - half, 4 + half))
+    assert row["p_welch"] == pytest.approx(2 * st.t.sf(4 / np.sqrt(5 / 3), 50 / 17))
+    assert row["p_mannwhitney"] == pytest.approx(0.1)
+
+
+def test_mann_whitney_p_is_the_exact_permutation_p():
+    from itertools import combinations
+
+    spec = {"control": (0.0, [-0.5, 0.35, 1.0, 2.0]), "tat": (80.0, [0.2, 1.5, 2.5])}
+    cells = cells_by_unit(spec, cell_sd=0.05, seed=14)
+    row = compare_to_control(cells, ["area_um2"], "control", n_boot=50, mixed=False).iloc[0]
+    means = unit_means(cells, "area_um2")
+    treated, control = means["tat"], means["control"]
+
+    def u(t, c):  # pairs in which the treated value is the higher (ties count a half)
+        return sum((a > b) + 0.5 * (a == b) for a in t for b in c)
+
+    observed = u(treated, control)
+    pooled = np.concatenate([treated, control])
+    centre = len(treated) * len(control) / 2
+    extreme = []
+    for chosen in combinations(range(len(pooled)), len(treated)):  # the 35 ways to split 3 + 4 units
+        rest = [i for i in range(len(pooled)) if i not in chosen]
+        extreme.append(abs(u(pooled[list(chosen)], pooled[rest]) - centre) >= abs(observed - centre))
+    assert len(extreme) == 35 and observed == 8  # treated 0.2 beats one control, 1.5 three, 2.5 four
+    assert row["p_mannwhitney"] == pytest.approx(np.mean(extreme), rel=1e-12)
+
+
+def test_holm_is_applied_per_condition_across_the_features():
+    from statsmodels.stats.multitest import multipletests
+
+    features = ("area_um2", "perimeter_um", "intensity", "solidity")
+    spec = {"control": (0.0, [-0.3, 0.0, 0.3]), "tat": (40.0, [0.1, 0.5, 0.6]),
+            "tat_high": (80.0, [1.0, 1.3, 1.9])}
+    cells = cells_by_unit(spec, seed=15, features=features)
+    # Two near-copies of a feature: Holm's step-down then needs its running maximum.
+    cells["perimeter_um"] = 2 * cells["area_um2"] + np.random.default_rng(0).normal(0, 1e-3, len(cells))
+    rng = np.random.default_rng(1)  # two features with no effect at all
+    cells["intensity"] = rng.normal(100, 5, len(cells))
+    cells["solidity"] = rng.normal(0.9, 0.02, len(cells))
+    table = compare_to_control(cells, list(features), "control", n_boot=50, mixed=False)
+    assert len(table) == 8
+    for condition in ("tat", "tat_high"):
+        rows = table[table["condition"] == condition].set_index("feature").loc[list(features)]
+        p = np.array([welch_by_hand(unit_means(cells, f)[condition], unit_means(cells, f)["control"])[0]
+                      for f in features])
+        np.testing.assert_allclose(rows["p_welch"], p, rtol=1e-9)
+        expected = multipletests(p, method="holm")[1]
+        np.testing.assert_allclose(rows["p_holm"], expected, rtol=1e-9)
+        # The data tell the right adjustment from the usual wrong ones.
+        assert not np.allclose(expected, p)  # no adjustment
+        order = np.argsort(p)
+        step = np.empty_like(p)
+        step[order] = np.minimum(1, (len(p) - np.arange(len(p))) * p[order])
+        assert not np.allclose(expected, step)  # no running maximum
+        together = multipletests(table["p_welch"], method="holm")[1][table["condition"] == condition]
+        assert not np.allclose(rows["p_holm"], together)  # one family across both conditions
+
+
+def test_dose_response_matches_a_regression_of_the_ranks():
+    spec = {"control": (np.nan, [0.4, -0.2, 0.1]), "tat_20": (20.0, [0.0, -0.6, 0.3]),
+            "tat_40": (40.0, [-0.5, -0.1, -0.9]), "tat_80": (80.0, [-1.0, -0.7, -1.6])}
+    cells = cells_by_unit(spec, seed=16)
+    result = dose_response(cells, "area_um2", control="control")
+    data = usable(cells)
+    per_unit = data.groupby(["condition", "replicate"]).agg(value=("area_um2", "mean"), dose=("dose", "first"))
+    dose = per_unit["dose"].fillna(0.0)  # the control's empty dose counts as 0
+    assert result["n_units"] == len(per_unit) == 12
+    # Spearman's rho is Pearson's r of the ranks, and its p-value the regression slope's t-test on n - 2 df.
+    fit = st.linregress(st.rankdata(dose), st.rankdata(per_unit["value"]))
+    assert result["spearman_rho"] == pytest.approx(fit.rvalue, rel=1e-9)
+    assert result["p"] == pytest.approx(fit.pvalue, rel=1e-9)
+    assert result["spearman_rho"] < -0.5
+
+
+def test_cells_with_no_condition_get_every_test_against_the_control():
+    # A sheet may leave the condition empty: those cells are the "(none)" group everywhere, the
+    # mixed model included (it once named them "nan" and silently gave no p_mixed).
+    cells = cells_by_unit(NESTING, seed=11)
+    cells["condition"] = cells["condition"].where(cells["condition"] == "control", None)
+    row = compare_to_control(cells, ["area_um2"], "control", n_boot=50).iloc[0]
+    assert row["condition"] == "(none)" and row["n_images"] == 3
+    right = mixed_fit(cells.fillna({"condition": "(none)"}), "area_um2", "(none)", "control",
+                      lambda d: d["condition"] + "/" + d["replicate"])
+    assert row["p_mixed"] == pytest.approx(right.pvalues[1], rel=1e-6)
