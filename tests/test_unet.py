@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from bbbcore.errors import ModelCardError
-from bbbcore.unet import BoundaryModel, ModelCard, build_unet, read_card, write_card
+from bbbcore.unet import BoundaryModel, ModelCard, build_unet, predict_tiled, read_card, receptive_radius, write_card
 
 keras = pytest.importorskip("keras")
 
@@ -30,14 +31,73 @@ def test_builder_shapes():
 
 def test_tiled_prediction_does_not_depend_on_tile_size(tiny_model):
     rng = np.random.default_rng(0)
-    image = np.clip(rng.normal(0.3, 0.2, (200, 290)), 0, 1).astype(np.float32)
+    image = np.clip(rng.normal(0.3, 0.2, (203, 290)), 0, 1).astype(np.float32)  # no side a multiple of 8
     whole = tiny_model.predict_tiles(image, tile=1024, context=64)
-    tiled = tiny_model.predict_tiles(image, tile=48, context=64)
-    odd = tiny_model.predict_tiles(image, tile=100, context=64)
-    assert whole.shape == (200, 290, 2)
+    assert whole.shape == (203, 290, 2)
     assert np.ptp(whole[..., 1]) > 0.01  # a map with structure, not a constant
-    assert np.abs(whole - tiled).max() < 1e-3
-    assert np.abs(whole - odd).max() < 1e-3
+    for tile in (48, 100):
+        # Tiles on the single window's pooling grid that see as far as the network: the same numbers.
+        np.testing.assert_allclose(tiny_model.predict_tiles(image, tile=tile, context=64), whole, atol=1e-5)
+
+
+# Shapes odd, smaller and larger than the tiles; tiles and contexts not multiples of the grid.
+TILE_SHAPES = [(37, 53), (203, 290), (131, 517)]
+TILES = (1024, 192, 128, 48, 100)
+
+
+@pytest.mark.parametrize("shape", TILE_SHAPES)
+def test_tiles_put_every_pixel_back_where_it_came_from(shape):
+    # No network: a tile window or core off by one pixel moves the image.
+    image = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    identity = lambda batch: batch  # noqa: E731
+    box = lambda batch: ndi.uniform_filter(batch, size=(1, 5, 5, 1), mode="reflect")  # noqa: E731
+    # scipy's "reflect" repeats the edge pixel, as np.pad(mode="symmetric") pads the image in predict_tiled.
+    boxed = ndi.uniform_filter(image, 5, mode="reflect")
+    for tile in TILES:
+        for context in (8, 32, 96):
+            for reach in (0, 2):  # 2: the box filter's radius, tiles without blending
+                kwargs = dict(multiple=16, tile=tile, context=context, reach=reach)
+                out = predict_tiled(identity, image, **kwargs)
+                assert out.shape == (*shape, 1)
+                np.testing.assert_allclose(out[..., 0], image, atol=1e-6, err_msg=str(kwargs))
+                np.testing.assert_allclose(predict_tiled(box, image, **kwargs)[..., 0], boxed, atol=1e-5,
+                                           err_msg=str(kwargs))
+
+
+@pytest.mark.parametrize("shape", TILE_SHAPES)
+def test_tiles_keep_the_pooling_grid_of_the_single_window(shape):
+    # Means over 16 x 16 blocks of the window stand in for a network that pools 16-fold: their output
+    # depends on where the window starts. Every tile's window must start on the single window's grid,
+    # the image reflected ``context`` px past its edge.
+    grid, context = 16, 32
+
+    def pool(batch):
+        n, h, w, c = batch.shape
+        blocks = batch.reshape(n, h // grid, grid, w // grid, grid, c).mean(axis=(2, 4))
+        return np.repeat(np.repeat(blocks, grid, axis=1), grid, axis=2)
+
+    image = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    far = [-(s + 2 * context) % grid + context for s in shape]  # the far edges' padding, rounded up to the grid
+    padded = np.pad(image, ((context, far[0]), (context, far[1])), mode="symmetric")
+    expected = pool(padded[None, :, :, None])[0, context : context + shape[0], context : context + shape[1]]
+    for tile in TILES:
+        for reach in (0, 40):
+            out = predict_tiled(pool, image, multiple=grid, tile=tile, context=context, reach=reach)
+            np.testing.assert_allclose(out, expected, atol=1e-6, err_msg=f"tile {tile}, reach {reach}")
+
+
+def test_receptive_radius_is_how_far_the_unet_sees(tiny_model):
+    # A changed column changes the output this far either side, the most over the pooling phases.
+    depth = tiny_model.card.depth
+    base = np.random.default_rng(5).random((1, 32, 192, 1)).astype(np.float32)
+    plain = tiny_model._run(base)
+    seen = []
+    for centre in range(64, 64 + 2**depth):
+        changed = base.copy()
+        changed[:, :, centre] += 1.0
+        columns = np.flatnonzero(np.abs(tiny_model._run(changed) - plain).max(axis=(0, 1, 3)) > 0)
+        seen += [centre - columns.min(), columns.max() - centre]
+    assert max(seen) == receptive_radius(depth)
 
 
 def test_flip_averaging_makes_the_prediction_mirror_symmetric(tiny_model):
