@@ -12,10 +12,16 @@ the cells an EllipticEnvelope fitted on the 2-D codes puts outside
 
 ``"improved"`` (the default): the size columns log-transformed (they are
 right-skewed), plus scale-free shape columns (solidity, circularity,
-elongation, eccentricity), the same network trained with Adam.
+elongation, eccentricity); five such networks side by side, trained together
+with Adam, their errors averaged (one alone ranks cells better or worse with
+its random start); and beside the reconstruction error, the cell's largest
+robust z-score over the features (an autoencoder rebuilds a scaled copy of a
+normal cell well, so a very large or very small cell needs the second part).
+``anomaly_score`` is the larger of the two, each scaled to 0 at the fitted
+cells' median and 1 at their 99th percentile.
 
-Either way each cell gets ``anomaly_score`` = its reconstruction error (the
-mean squared error over its standardised features) and ``is_anomaly`` = the
+With the original design ``anomaly_score`` is the reconstruction error (the
+mean squared error over its standardised features). Either way ``is_anomaly`` is the
 score above a threshold the user sets as a contamination fraction: the
 threshold is that quantile of the scores of the cells the model was fitted
 on. Fitting on the control cells only scores treated cells against normal
@@ -46,6 +52,8 @@ DEFAULT_CONTAMINATION = config.ANOMALY_CONTAMINATION
 #: Fewest cells a model is fitted on, after edge cells and cells with missing
 #: or infinite features are left out (1/5 of them is the validation split).
 MIN_FIT_CELLS = 20
+#: Autoencoders averaged by the improved design (one network, trained together; see build_autoencoder).
+ENSEMBLE_MEMBERS = 5
 #: Columns added to a cells table.
 SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "anomaly_code_1", "anomaly_code_2")
 
@@ -72,6 +80,16 @@ class AnomalyCard:
     envelope: dict = field(default_factory=dict)
     #: Quantiles 0, 0.001, ..., 1 of the fitted cells' scores: thresholds for any contamination.
     score_quantiles: list = field(default_factory=list)
+    #: Autoencoders trained side by side (seeds ``seed`` ...); the score averages theirs.
+    members: int = 1
+    #: Each member's median error on the fitted cells: its errors are divided by it before averaging.
+    member_scale: list = field(default_factory=list)
+    #: The improved design's second part: per feature, the fitted cells' median and MAD (standardised
+    #: values), and the 50th and 99th percentiles of both parts' values on the fitted cells.
+    feature_median: list = field(default_factory=list)
+    feature_mad: list = field(default_factory=list)
+    error_scale: list = field(default_factory=list)
+    distance_scale: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "card") -> AnomalyCard:
@@ -105,23 +123,32 @@ def feature_matrix(cells: pd.DataFrame, features, log_features, *, source: str =
     return values
 
 
-def build_autoencoder(n_features: int, *, dropout: float = 0.2, seed: int = 0):
-    """The study's dense autoencoder: n -> n -> 16 -> 4 -> 2 (code) -> 4 -> 16 -> n."""
+def build_autoencoder(n_features: int, *, dropout: float = 0.2, seed: int = 0, members: int = 1):
+    """The study's dense autoencoder: n -> n -> 16 -> 4 -> 2 (code) -> 4 -> 16 -> n.
+
+    ``members`` > 1 puts that many of them side by side in one network (one input, their
+    reconstructions concatenated), each started from its own random weights; the first
+    member's code layer is ``code``.
+    """
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((n_features,), name="features")
-    x = layers.Dense(n_features, activation="relu")(inputs)
-    x = layers.Dropout(dropout, seed=seed)(x)
-    x = layers.Dense(16, activation="relu")(x)
-    x = layers.Dropout(dropout, seed=seed + 1)(x)
-    x = layers.Dense(4, activation="relu")(x)
-    code = layers.Dense(2, activation="linear", name="code")(x)
-    x = layers.Dense(4, activation="relu")(code)
-    x = layers.Dense(16, activation="relu")(x)
-    outputs = layers.Dense(n_features, activation="linear", name="reconstruction")(x)
-    return keras.Model(inputs, outputs, name="bbb_cell_autoencoder")
+    outputs = []
+    for member in range(members):
+        tag = "" if member == 0 else f"_{member}"
+        x = layers.Dense(n_features, activation="relu", name=f"dense_in{tag}")(inputs)
+        x = layers.Dropout(dropout, seed=seed + 2 * member, name=f"dropout_1{tag}")(x)
+        x = layers.Dense(16, activation="relu", name=f"dense_16{tag}")(x)
+        x = layers.Dropout(dropout, seed=seed + 2 * member + 1, name=f"dropout_2{tag}")(x)
+        x = layers.Dense(4, activation="relu", name=f"dense_4{tag}")(x)
+        code = layers.Dense(2, activation="linear", name=f"code{tag}")(x)
+        x = layers.Dense(4, activation="relu", name=f"dense_4_out{tag}")(code)
+        x = layers.Dense(16, activation="relu", name=f"dense_16_out{tag}")(x)
+        outputs.append(layers.Dense(n_features, activation="linear", name=f"reconstruction{tag}")(x))
+    output = outputs[0] if members == 1 else layers.Concatenate(name="reconstructions")(outputs)
+    return keras.Model(inputs, output, name="bbb_cell_autoencoder")
 
 
 class AnomalyModel:
@@ -147,6 +174,7 @@ class AnomalyModel:
         max_epochs: int = 200,
         batch_size: int | None = None,
         source: str = "cells table",
+        members: int | None = None,
     ) -> AnomalyModel:
         """Fit on every cell of ``cells`` (edge cells excluded), or on one condition's.
 
@@ -161,6 +189,9 @@ class AnomalyModel:
             Fraction of the fitted cells above the threshold.
         seed : int
             Same seed, same data: same scores.
+        members : int, optional
+            Autoencoders averaged (default: 1 for the original design, :data:`ENSEMBLE_MEMBERS`
+            for the improved one).
         """
         if not 0 < contamination < 0.5:
             raise AnomalyError(f"contamination must be between 0 and 0.5, not {contamination}")
@@ -183,7 +214,10 @@ class AnomalyModel:
 
         started = time.perf_counter()
         keras.utils.set_random_seed(seed)
-        network = build_autoencoder(len(features), seed=seed)
+        # The improved design averages several autoencoders: one alone ranks cells well or less well
+        # depending on its random start (benchmarks/bench_anomaly.py, seeds 0-4).
+        members = members or (1 if design == "original" else ENSEMBLE_MEMBERS)
+        network = build_autoencoder(len(features), seed=seed, members=members)
         optimizer = (keras.optimizers.SGD(learning_rate=0.01, momentum=0.9) if design == "original"
                      else keras.optimizers.Adam(learning_rate=3e-3))
         # About 32 steps per epoch whatever the number of cells (at least 128 per batch).
@@ -194,6 +228,7 @@ class AnomalyModel:
             design=design, features=list(features), log_features=list(log_features),
             mean=mean.tolist(), scale=scale.tolist(), threshold=0.0, contamination=float(contamination),
             fitted_on=f"condition {fit_on}" if fit_on else "all cells", n_cells=int(len(standard)), seed=seed,
+            members=members,
             training={
                 "epochs": len(history["loss"]),
                 "loss": round(float(history["loss"][-1]), 5),
@@ -204,6 +239,15 @@ class AnomalyModel:
             },
         )
         model = cls(network, card)
+        if members > 1:
+            model.card.member_scale = np.median(model._member_errors(standard), axis=0).round(8).tolist()
+        if design == "improved":
+            median = np.median(standard, axis=0)
+            mad = 1.4826 * np.median(np.abs(standard - median), axis=0)
+            model.card.feature_median = median.round(8).tolist()
+            model.card.feature_mad = np.where(mad > 1e-6, mad, 1.0).round(8).tolist()
+            model.card.error_scale = np.quantile(model._reconstruction_errors(standard), [0.5, 0.99]).round(8).tolist()
+            model.card.distance_scale = np.quantile(model._feature_distances(standard), [0.5, 0.99]).round(8).tolist()
         scores = model._scores(standard)
         model.card.score_quantiles = np.quantile(scores, np.linspace(0, 1, 1001)).round(8).tolist()
         model.card.threshold = float(np.quantile(scores, 1 - contamination))
@@ -241,9 +285,35 @@ class AnomalyModel:
         standard = (np.nan_to_num(values) - np.array(self.card.mean)) / np.array(self.card.scale)
         return standard.astype(np.float32), finite
 
-    def _scores(self, standard: np.ndarray) -> np.ndarray:
+    def _member_errors(self, standard: np.ndarray) -> np.ndarray:
+        """(cells, members): each member's mean squared reconstruction error."""
         reconstruction = np.asarray(self.keras_model(standard, training=False))
-        return ((reconstruction - standard) ** 2).mean(axis=1)
+        reconstruction = reconstruction.reshape(len(standard), self.card.members, standard.shape[1])
+        return ((reconstruction - standard[:, None, :]) ** 2).mean(axis=2)
+
+    def _reconstruction_errors(self, standard: np.ndarray) -> np.ndarray:
+        errors = self._member_errors(standard)
+        if self.card.members > 1:  # each member in units of its own typical error, then averaged
+            errors = errors / np.maximum(np.array(self.card.member_scale), 1e-12)
+        return errors.mean(axis=1)
+
+    def _feature_distances(self, standard: np.ndarray) -> np.ndarray:
+        """The largest robust z of a cell's features (|value - median| / MAD of the fitted cells)."""
+        return (np.abs(standard - np.array(self.card.feature_median)) / np.array(self.card.feature_mad)).max(axis=1)
+
+    def _scores(self, standard: np.ndarray) -> np.ndarray:
+        errors = self._reconstruction_errors(standard)
+        if not self.card.error_scale:  # the original design, and models fitted before the second part
+            return errors
+        # An autoencoder rebuilds a cell that is a scaled copy of a normal one (very large, very small)
+        # almost perfectly: its error says "odd shape", not "odd size". The robust distance says the
+        # second. Each in units of its own spread on the fitted cells (0 at the median, 1 at the 99th
+        # percentile); a cell is as anomalous as the larger of the two.
+        def scaled(values, scale):
+            return (values - scale[0]) / max(scale[1] - scale[0], 1e-12)
+
+        return np.maximum(scaled(errors, self.card.error_scale),
+                          scaled(self._feature_distances(standard), self.card.distance_scale))
 
     def _codes(self, standard: np.ndarray) -> np.ndarray:
         return np.asarray(self._encoder(standard, training=False))
@@ -367,16 +437,18 @@ def _train(network, optimizer, data: np.ndarray, *, seed: int, max_epochs: int, 
     training = data[order[n_validation:]]
     variables = network.trainable_variables
 
+    members = network.output.shape[-1] // data.shape[1]  # autoencoders side by side: each rebuilds the input
+
     @tf.function(reduce_retracing=True)
     def step(batch):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(network(batch, training=True) - batch))
+            loss = tf.reduce_mean(tf.square(network(batch, training=True) - tf.tile(batch, [1, members])))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
     @tf.function
     def validation_loss():
-        return tf.reduce_mean(tf.square(network(validation, training=False) - validation))
+        return tf.reduce_mean(tf.square(network(validation, training=False) - tf.tile(validation, [1, members])))
 
     history = {"loss": [], "val_loss": []}
     best, best_weights, waited, stalled = np.inf, network.get_weights(), 0, 0

@@ -57,15 +57,24 @@ def voronoi_monolayer(shape=(384, 512), n_cells=40, *, seed=0, border_px=2.0, no
     return {"junction": junction.astype(np.float32), "nuclei": nuclei.astype(np.float32), "truth": truth, "border": border}
 
 
-def cell_population(n_cells=600, *, anomalous_fraction=0.08, seed=0, canvas=96):
+#: The irregular kinds :func:`cell_population` draws: shape changes and size outliers.
+IRREGULAR_KINDS = ("elongated", "concave", "fragmented", "large", "small")
+
+
+def cell_population(n_cells=600, *, anomalous_fraction=0.08, seed=0, canvas=96,
+                    kinds=("elongated", "concave", "fragmented")):
     """Cells drawn one by one with a known truth: regular convex polygon-like cells and a
-    known share of irregular ones (elongated, concave, fragmented), measured by cells_table.
+    known share of irregular ones, measured by cells_table.
+
+    ``kinds`` are the irregular kinds drawn (each irregular cell one of them, at random):
+    "elongated" (same area, aspect 2.2-3.5), "concave" (a star), "fragmented" (bites out of
+    the border), "large" (a regular cell 1.7-1.9x as wide) and "small" (0.4-0.5x as wide).
 
     Returns
     -------
     cells : DataFrame, one row per cell (``touches_edge`` all False)
     truth : (n,) bool, True for the irregular cells
-    kinds : (n,) str, "regular", "elongated", "concave" or "fragmented"
+    kinds : (n,) str, "regular" or the irregular kind
     """
     from skimage import draw
 
@@ -73,13 +82,15 @@ def cell_population(n_cells=600, *, anomalous_fraction=0.08, seed=0, canvas=96):
 
     rng = np.random.default_rng(seed)
     n_odd = int(round(anomalous_fraction * n_cells))
-    kinds = np.array(["regular"] * (n_cells - n_odd) + list(rng.choice(["elongated", "concave", "fragmented"], n_odd)))
+    kinds = np.array(["regular"] * (n_cells - n_odd) + list(rng.choice(list(kinds), n_odd)))
     rng.shuffle(kinds)
     side = int(np.ceil(np.sqrt(n_cells)))
     labels = np.zeros((side * canvas, side * canvas), np.int32)
     centre = canvas / 2
     for index, kind in enumerate(kinds):
         radius = rng.normal(22, 2.5)
+        if kind in ("large", "small"):  # a regular shape, far off the usual size
+            radius = 22 * (rng.uniform(1.7, 1.9) if kind == "large" else rng.uniform(0.4, 0.5))
         k = int(rng.integers(5, 8))
         angles = np.arange(k) * 2 * np.pi / k + rng.uniform(0, 2 * np.pi) + rng.uniform(-0.15, 0.15, k)
         radii = radius * rng.uniform(0.92, 1.08, k)
