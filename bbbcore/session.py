@@ -86,6 +86,9 @@ class AnomalySettings:
     fit_on: str | None = None
     contamination: float = config.ANOMALY_CONTAMINATION
     seed: int = 0
+    #: The stored model of a reopened experiment (zip bytes), read into ``model`` when first needed:
+    #: its scores are in the stored cells already, and reading it imports TensorFlow.
+    saved: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class AnalysisSession:
     _tokens: set = field(default_factory=set, repr=False)
     _stored_sheet: pd.DataFrame | None = field(default=None, repr=False)
     _stored_anomalies: tuple | None = field(default=None, repr=False)
+    _stored_model: int | None = field(default=None, repr=False)
     _name: str | None = field(default=None, repr=False)
     #: Called with the experiment id whenever another experiment (or none) is open (the dashboard names it
     #: in the URL).
@@ -207,6 +211,11 @@ class AnalysisSession:
         stored = self.store.images(experiment_id)
         self._seen_labels = dict(zip(stored["name"], stored["labels_sha"])) if len(stored) else {}
         self.demo = holds_demo_grouping(self.files, loaded.sheet)  # a reload keeps the demo's banner
+        stored_model = self.store.anomaly_model(experiment_id)
+        if stored_model is not None:
+            self.anomaly = AnomalySettings(None, stored_model["design"], stored_model["fit_on"],
+                                           stored_model["contamination"], stored_model["seed"],
+                                           saved=stored_model["data"])
         self.version += 1
         self._experiment_changed()
 
@@ -828,9 +837,21 @@ class AnalysisSession:
         self.anomaly = AnomalySettings(model, design, fit_on, self.anomaly.contamination, int(seed))
         self._store_anomalies()
 
+    def anomaly_model(self):
+        """The fitted anomaly model: fitted or loaded here, or the one stored with the experiment; None when none."""
+        if self.anomaly.model is None and self.anomaly.saved is not None:
+            from .anomaly import model_from_zip
+
+            model = model_from_zip(self.anomaly.saved, name="the stored anomaly model")
+            self.anomaly = replace(self.anomaly, model=model, saved=None)
+            # Stored already, scores and all: nothing to write back.
+            self._stored_anomalies = (self.experiment_id, id(model), self.anomaly.contamination, self.version)
+            self._stored_model = id(model)
+        return self.anomaly.model
+
     def use_anomaly_model(self, model) -> None:
         """Score with a saved model (its threshold comes with it)."""
-        self.anomaly = replace(self.anomaly, model=model, design=model.card.design,
+        self.anomaly = replace(self.anomaly, model=model, saved=None, design=model.card.design,
                                contamination=model.card.contamination)
         self._store_anomalies()
 
@@ -841,12 +862,23 @@ class AnalysisSession:
             self._store_anomalies()
 
     def _store_anomalies(self) -> None:
-        key = (self.experiment_id, id(self.anomaly.model), self.anomaly.contamination, self.version)
-        if self.store is None or self.experiment_id is None or self.anomaly.model is None \
-                or key == self._stored_anomalies:
+        model = self.anomaly.model
+        key = (self.experiment_id, id(model), self.anomaly.contamination, self.version)
+        if self.store is None or self.experiment_id is None or model is None or key == self._stored_anomalies:
             return
         self._stored_anomalies = key  # first: cells() below calls back here
         self._write_through(lambda: self.store.update_anomalies(self.experiment_id, self.cells()))
+
+        def keep_model() -> None:  # the model itself once, its threshold each time it moves
+            from .anomaly import model_zip_bytes
+
+            data = model_zip_bytes(model) if self._stored_model != id(model) else None
+            self.store.save_anomaly_model(self.experiment_id, data, design=self.anomaly.design,
+                                          fit_on=self.anomaly.fit_on, seed=self.anomaly.seed,
+                                          contamination=self.anomaly.contamination)
+            self._stored_model = id(model)
+
+        self._write_through(keep_model)
 
     # -- tables and reports ---------------------------------------------------------------
     def _memoised(self, key: tuple, make: Callable):
@@ -859,6 +891,11 @@ class AnalysisSession:
     def cells(self, *, scored: bool = True) -> pd.DataFrame:
         """Every cell, sample fields filled in; anomaly columns added once a model is fitted."""
         model = self.anomaly.model if scored else None
+        if scored and model is None and self.anomaly.saved is not None:
+            stored = self.results.cells()
+            # A reopened experiment's stored scores serve until a cell lacks one (it was changed since).
+            if len(stored) and ("anomaly_score" not in stored or stored["anomaly_score"].isna().any()):
+                model = self.anomaly_model()
         contamination = self.anomaly.contamination
 
         def make():
@@ -912,7 +949,7 @@ class AnalysisSession:
 
         table = self.cells()
         features, control, statistic, unit = self.comparison or (None, None, "mean", "image")
-        model = self.anomaly.model
+        model = self.anomaly_model()
         corrected = [name for name, result in self.results.results.items() if result.corrected_by_hand]
         return methods_paragraph(table, model_card=read_card(self.settings.model), exclusions=exclusions(table),
                                  corrected_images=corrected,

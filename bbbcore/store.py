@@ -38,7 +38,7 @@ from .errors import BBBError, display_name
 from .metadata import NUMERIC_SAMPLE_FIELDS, SAMPLE_FIELDS
 
 #: Version of the database layout (``PRAGMA user_version``); see :data:`MIGRATIONS`.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Temporary files of an interrupted write older than this many seconds are removed on open
 #: (younger ones may belong to another process writing right now).
@@ -99,6 +99,15 @@ CREATE TABLE IF NOT EXISTS edits (
     session TEXT NOT NULL,
     at TEXT NOT NULL,
     UNIQUE (experiment_id, image, version)
+);
+CREATE TABLE IF NOT EXISTS anomaly_models (
+    experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id) ON DELETE CASCADE,
+    model_sha TEXT NOT NULL,
+    design TEXT NOT NULL,
+    fit_on TEXT,
+    seed INTEGER NOT NULL,
+    contamination REAL NOT NULL,
+    created TEXT NOT NULL
 );
 """
 
@@ -168,8 +177,12 @@ def _migrate_2_to_3(db) -> None:
     """The edit log of hand corrections (table ``edits``, made by SCHEMA): nothing to convert."""
 
 
+def _migrate_3_to_4(db) -> None:
+    """The fitted anomaly model of each experiment (table ``anomaly_models``, made by SCHEMA): nothing to convert."""
+
+
 #: ``MIGRATIONS[n]`` brings a database from schema version n to n + 1 (inside one transaction).
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4]
 
 
 def default_folder() -> Path:
@@ -482,7 +495,9 @@ class Store:
             raise ExperimentGone(f"experiment {experiment_id} was deleted; {doing} was not saved into it")
 
     def _experiment_files(self, db, experiment_id: int) -> set[str]:
-        rows = db.execute("SELECT image_sha, labels_sha FROM images WHERE experiment_id = ?", (experiment_id,))
+        rows = db.execute("SELECT image_sha, labels_sha FROM images WHERE experiment_id = ? UNION ALL "
+                          "SELECT model_sha, NULL FROM anomaly_models WHERE experiment_id = ?",
+                          (experiment_id, experiment_id))
         return {digest for row in rows for digest in row if digest}
 
     def experiments(self) -> pd.DataFrame:
@@ -690,6 +705,28 @@ class Store:
                 [(_plain(r.anomaly_score), None if pd.isna(r.is_anomaly) else int(bool(r.is_anomaly)),
                   ids[r.image], int(r.cell_id))
                  for r in scored[["image", "cell_id", "anomaly_score", "is_anomaly"]].itertuples() if r.image in ids])
+
+    def save_anomaly_model(self, experiment_id: int, data: bytes | None, *, design: str, fit_on: str | None,
+                           seed: int, contamination: float) -> None:
+        """Keep the experiment's fitted anomaly model (the zip of :func:`bbbcore.anomaly.model_zip_bytes`)
+        and how it was fitted; ``data`` None keeps the stored model and updates the rest (a new threshold)."""
+        digest = self.put_file(data) if data is not None else None
+        with self._transaction() as db:
+            self._require(db, experiment_id, "the anomaly model")
+            if digest is None:
+                db.execute("UPDATE anomaly_models SET design = ?, fit_on = ?, seed = ?, contamination = ? "
+                           "WHERE experiment_id = ?", (design, fit_on, int(seed), float(contamination), experiment_id))
+                return
+            db.execute("INSERT OR REPLACE INTO anomaly_models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (experiment_id, digest, design, fit_on, int(seed), float(contamination), _now()))
+
+    def anomaly_model(self, experiment_id: int) -> dict | None:
+        """The stored anomaly model: ``data`` (zip bytes), design, fit_on, seed, contamination; None when none."""
+        with self._read() as db:
+            row = db.execute("SELECT * FROM anomaly_models WHERE experiment_id = ?", (experiment_id,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "data": self.get_file(row["model_sha"])}
 
     def update_samples(self, experiment_id: int, sheet: pd.DataFrame) -> None:
         """Store edited sample fields (a sample sheet) for the experiment's images, in one transaction.

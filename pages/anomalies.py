@@ -39,8 +39,8 @@ if fit:
         st.error(str(exc), icon=":material/error:")
 
 with st.expander("Save or reload a fitted model"):
-    if session.anomaly.model is not None:
-        st.download_button("Download the fitted model (zip: .keras + card)", model_zip_bytes(session.anomaly.model),
+    if session.anomaly_model() is not None:
+        st.download_button("Download the fitted model (zip: .keras + card)", model_zip_bytes(session.anomaly_model()),
                            file_name="anomaly_model.zip", mime="application/zip", icon=":material/download:")
     saved = st.file_uploader("Reload a saved model (its threshold comes with it)", type=["zip"],
                              key="anomaly_model_upload")
@@ -53,7 +53,7 @@ with st.expander("Save or reload a fitted model"):
             session.use_anomaly_model(loaded)
             st.success(f"{saved.name}: fitted on {loaded.card.fitted_on}, {loaded.card.n_cells} cells.")
 
-model = session.anomaly.model
+model = session.anomaly_model()
 if model is None:
     st.info("Fit the model to score every cell. Each cell gets an anomaly score (how badly the autoencoder "
             "reconstructs its shape features) and a flag when the score is above the threshold you set.")

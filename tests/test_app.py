@@ -335,6 +335,14 @@ def test_anomalies_page_fits_flags_and_feeds_the_table(demo):
     shown = at.dataframe[0].value
     assert {"anomaly_score", "is_anomaly"} <= set(shown.columns)
     assert shown["is_anomaly"].any()
+    # A reload (a new session on the experiment in the URL) shows the same fit, threshold and flags.
+    again = new_app()
+    again.query_params["experiment"] = str(at.session_state["session"].experiment_id)
+    again.run()
+    again.switch_page("pages/anomalies.py").run()
+    assert not again.exception and again.caption[0].value == at.switch_page("pages/anomalies.py").run().caption[0].value
+    assert again.slider(key="anomaly_contamination").value == 0.3
+    assert int(again.caption[0].value.split(": ")[-1].split(" of ")[0]) == flagged_after
 
 
 def test_an_experiment_survives_a_page_reload(shipped_model, shared_data):

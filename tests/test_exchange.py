@@ -57,6 +57,8 @@ def full_experiment(store: Store) -> int:
                                                      "is_anomaly": [False, True, False]}))
     store.exclude(experiment, "=plate+1.png", "debris", cell_ids=[3])
     store.exclude(experiment, "+TNFa well -3.png", "=out of focus")
+    store.save_anomaly_model(experiment, b"the fitted model's zip", design="improved", fit_on="=ctrl", seed=3,
+                             contamination=0.1)
     return experiment
 
 
@@ -88,7 +90,8 @@ def test_export_import_export_gives_equal_tables_of_every_kind(tmp_path):
     imported = there.import_zip(first)
     second = there.export_zip(imported)
     before, after = exported_tables(first), exported_tables(second)
-    assert set(before) == {"experiments", "images", "cells", "edits", "label_versions", "version_notes"} == set(after)
+    assert set(before) == {"experiments", "images", "cells", "edits", "anomaly_models", "label_versions",
+                           "version_notes"} == set(after)
     for table in before:
         pd.testing.assert_frame_equal(before[table], after[table], check_dtype=True, obj=table)
     # What the store gives back is the same too: names as written, anomaly fields, exclusions.
@@ -99,6 +102,8 @@ def test_export_import_export_gives_equal_tables_of_every_kind(tmp_path):
     cells = there.cells(imported)
     assert cells["anomaly_score"].notna().sum() == 5 and cells["is_anomaly"].sum() == 2  # inf is stored as empty
     assert set(there.images(imported)["condition"]) == {"+TNFa"} and set(there.images(imported)["well"]) == {"@A1"}
+    model = there.anomaly_model(imported)  # the fitted anomaly model travels, its file with it
+    assert model["data"] == b"the fitted model's zip" and (model["fit_on"], model["seed"]) == ("=ctrl", 3)
     # The people's copies are still neutralised for spreadsheets.
     with zipfile.ZipFile(io.BytesIO(second)) as archive:
         assert "'=plate+1.png" in archive.read("images.csv").decode()

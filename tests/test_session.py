@@ -499,3 +499,23 @@ def test_accepted_and_corrected_cells_are_what_the_model_is_taught_from(shipped_
     session.accept_cells(name, [others[2]])
     session.edit_cells(name, "delete", cells=[others[2]])
     assert set(np.unique(session.teaching_examples()[0][2])) == {0, min(a, b)}
+
+
+def test_a_reopened_experiment_keeps_its_anomaly_model_and_scores(analysed):
+    session, store, _, _ = analysed
+    session.fit_anomalies(seed=2)
+    session.set_contamination(0.2)
+    scored = session.cells()
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)
+    assert again.anomaly.model is None and again.anomaly.saved is not None
+    assert (again.anomaly.design, again.anomaly.seed, again.anomaly.contamination) == ("improved", 2, 0.2)
+    # The stored scores serve as they are (reading the model would import TensorFlow) ...
+    stored = again.cells()
+    assert again.anomaly.model is None
+    np.testing.assert_allclose(stored["anomaly_score"], scored["anomaly_score"], rtol=1e-6)
+    assert stored["is_anomaly"].tolist() == scored["is_anomaly"].tolist()
+    # ... and the model, read when asked for, is the one fitted: same threshold, same scores.
+    model = again.anomaly_model()
+    assert model.card.seed == 2 and model.threshold_for(0.2) == pytest.approx(session.anomaly.model.threshold_for(0.2))
+    np.testing.assert_allclose(model.score(stored)["anomaly_score"], scored["anomaly_score"], rtol=1e-5)
