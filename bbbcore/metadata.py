@@ -137,8 +137,22 @@ def tidy_sheet(sheet: pd.DataFrame) -> pd.DataFrame:
             sheet[column] = pd.to_numeric(sheet[column], errors="coerce").astype(float)
         elif column != "file":
             sheet[column] = sheet[column].astype(object).map(
-                lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v))
+                lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "" else str(v))
     return sheet[list(SHEET_COLUMNS)].reset_index(drop=True)
+
+
+def sheet_for_editing(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The sheet with one fixed type per column: text columns pandas strings, numbers floats.
+
+    An editable table is recreated (and an edit being typed lost) when a column's type changes,
+    as an all-empty text column becomes text once a value is typed: here no column's type
+    depends on its values.
+    """
+    sheet = tidy_sheet(sheet)
+    for column in SHEET_COLUMNS:
+        if column not in NUMERIC_SAMPLE_FIELDS:
+            sheet[column] = sheet[column].astype(pd.StringDtype())
+    return sheet
 
 
 def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:

@@ -30,7 +30,15 @@ from . import config
 from .errors import BBBError
 from .features import edited_cells
 from .io import LoadedImage, image_names, load_image
-from .metadata import sample_of, sample_sheet_for, tidy_sheet, unmatched_warning
+from .metadata import (
+    NUMERIC_SAMPLE_FIELDS,
+    SHEET_COLUMNS,
+    SampleSheetError,
+    sample_of,
+    sample_sheet_for,
+    tidy_sheet,
+    unmatched_warning,
+)
 from .pipeline import CORRECTED_BY_HAND, ImageResult, result_from_labels, segment_image
 from .results import ResultSet, load_experiment, save_result, stored_result
 from .store import ExperimentGone
@@ -420,6 +428,33 @@ class AnalysisSession:
         others = self.results.sheet[~self.results.sheet["file"].isin(table["file"])]
         self.set_sheet(pd.concat([others, table], ignore_index=True) if len(others) else table)
         self.sheet_revision += 1  # tables showing the sheet start afresh
+
+    def fill_sheet(self, names: list[str], column: str, value=None, *, down: bool = False) -> int:
+        """Set one sample field of many images at once; returns how many rows changed.
+
+        ``down=False`` puts ``value`` in every row of ``names`` ("apply to all"); ``down=True``
+        gives each empty cell the nearest value above it, in the order of ``names`` ("fill down").
+        A number column takes numbers only (:class:`SampleSheetError` otherwise).
+        """
+        if column not in SHEET_COLUMNS or column == "file":
+            raise SampleSheetError(f"no sample field {column!r} to fill")
+        if not down and column in NUMERIC_SAMPLE_FIELDS and value not in (None, ""):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise SampleSheetError(f"{column}: {value!r} is not a number") from None
+        table = self.sheet_for(names)
+        before = table[column].copy()
+        if down:
+            table[column] = table[column].astype(object).where(table[column].notna()).ffill()
+        else:
+            table[column] = [None if value in (None, "") else value] * len(table)
+        table = tidy_sheet(table)
+        changed = int((~(table[column].astype(object).fillna("\0") == before.astype(object).fillna("\0"))).sum())
+        others = self.results.sheet[~self.results.sheet["file"].isin(names)]
+        self.set_sheet(pd.concat([others, table], ignore_index=True) if len(others) else table)
+        self.sheet_revision += 1  # the table showing the sheet starts afresh, with the new values
+        return changed
 
     def image_settings(self, name: str) -> ImageSettings | None:
         """What one image is analysed with, and where each value comes from (None: unreadable)."""

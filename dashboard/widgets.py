@@ -142,3 +142,31 @@ def image_settings(session, name: str) -> None:
     if (diameter or None) != info.diameter_given_px:
         session.set_sample_fields(name, diameter_px=diameter or None)
         st.rerun()
+
+
+#: The sample fields "apply to all" and "fill down" offer, as the table heads them.
+FILLABLE = {"condition": "condition", "dose": "dose", "dose_unit": "dose unit", "replicate": "replicate",
+            "well": "well", "pixel_size_um": "pixel size (µm/px)", "channel": "channel",
+            "nuclear_channel": "nuclear channel", "diameter_px": "cell diameter (px)"}
+
+
+def fill_sheet_controls(session, names: list[str]) -> None:
+    """One field for many images: a value into every row, or each empty cell the value above it."""
+    from bbbcore.errors import BBBError
+
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        column = st.selectbox("Field", list(FILLABLE), format_func=FILLABLE.get, key="fill_column", width=200)
+        value = st.text_input("Value", key="fill_value", width=200,
+                              help="empty: clears the field in every row (Apply to all)")
+        apply_all = st.button("Apply to all", key="fill_all", icon=":material/done_all:",
+                              help="this value in every image's row")
+        fill_down = st.button("Fill down", key="fill_down", icon=":material/arrow_downward:",
+                              help="each empty cell takes the value above it (type the first row's, then fill)")
+    if apply_all or fill_down:
+        try:
+            changed = session.fill_sheet(names, column, value.strip() or None, down=fill_down)
+        except BBBError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.toast(f"{FILLABLE[column]}: {changed} row(s) changed")
+            st.rerun()

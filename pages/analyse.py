@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from bbbcore import config
 from bbbcore.errors import BBBError
 from bbbcore.export import table_csv_bytes
-from bbbcore.metadata import SAMPLE_FIELDS, SHEET_COLUMNS, read_sample_sheet
+from bbbcore.metadata import SAMPLE_FIELDS, SHEET_COLUMNS, read_sample_sheet, sheet_for_editing
 from bbbcore.unet import read_card
 from dashboard import state, widgets
 
@@ -93,8 +94,10 @@ if sheet_file is not None and session.first_time(("sheet", sheet_file.file_id)):
         st.error(str(exc), icon=":material/error:")
 
 names = list(good)
-table = session.sheet_for(names)
-table["diameter_estimated_px"] = [session.estimated_diameters.get(n) for n in names]
+# One type per column whatever the values: a change of type would recreate the table and drop the
+# edit being typed (see bbbcore.metadata.sheet_for_editing).
+table = sheet_for_editing(session.sheet_for(names))
+table["diameter_estimated_px"] = np.array([session.estimated_diameters.get(n, np.nan) for n in names], float)
 text = {field: st.column_config.TextColumn(field.replace("_", " "), help=help_text)
         for field, help_text in SAMPLE_FIELDS.items()}
 edited = st.data_editor(
@@ -116,6 +119,7 @@ edited = st.data_editor(
 )
 others = session.results.sheet[~session.results.sheet["file"].isin(names)]
 session.set_sheet(pd.concat([others, edited], ignore_index=True) if len(others) else edited)
+widgets.fill_sheet_controls(session, names)
 buttons = st.columns([1, 1, 1])
 buttons[0].download_button("Download sample sheet", table_csv_bytes(edited[list(SHEET_COLUMNS)]),
                            file_name="samples.csv", mime="text/csv", icon=":material/download:")
@@ -131,7 +135,9 @@ if missing and buttons[1].button("Estimate cell diameters", icon=":material/stra
 todo = session.pending()
 label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else (
     "All images analysed" if good else "No readable image")
-run = st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:")
+# A key keeps the button the same widget when its label changes with the count (an edit that makes an
+# image pending changes the label; without the key, the click that follows the edit was lost).
+run = st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:", key="analyse_run")
 # The run's progress, then its outcome and each unusable file once, all in this one place: a new run
 # replaces the last one's messages at once.
 status = st.empty()

@@ -573,3 +573,32 @@ def test_a_taught_model_is_offered_beside_the_shipped_ones(demo, data_folder):
     finally:
         for copy in copies:
             copy.unlink(missing_ok=True)
+
+
+def test_a_field_is_applied_to_all_rows_or_filled_down(shared_data):
+    at = analyse_page()
+    files = [(f"plate_{i}.png", (shared_data / "bbb" / "train" / "bbb_02.png").read_bytes(), "image/png")
+             for i in range(3)]
+    at.file_uploader[0].set_value(files).run()
+    names = [name for name, _, _ in files]
+    at.selectbox(key="fill_column").set_value("pixel_size_um")
+    at.text_input(key="fill_value").set_value("0.65")
+    at.button(key="fill_all").click().run()
+    assert not at.exception
+    sheet = at.session_state["session"].sheet_for(names)
+    assert sheet["pixel_size_um"].tolist() == [0.65] * 3
+    # Fill down: clear the condition everywhere, type it in the first row, and fill it down.
+    at.selectbox(key="fill_column").set_value("condition")
+    at.text_input(key="fill_value").set_value("")
+    at.button(key="fill_all").click().run()
+    assert at.session_state["session"].sheet_for(names)["condition"].isna().all()
+    at.session_state["session"].set_sample_fields("plate_0.png", condition="tat")
+    at.run()
+    at.selectbox(key="fill_column").set_value("condition")
+    at.button(key="fill_down").click().run()
+    assert at.session_state["session"].sheet_for(names)["condition"].tolist() == ["tat"] * 3
+    # A number field refuses text, in one line.
+    at.selectbox(key="fill_column").set_value("dose")
+    at.text_input(key="fill_value").set_value("eighty")
+    at.button(key="fill_all").click().run()
+    assert at.error[0].value == "dose: 'eighty' is not a number"
