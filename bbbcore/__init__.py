@@ -22,6 +22,8 @@ _LAZY = {
     "load_model": "unet",
     "segment_image": "pipeline",
     "measure_labels": "pipeline",
+    "measure": "pipeline",
+    "cell_interfaces": "interfaces",
     "cells_table": "features",
     "summary_table": "features",
     "Store": "store",

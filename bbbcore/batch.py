@@ -4,12 +4,13 @@ Each image is one Dask task. Its result (labels TIFF, its cells as Parquet, its 
 asked, its per-image exports) is written atomically into a cache folder inside the output folder, named
 by the file's content hash, the image's scene and the settings' hash::
 
-    OUT/.bbb-cache/<content>-<scene>-<settings>/   labels.tif  cells.parquet  record.json  [exports/]
+    OUT/.bbb-cache/<content>-<scene>-<settings>/   labels.tif  cells.parquet  interfaces.parquet  record.json
+                                                    [exports/]
 
 Running the same batch again skips every image whose folder is there and does the rest; a worker that
 dies mid-image has its task retried (Dask's retries); an image that fails twice fails alone, listed in
-``OUT/failures.csv`` with its one-line reason. The tables (cells.parquet, cells.csv, summary.csv,
-samples.csv) are rebuilt from the cache at the end for exactly this run's images, so they never hold
+``OUT/failures.csv`` with its one-line reason. The tables (cells.parquet, cells.csv, interfaces.parquet,
+interfaces.csv, summary.csv, samples.csv) are rebuilt from the cache at the end for exactly this run's images, so they never hold
 duplicates. Workers never touch the store: with an experiment, the client writes it.
 
     from bbbcore.batch import BatchSettings, run_batch
@@ -36,6 +37,11 @@ CACHE_FOLDER = ".bbb-cache"
 TRIES = 2
 
 
+#: The version of what is measured per image: raised when a column's definition changes (2: the junction
+#: classes read border by border, and interfaces.parquet), so a batch's old cache is not mixed with new rows.
+MEASUREMENTS = 2
+
+
 @dataclass(frozen=True)
 class ImageTask:
     """One image of a batch: its file, its name (``file #scene`` for scenes), and what to run it with."""
@@ -60,8 +66,10 @@ class BatchSettings:
     exports: bool = False
 
     def digest(self) -> str:
-        """A hash of the settings and of the model's weights: a change means the images run again."""
-        text = json.dumps({**asdict(self), "model": _file_hash(Path(self.model))}, sort_keys=True, default=str)
+        """A hash of the settings, of the model's weights and of :data:`MEASUREMENTS`: a change of any means
+        the images run again."""
+        text = json.dumps({**asdict(self), "model": _file_hash(Path(self.model)), "measurements": MEASUREMENTS},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -194,6 +202,7 @@ def run_image(task: ImageTask, settings: BatchSettings, cache: str) -> dict:
     partial.mkdir(parents=True)
     (partial / "labels.tif").write_bytes(labels_tiff_bytes(result.labels, pixel_size_um=result.pixel_size_um))
     result.cells.to_parquet(partial / "cells.parquet", index=False)
+    result.interface_table().to_parquet(partial / "interfaces.parquet", index=False)
     if settings.exports:
         files = image_outputs("image", result.labels, cells=result.cells, junction=image.junction,
                               pixel_size_um=result.pixel_size_um)
@@ -339,10 +348,12 @@ def cached_result(task: ImageTask, folder: Path, settings: BatchSettings):
                        channel=task.options.get("channel"), nuclear_channel=task.options.get("nuclear_channel") or "auto")
     card = read_card(settings.model)
     quality = {k: record[k] for k in ("saturated_share", "focus_score") if k in record}
+    interfaces = (pd.read_parquet(folder / "interfaces.parquet").assign(image=task.name)
+                  if (folder / "interfaces.parquet").exists() else None)
     return ImageResult(image, read_labels_tiff(folder / "labels.tif"), pd.read_parquet(folder / "cells.parquet"),
                        record.get("pixel_size_um"), model_name=card.name, model_version=card.version,
                        source=record.get("source", ""), diameter_estimated_px=record.get("diameter_estimated_px"),
-                       diameter_used_px=record.get("diameter_used_px"), _quality=quality)
+                       diameter_used_px=record.get("diameter_used_px"), _quality=quality, interfaces=interfaces)
 
 
 def _default_options(settings: BatchSettings) -> Callable[[dict], dict]:
@@ -406,10 +417,12 @@ def consolidate(out: Path, done: list[ImageTask], samples, *, exports: bool = Fa
     from .features import summary_table
     from .metadata import apply_sample_sheet, output_stem, write_sample_sheet
 
-    tables, records, used = [], [], set()
+    tables, borders, records, used = [], [], [], set()
     for task in done:
         folder = out / CACHE_FOLDER / task.key
         cells = pd.read_parquet(folder / "cells.parquet")
+        if (folder / "interfaces.parquet").exists():  # (a cache written before interfaces were measured has none)
+            borders.append(pd.read_parquet(folder / "interfaces.parquet").assign(image=task.name))
         record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
         cells["image"] = task.name  # a copy of another file, under its own name, shares that file's folder
         record["image"] = task.name
@@ -428,6 +441,11 @@ def consolidate(out: Path, done: list[ImageTask], samples, *, exports: bool = Fa
     cells = apply_sample_sheet(pd.concat(tables, ignore_index=True), samples)
     cells.to_parquet(out / "cells.parquet", index=False)
     write_csv(cells, out / "cells.csv")
+    borders = [b for b in borders if len(b)]
+    if borders:
+        interfaces = apply_sample_sheet(pd.concat(borders, ignore_index=True), samples)
+        interfaces.to_parquet(out / "interfaces.parquet", index=False)
+        write_csv(interfaces, out / "interfaces.csv")
     write_csv(summary_table(cells, images=records), out / "summary.csv")
     write_sample_sheet(samples, out / "samples.csv")
     return int(len(cells))

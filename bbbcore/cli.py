@@ -224,6 +224,7 @@ class _Output:
 
         self.out = out
         self.tables: list = []
+        self.borders: list = []
         self.records: list = []
         self.used: set[str] = set()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
@@ -231,8 +232,9 @@ class _Output:
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, name: str, labels, cells, *, image_id: str = "", junction=None,
-            pixel_size_um: float | None = None, stem_name: str | None = None, result=None) -> str:
-        """Queue one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows. Returns its stem.
+            pixel_size_um: float | None = None, stem_name: str | None = None, result=None, interfaces=None) -> str:
+        """Queue one image's labels TIFF, ROI zip, GeoJSON (and overlay); keep its rows (cells, and its
+        ``interfaces`` or ``result``'s). Returns its stem.
 
         The files are named after ``stem_name`` (default: the image's name), kept apart from earlier ones.
         With ``result`` (an :class:`~bbbcore.pipeline.ImageResult`), its summary record (diameters, quality
@@ -249,6 +251,9 @@ class _Output:
             lambda: write_files(self.out, image_outputs(stem, labels, cells=cells, junction=junction,
                                                         pixel_size_um=pixel_size_um))))
         self.tables.append(cells)
+        interfaces = result.interface_table() if result is not None and interfaces is None else interfaces
+        if interfaces is not None and len(interfaces):
+            self.borders.append(interfaces)
         self.records.append(self._writer.submit(result.record) if result is not None else
                             image_record(labels, image=name, image_id=image_id, pixel_size_um=pixel_size_um))
         return stem
@@ -262,7 +267,7 @@ class _Output:
             self._pending.clear()
             self._writer.shutdown(wait=True)
         records = [r.result() if hasattr(r, "result") else r for r in self.records]
-        _write_tables(self.out, self.tables, records, samples)
+        _write_tables(self.out, self.tables, records, samples, self.borders)
 
 
 def _table_pixel_size(cells, fallback: float | None) -> float | None:
@@ -271,17 +276,19 @@ def _table_pixel_size(cells, fallback: float | None) -> float | None:
     return None if size is None or size != size else float(size)
 
 
-def _write_tables(out: Path, tables: list, records: list, samples) -> None:
+def _write_tables(out: Path, tables: list, records: list, samples, borders: list = ()) -> None:
     import pandas as pd
 
     from .export import write_csv
     from .features import summary_table
-    from .metadata import write_sample_sheet
+    from .metadata import apply_sample_sheet, write_sample_sheet
 
     if not tables:
         return
     cells = pd.concat(tables, ignore_index=True)
     write_csv(cells, out / "cells.csv")
+    if borders:  # only with the images (an interface's junction is read on it)
+        write_csv(apply_sample_sheet(pd.concat(borders, ignore_index=True), samples), out / "interfaces.csv")
     summary = summary_table(cells, images=records)
     write_csv(summary, out / "summary.csv")
     write_sample_sheet(samples, out / "samples.csv")
@@ -432,7 +439,7 @@ def _cmd_measure(args) -> int:
     from .export import read_labels_tiff
     from .io import load_image
     from .metadata import sample_of
-    from .pipeline import ImageResult, measure_labels
+    from .pipeline import ImageResult, measure
 
     if args.image and len(args.image) != len(args.labels):
         print(f"error: {len(args.labels)} labels file(s) but {len(args.image)} image(s): give one image per "
@@ -451,20 +458,20 @@ def _cmd_measure(args) -> int:
             except (OSError, ValueError) as exc:
                 raise ImageReadError(path.name, f"not a readable labels TIFF ({exc})") from None
             image = load_image(image_path, **_channels(args, sample)) if image_path else None
-            cells = measure_labels(labels, image=image, name=name, pixel_size_um=_pixel_size(args, sample),
-                                   sample=sample, junction_threshold=args.junction_threshold)
+            cells, interfaces = measure(labels, image=image, name=name, pixel_size_um=_pixel_size(args, sample),
+                                        sample=sample, junction_threshold=args.junction_threshold)
         except BBBError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(display_name(path.name))
             continue
         size = _table_pixel_size(cells, _pixel_size(args, sample))
         output.add(name, labels, cells, image_id=image.image_id if image else "",
-                   junction=image.junction if image else None, pixel_size_um=size)
+                   junction=image.junction if image else None, pixel_size_um=size, interfaces=interfaces)
         if store is not None and image is None:
             print(f"note: {display_name(path.name)}: not stored in experiment {args.experiment!r} (give its image "
                   "with --image, so the dashboard can show the cells on it)", file=sys.stderr)
         elif store is not None:
-            result = ImageResult(image, labels, cells, size, source=f"labels file {path.name}")
+            result = ImageResult(image, labels, cells, size, source=f"labels file {path.name}", interfaces=interfaces)
             store.save(result, image_path.read_bytes(), {"labels": path.name, "pixel_size_um": size}, sample)
         print(f"{display_name(path.name)}: {len(cells)} cells ({int(cells['touches_edge'].sum())} at the edge)")
     output.finish(samples)
@@ -495,7 +502,7 @@ def _cmd_import(args) -> int:
     from .errors import display_name
     from .io import load_image
     from .metadata import sample_of
-    from .pipeline import measure_labels
+    from .pipeline import measure
 
     annotations = read_polygon_annotations(args.file)
     by_name = {path.name.lower(): path for path in args.image}
@@ -515,9 +522,9 @@ def _cmd_import(args) -> int:
             print(f"note: {display_name(annotation.image)}: image not given (--image); the labels are "
                   f"{shape[1]}x{shape[0]} px, the polygons' extent, and junction columns are left out")
         labels = annotation.to_labels(shape)
-        cells = measure_labels(labels, image=image, name=annotation.image, pixel_size_um=args.pixel_size,
-                               sample=sample_of(samples, annotation.image),
-                               junction_threshold=args.junction_threshold)
+        cells, interfaces = measure(labels, image=image, name=annotation.image, pixel_size_um=args.pixel_size,
+                                    sample=sample_of(samples, annotation.image),
+                                    junction_threshold=args.junction_threshold)
         cells["annotator"] = annotation.annotator
         name = annotation.image
         if annotation.image in repeated:
@@ -526,7 +533,7 @@ def _cmd_import(args) -> int:
         stem = output.add(annotation.image, labels, cells, stem_name=name,
                           image_id=cells["image_id"].iloc[0] if len(cells) else "",
                           junction=image.junction if image else None,
-                          pixel_size_um=_table_pixel_size(cells, None))
+                          pixel_size_um=_table_pixel_size(cells, None), interfaces=interfaces)
         print(f"{display_name(annotation.image)} ({display_name(annotation.annotator or 'unknown annotator')}): "
               f"{len(annotation.polygons)} polygons -> {len(cells)} cells, {stem}.labels.tif")
     output.finish(samples)

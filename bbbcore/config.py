@@ -103,3 +103,13 @@ JUNCTION_CONTINUOUS_MIN_PX = 5
 #: Nuclei smaller than this (µm², or px when unknown) are noise, not nuclei.
 MIN_NUCLEUS_AREA_UM2 = 20.0
 MIN_NUCLEUS_AREA_PX = 50
+
+#: Without a pixel size, the continuous length is this share of the typical cell diameter (in px):
+#: JUNCTION_CONTINUOUS_MIN_UM over TYPICAL_CELL_DIAMETER_UM, so the µm rule and the px rule class the
+#: same stretches on BBB cells of the typical size (4.9 px at the training images' 164 px cells, the
+#: JUNCTION_CONTINUOUS_MIN_PX of the per-cell columns). Used by bbbcore.interfaces.
+JUNCTION_CONTINUOUS_MIN_DIAMETERS = JUNCTION_CONTINUOUS_MIN_UM / TYPICAL_CELL_DIAMETER_UM
+
+#: A junction stretch too short to be continuous is "perpendicular" when its extent across the border
+#: is more than this multiple of its length along it (JAnaP's relative path aspect ratio), else punctate.
+JUNCTION_PERPENDICULAR_ASPECT = 1.2

@@ -5,7 +5,7 @@ Layout of the zip (format ``bbb-experiment``, version 2)::
     manifest.json              format, version, schema version, each table's columns and row count, file sizes
     data/<table>.jsonl         every row of every table that belongs to the experiment, as stored
     files/<sha256>             the originals and labels TIFFs, by hash (checked on import)
-    images.csv, cells.csv, exclusions.csv, labels/<id>-<stem>.labels.tif, methods.txt
+    images.csv, cells.csv, interfaces.csv, exclusions.csv, labels/<id>-<stem>.labels.tif, methods.txt
                                for people (formula-neutralised, named); never read back
 
 Which tables belong to an experiment is read from the database's foreign keys
@@ -133,6 +133,7 @@ def _write_people_copies(store, archive, experiment_id: int, methods: str | None
     images = store.images(experiment_id)
     archive.writestr("images.csv", table_csv_bytes(images))
     archive.writestr("cells.csv", table_csv_bytes(store.cells(experiment_id)))
+    archive.writestr("interfaces.csv", table_csv_bytes(store.interfaces(experiment_id)))
     archive.writestr("exclusions.csv", table_csv_bytes(store.exclusions(experiment_id)))
     if methods:
         archive.writestr("methods.txt", methods + "\n")

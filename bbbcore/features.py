@@ -19,6 +19,15 @@ from skimage import measure
 
 from . import config
 from .instances import inner_boundaries, label_areas, shared_borders, touches_edge
+from .interfaces import CELL_COLUMNS as JUNCTION_CELL_COLUMNS
+from .interfaces import (
+    INTERFACE_COLUMNS,
+    JunctionLevels,
+    cell_interfaces,
+    cell_junction_classes,
+    junction_band_px,
+    junction_levels,
+)
 from .metadata import NUMERIC_SAMPLE_FIELDS, TABLE_SAMPLE_FIELDS
 from .metadata import SAMPLE_FIELDS as _FIELD_HELP
 from .nuclei import count_nuclei, find_nuclei
@@ -57,10 +66,17 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "junction_border_integrated": ("intensity·px²", "sum of the background-subtracted junction intensity over the border band"),
     "junction_interior_mean": ("intensity", "mean background-subtracted junction intensity of the cell interior (the cell minus its border band)"),
     "junction_border_to_cytoplasm": ("", "junction_border_mean / the cytoplasm level: the median of the interior, nuclei left out when a nuclear channel exists (empty when the cytoplasm is at background)"),
-    "junction_continuity": ("", "fraction of the outline where the junction signal is present (rule below); 1 = closed junction"),
-    "junction_continuous_fraction": ("", "fraction of the outline in present stretches at least the continuous length long"),
-    "junction_punctate_fraction": ("", "fraction of the outline in shorter present stretches (dots)"),
-    "junction_absent_fraction": ("", "fraction of the outline with no junction signal (1 - junction_continuity)"),
+    "junction_continuity": ("", "share of the cell's measured border (its interfaces and its border facing no cell, not "
+                                "the image frame) where junction signal is present; 1 = closed junction (JAnaP's coverage)"),
+    "junction_continuous_fraction": ("", "share of the measured border in present stretches at least the continuous "
+                                         "length long (3 µm; without a pixel size 3 % of the cell diameter)"),
+    "junction_punctate_fraction": ("", "share in shorter present stretches that are not perpendicular (dots)"),
+    "junction_perpendicular_fraction": ("", "share in shorter present stretches whose extent across the border is "
+                                            "more than 1.2 x their length along it (JAnaP's perpendicular junctions)"),
+    "junction_absent_fraction": ("", "share with no junction signal (1 - junction_continuity; JAnaP's discontinuous share)"),
+    "n_vertices": ("", "tricellular junctions on the cell's outline (points where three or more cells meet)"),
+    "linearity_mean": ("", "mean linearity index of the cell's interfaces (border length / straight distance between "
+                           "its two end vertices), weighted by their length: 1 = straight borders"),
     "nuclei_count": ("", "nuclei whose centre lies in the cell (only with a nuclear channel)"),
     "area_um2": ("µm²", "area x pixel size²"),
     "perimeter_um": ("µm", "perimeter x pixel size"),
@@ -135,8 +151,27 @@ def cells_table(
     pixel_size_um: float | None = None,
     sample: Mapping[str, object] | None = None,
     junction_threshold: float | None = None,
+    diameter_px: float | None = None,
 ) -> pd.DataFrame:
-    """Measure every cell of a labels image.
+    """Measure every cell of a labels image (:func:`measure_cells` without its interfaces table)."""
+    return measure_cells(labels, junction=junction, nuclei=nuclei, image=image, image_id=image_id,
+                         pixel_size_um=pixel_size_um, sample=sample, junction_threshold=junction_threshold,
+                         diameter_px=diameter_px)[0]
+
+
+def measure_cells(
+    labels: np.ndarray,
+    *,
+    junction: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
+    image: str = "",
+    image_id: str = "",
+    pixel_size_um: float | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
+    diameter_px: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure every cell of a labels image, and every border two cells share.
 
     Parameters
     ----------
@@ -155,13 +190,18 @@ def cells_table(
         the image (missing keys stay empty).
     junction_threshold : float, optional
         Background-subtracted intensity from which junction signal is
-        present; default: relative to each cell's cytoplasm (see
-        :func:`junction_features`).
+        present; default: relative to the cytoplasm of the cells either side
+        (see :mod:`bbbcore.interfaces`).
+    diameter_px : float, optional
+        The cells' typical diameter: without a pixel size, the junction
+        rules' lengths are shares of it (default: the cells' median).
 
     Returns
     -------
-    DataFrame, one row per cell, ordered by ``cell_id``, columns in
-    :data:`COLUMNS` order.
+    cells : DataFrame, one row per cell, ordered by ``cell_id``, columns in
+        :data:`COLUMNS` order.
+    interfaces : DataFrame, one row per pair of touching cells
+        (:func:`bbbcore.interfaces.cell_interfaces`; no row without ``junction``).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -170,12 +210,24 @@ def cells_table(
     outline = inner_boundaries(labels)
     ids = np.flatnonzero(label_areas(labels)[1:]) + 1  # regionprops' order
 
+    interfaces = pd.DataFrame({c: pd.Series(dtype=float) for c in INTERFACE_COLUMNS})
+
     def intensity_columns():
+        nonlocal interfaces
         mask, centres = find_nuclei(nuclei, pixel_size_um=pixel_size_um) if nuclei is not None else (None, None)
         columns = None
         if junction is not None:
-            columns = junction_features(labels, junction, ids=ids, pixel_size_um=pixel_size_um,
-                                        threshold=junction_threshold, exclude=mask, outline=outline)
+            levels = junction_levels(labels, junction, pixel_size_um=pixel_size_um, threshold=junction_threshold,
+                                     exclude=mask, outline=outline)
+            columns = junction_features(labels, junction, ids=ids, pixel_size_um=pixel_size_um, exclude=mask,
+                                        outline=outline, levels=levels)
+            # Each border once, with the cell's border facing no cell for its own fractions.
+            borders = cell_interfaces(labels, junction, pixel_size_um=pixel_size_um, diameter_px=diameter_px,
+                                      threshold=junction_threshold, exclude=mask, image=image, image_id=image_id,
+                                      levels=levels, free_borders=True)
+            interfaces = borders[borders["cell_b"] != 0].reset_index(drop=True)
+            classes = cell_junction_classes(labels, borders, ids=ids)
+            columns = pd.concat([columns, classes[[c for c in JUNCTION_CELL_COLUMNS if c in COLUMNS and c != "cell_id"]]], axis=1)
         if centres is not None:
             columns = pd.DataFrame(index=range(len(ids))) if columns is None else columns
             columns["nuclei_count"] = count_nuclei(labels, centres, ids=ids)
@@ -210,7 +262,7 @@ def cells_table(
     for field in NUMERIC_SAMPLE_FIELDS:
         if field in table:
             table[field] = pd.to_numeric(table[field], errors="coerce")
-    return table[[c for c in COLUMNS if c in table.columns]]
+    return table[[c for c in COLUMNS if c in table.columns]], interfaces
 
 
 def shape_features(labels: np.ndarray, *, outline: np.ndarray | None = None) -> pd.DataFrame:
@@ -329,32 +381,21 @@ def neighbour_counts(
     return counts[ids].astype(np.int64)
 
 
-def _scaled_px(microns: float, fallback_px: int, pixel_size_um: float | None) -> int:
-    """A length given in µm, in whole pixels (at least 1); ``fallback_px`` without a pixel size."""
-    if pixel_size_um:
-        return max(1, int(round(microns / pixel_size_um)))
-    return fallback_px
-
-
-def junction_band_px(pixel_size_um: float | None) -> int:
-    """Width of the junction band in pixels for a pixel size (config defaults)."""
-    return _scaled_px(config.JUNCTION_BAND_UM, config.JUNCTION_BAND_PX, pixel_size_um)
-
-
 def junction_features(
     labels: np.ndarray,
     junction: np.ndarray,
     *,
     ids: np.ndarray | None = None,
     pixel_size_um: float | None = None,
-    threshold: float | None = None,
     band_px: int | None = None,
     exclude: np.ndarray | None = None,
     outline: np.ndarray | None = None,
+    levels: JunctionLevels | None = None,
 ) -> pd.DataFrame:
-    """Junction intensity and continuity of each cell.
+    """Junction intensity of each cell: its border band against its interior.
 
-    ``outline`` is ``find_boundaries(labels, mode="inner")`` when already computed.
+    ``outline`` is ``find_boundaries(labels, mode="inner")`` and ``levels`` is
+    :func:`bbbcore.interfaces.junction_levels` when already computed.
 
     Rules (defaults in :mod:`bbbcore.config`):
 
@@ -363,20 +404,10 @@ def junction_features(
     * border band = the cell's pixels less than ``band_px`` from its outline
       along rows and columns (1.8 µm, 3 px at 10x); interior = the rest;
     * cytoplasm level = the median of the interior (nuclei left out when
-      ``exclude`` marks them): robust to a bright nucleus in a gray image;
-    * the outline = the cell's pixels next to another label (or to no cell);
-      those on the image frame are left out (no junction is expected there);
-    * junction signal is present at an outline pixel when the maximum of the
-      smoothed (Gaussian sigma 1 px, to 2 sigma), background-subtracted plane within
-      ``JUNCTION_REACH_UM`` (1.2 µm, 2 px at 10x: the outline may lie a pixel
-      or two off the junction's ridge) of it reaches ``JUNCTION_PRESENT_RATIO`` (1.5) x the cell's
-      cytoplasm level, or ``threshold`` when one is given (one value for all
-      cells and images: use it to compare images taken alike);
-    * continuity = present outline pixels / outline pixels; present stretches
-      (8-connected along the outline) of at least ``JUNCTION_CONTINUOUS_MIN_UM``
-      (3 µm; 5 px when the pixel size is unknown), not counting the reach
-      + 1 px by which the smoothing and the reach widen it at both ends, are continuous, shorter ones punctate, the rest absent (JAnaP's
-      classes, by length). Gaps shorter than twice the reach are bridged.
+      ``exclude`` marks them): robust to a bright nucleus in a gray image.
+
+    Where along the border junction signal is present, and its classes, are
+    measured border by border in :mod:`bbbcore.interfaces` (:func:`measure_cells`).
     """
     labels = np.asarray(labels)
     ids = np.unique(labels[labels > 0]) if ids is None else np.asarray(ids)
@@ -385,84 +416,36 @@ def junction_features(
         raise ValueError(f"junction plane {junction.shape} and labels {labels.shape} differ in shape")
     labels = labels.astype(np.int32, copy=False)
     band_px = junction_band_px(pixel_size_um) if band_px is None else int(band_px)
-    # Percentiles of every other row and column: the same values, 4x cheaper.
-    background, top = np.percentile(junction[::2, ::2].astype(np.float32), [config.JUNCTION_BACKGROUND_PERCENTILE, 99.0])
-    background = float(background)
-    corrected = np.subtract(junction, np.float32(background), dtype=np.float32)
-    size = int(labels.max()) + 1
-    # Whole-image masks are bool or uint8; what needs int64 or float64 is made a band of rows at a time
-    # (_ROWS), so a 48 MP image needs a few hundred MB here rather than 3 GB.
-    inside = labels > 0
     outline = inner_boundaries(labels) if outline is None else outline
-    outline = outline & inside
-    # The band: pixels less than band_px from an outline pixel along rows and
-    # columns (a square window: cheap, separable), within cells.
-    band = ndi.maximum_filter(outline.view(np.uint8), size=2 * band_px - 1).view(bool) & inside
-    interior = inside & ~band
-    del inside
-    kind = band.view(np.uint8) + 2 * interior.view(np.uint8)  # 1 band, 2 interior
-    del band
+    if levels is None:
+        levels = junction_levels(labels, junction, pixel_size_um=pixel_size_um, band_px=band_px, exclude=exclude,
+                                 outline=outline)
+    size = int(labels.max()) + 1
+    inside = labels > 0
+    # The band: pixels less than band_px from an outline pixel along rows and columns (a square
+    # window: cheap, separable), within cells. Whole-image masks are bool or uint8; what needs float
+    # is made a band of rows at a time (_ROWS), so a 48 MP image needs a few hundred MB here.
+    band = ndi.maximum_filter((outline & inside).view(np.uint8), size=2 * band_px - 1).view(bool) & inside
+    kind = band.view(np.uint8) + 2 * (inside & ~band).view(np.uint8)  # 1 band, 2 interior
+    del inside, band
+    corrected = np.subtract(junction, np.float32(levels.background), dtype=np.float32)
     counts, sums = _pair_counts(labels, kind, 3, size, weights=corrected)
+    del kind, corrected
     counts, sums = counts[ids], sums[ids]
-    del kind
     band_sum, interior_sum = sums[:, 1], sums[:, 2]
     band_n, interior_n = counts[:, 1], counts[:, 2]
-    # The median of every fourth row and column: as good a level (the interior
-    # of the smallest cell kept keeps ~40 samples), 16x cheaper.
-    cytoplasm_pixels = interior[::4, ::4]
-    if exclude is not None:
-        cytoplasm_pixels = cytoplasm_pixels & ~np.asarray(exclude, bool)[::4, ::4]
-    del interior
-    sampled = np.where(cytoplasm_pixels, labels[::4, ::4], 0)
-    cytoplasm = np.full(len(ids), np.nan)
-    found = np.bincount(sampled.ravel(), minlength=size)[ids] > 0
-    if found.any():
-        cytoplasm[found] = ndi.median(corrected[::4, ::4], sampled, ids[found])
+    cytoplasm = levels.cytoplasm[ids]
     with np.errstate(divide="ignore", invalid="ignore"):
         border_mean = np.where(band_n > 0, band_sum / band_n, np.nan)
         interior_mean = np.where(interior_n > 0, interior_sum / interior_n, np.nan)
         # A cytoplasm at background makes the ratio meaningless, not infinite.
-        floor = 0.02 * max(float(top) - background, 1e-6)
-        ratio = np.where(cytoplasm > floor, border_mean / cytoplasm, np.nan)
-
-    reach = _scaled_px(config.JUNCTION_REACH_UM, config.JUNCTION_REACH_PX, pixel_size_um)
-    if threshold is None:
-        cell_threshold = np.zeros(size)
-        cell_threshold[ids] = config.JUNCTION_PRESENT_RATIO * np.maximum(np.nan_to_num(cytoplasm, nan=floor), floor)
-    outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = False
-    # Signal: the smoothed (radius 2 px) plane's maximum within the reach, a band of rows at a time with
-    # enough rows either side that every band gets what the whole image would.
-    present = np.zeros(labels.shape, bool)
-    halo = reach + 3
-    for top_row in range(0, labels.shape[0], _ROWS):
-        rows = slice(top_row, min(top_row + _ROWS, labels.shape[0]))
-        low, high = max(0, rows.start - halo), min(labels.shape[0], rows.stop + halo)
-        smooth = ndi.gaussian_filter(corrected[low:high], 1.0, truncate=2.0)
-        signal = ndi.maximum_filter(smooth, size=2 * reach + 1)[rows.start - low:rows.stop - low]
-        limit = cell_threshold[labels[rows]] if threshold is None else float(threshold)
-        present[rows] = outline[rows] & (signal >= limit)
-    del corrected
-    found_on_outline = outline.view(np.uint8) + present.view(np.uint8)  # 1 absent, 2 present
-    counts, _ = _pair_counts(labels, found_on_outline, 3, size)
-    counts = counts[ids]
-    outline_n, present_n = counts[:, 1] + counts[:, 2], counts[:, 2]
-    min_length = (
-        config.JUNCTION_CONTINUOUS_MIN_UM / pixel_size_um if pixel_size_um else config.JUNCTION_CONTINUOUS_MIN_PX
-    )
-    continuous_n = _continuous_outline(labels, present, min_length=min_length, widening=2 * (reach + 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        continuity = np.where(outline_n > 0, present_n / outline_n, np.nan)
-        continuous = np.where(outline_n > 0, continuous_n[ids] / outline_n, np.nan)
+        ratio = np.where(cytoplasm > levels.floor, border_mean / cytoplasm, np.nan)
     return pd.DataFrame(
         {
             "junction_border_mean": border_mean,
             "junction_border_integrated": band_sum,
             "junction_interior_mean": interior_mean,
             "junction_border_to_cytoplasm": ratio,
-            "junction_continuity": continuity,
-            "junction_continuous_fraction": continuous,
-            "junction_punctate_fraction": continuity - continuous,
-            "junction_absent_fraction": 1.0 - continuity,
         }
     )
 
@@ -483,25 +466,6 @@ def _pair_counts(labels: np.ndarray, kind: np.ndarray, n_kinds: int, size: int,
         if sums is not None:
             sums += np.bincount(pair, weights=weights[rows].ravel(), minlength=size * n_kinds)
     return counts.reshape(size, n_kinds), None if sums is None else sums.reshape(size, n_kinds)
-
-
-def _continuous_outline(labels: np.ndarray, present: np.ndarray, *, min_length: float, widening: int) -> np.ndarray:
-    """Per cell id: the outline pixels in present stretches long enough to be continuous.
-
-    A stretch is an 8-connected run of one cell's present outline pixels; ``widening`` px of its
-    length are the smoothing's and the reach's, not the junction's. Cell by cell in its box.
-    """
-    continuous = np.zeros(int(labels.max()) + 1)
-    eight = np.ones((3, 3), bool)
-    for cell_id, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        mine = present[box] & (labels[box] == cell_id)
-        runs, n = ndi.label(mine, structure=eight)
-        if n:
-            lengths = np.bincount(runs[mine])[1:]
-            continuous[cell_id] = lengths[lengths - widening >= min_length].sum()
-    return continuous
 
 
 def image_record(

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import config
 from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
-from .features import cells_table, image_record
+from .features import image_record, measure_cells
 from .instances import WatershedSettings, labels_from_maps
 from .io import LoadedImage, normalise
 from .metadata import output_stem
@@ -49,6 +49,8 @@ class ImageResult:
     warnings : list of one-line messages about the result (e.g. a blank image)
     diameter_estimated_px, diameter_used_px : float or None, the cell diameter estimated from the image
         and the one it was segmented as having (see :mod:`bbbcore.scale`)
+    interfaces : DataFrame or None, one row per pair of touching cells (:mod:`bbbcore.interfaces`); None
+        when not measured yet (:meth:`interface_table` measures it then)
     """
 
     image: LoadedImage
@@ -64,6 +66,7 @@ class ImageResult:
     warnings: list[str] = field(default_factory=list)
     diameter_estimated_px: float | None = None
     diameter_used_px: float | None = None
+    interfaces: pd.DataFrame | None = field(default=None, repr=False)
     _quality: dict | None = field(default=None, repr=False, compare=False)
     _outlines: dict | None = field(default=None, repr=False, compare=False)
 
@@ -90,6 +93,16 @@ class ImageResult:
 
             self._outlines = cell_polygons(self.labels)
         return self._outlines
+
+    def interface_table(self) -> pd.DataFrame:
+        """The interfaces of the cells, measured now when they were not (an experiment stored before they were)."""
+        if self.interfaces is None:
+            from .interfaces import cell_interfaces
+
+            self.interfaces = cell_interfaces(self.labels, self.image.junction_raw, pixel_size_um=self.pixel_size_um,
+                                              diameter_px=self.diameter_used_px, image=self.name,
+                                              image_id=self.image.image_id)
+        return self.interfaces
 
     @property
     def corrected_by_hand(self) -> bool:
@@ -212,15 +225,16 @@ def finish_segmentation(
     labels = labels_from_maps(prepared.maps, image, chosen, junction=prepared.junction, seed_from_nuclei=use_nuclei,
                               grid_pixel_size_um=grid_um)
     labelled = time.perf_counter()
-    cells = measure_labels(labels, image=image, pixel_size_um=size, sample=sample,
-                           junction_threshold=junction_threshold)
+    cells, interfaces = measure(labels, image=image, pixel_size_um=size, sample=sample,
+                                junction_threshold=junction_threshold, diameter_px=scale.diameter_used_px)
     measured = time.perf_counter()
     timings = {**prepared.timings, "postprocess_s": labelled - started, "measure_s": measured - labelled}
     warnings = list(image.warnings) + (blank_warning(image, cells) or ([scale.warning] if scale.warning else []))
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
                        source=f"model {card.name} {card.version}", seconds=sum(timings.values()),
                        timings=timings, maps=prepared.maps, warnings=warnings,
-                       diameter_estimated_px=scale.diameter_estimated_px, diameter_used_px=scale.diameter_used_px)
+                       diameter_estimated_px=scale.diameter_estimated_px, diameter_used_px=scale.diameter_used_px,
+                       interfaces=interfaces)
 
 
 def blank_warning(image: LoadedImage, cells: pd.DataFrame) -> list[str]:
@@ -243,8 +257,26 @@ def measure_labels(
     pixel_size_um: float | None = None,
     sample: Mapping[str, object] | None = None,
     junction_threshold: float | None = None,
+    diameter_px: float | None = None,
 ) -> pd.DataFrame:
-    """Measure a labels image (the model's, corrected in Fiji, or another tool's).
+    """The cells table of a labels image (:func:`measure` without the interfaces)."""
+    return measure(labels, image=image, name=name, image_id=image_id, pixel_size_um=pixel_size_um, sample=sample,
+                   junction_threshold=junction_threshold, diameter_px=diameter_px)[0]
+
+
+def measure(
+    labels: np.ndarray,
+    *,
+    image: LoadedImage | None = None,
+    name: str = "",
+    image_id: str = "",
+    pixel_size_um: float | None = None,
+    sample: Mapping[str, object] | None = None,
+    junction_threshold: float | None = None,
+    diameter_px: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure a labels image (the model's, corrected in Fiji, or another tool's): its cells and its
+    interfaces (:func:`bbbcore.features.measure_cells`; no interface without an image).
 
     Parameters
     ----------
@@ -256,6 +288,8 @@ def measure_labels(
         Used when no image is given (the labels file's name).
     pixel_size_um, sample, junction_threshold
         As for :func:`segment_image`; the pixel size defaults to the image's.
+    diameter_px : float, optional
+        The cells' typical diameter (the junction rules' lengths without a pixel size).
 
     Raises
     ------
@@ -272,7 +306,7 @@ def measure_labels(
             f"{image.shape[1]}x{image.shape[0]} px",
         )
     size = pixel_size_um if pixel_size_um is not None else (image.pixel_size_um if image is not None else None)
-    return cells_table(
+    return measure_cells(
         labels,
         junction=image.junction_raw if image is not None else None,
         nuclei=image.nuclei_raw if image is not None else None,
@@ -281,6 +315,7 @@ def measure_labels(
         pixel_size_um=size,
         sample=sample,
         junction_threshold=junction_threshold,
+        diameter_px=diameter_px,
     )
 
 
@@ -309,7 +344,7 @@ def result_from_labels(
     except Exception as exc:  # tifffile raises many kinds for non-TIFF bytes
         raise ImageReadError(labels_name, f"not a readable labels TIFF ({type(exc).__name__}: {exc})") from None
     size = pixel_size_um if pixel_size_um is not None else image.pixel_size_um
-    cells = measure_labels(labels, image=image, name=labels_name, pixel_size_um=size,
-                           junction_threshold=junction_threshold)
+    cells, interfaces = measure(labels, image=image, name=labels_name, pixel_size_um=size,
+                                junction_threshold=junction_threshold)
     return ImageResult(image, labels, cells, size, source=f"labels file {labels_name}",
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, interfaces=interfaces)

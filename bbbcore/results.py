@@ -70,6 +70,14 @@ class ResultSet:
                 cells[column] = edited_cells(cells, column)
         return apply_sample_sheet(cells, self.sheet)
 
+    def interfaces(self) -> pd.DataFrame:
+        """Every interface of every image, with each image's sample fields (measured now where missing)."""
+        tables = [result.interface_table() for result in self.results.values()]
+        tables = [t for t in tables if len(t)]
+        if not tables:
+            return pd.DataFrame()
+        return apply_sample_sheet(pd.concat(tables, ignore_index=True), self.sheet)
+
     def summary(self, *, exclude_edge: bool = config.EXCLUDE_EDGE_CELLS,
                 cells: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per image (:func:`bbbcore.features.summary_table`); ``cells`` when already built."""
@@ -83,6 +91,7 @@ class ResultSet:
         cells = self.cells()
         files = {
             "cells.csv": table_csv_bytes(cells),
+            "interfaces.csv": table_csv_bytes(self.interfaces()),
             "summary.csv": table_csv_bytes(self.summary(cells=cells)),
             "samples.csv": table_csv_bytes(self.sheet[list(SHEET_COLUMNS)]),
         }
@@ -114,12 +123,14 @@ def save_result(store, experiment_id: int, result: ImageResult, original: bytes,
         model=(result.model_name, result.model_version), source=result.source,
         shape=result.labels.shape, cell_coverage=result.record()["cell_coverage"],
         diameters=(result.diameter_estimated_px, result.diameter_used_px),
-        expected_labels_sha=expected_labels_sha, edit=edit,
+        expected_labels_sha=expected_labels_sha, edit=edit, interfaces=result.interfaces,
     )
 
 
-def _stored_image_result(store, row, image: LoadedImage, cells: pd.DataFrame, *, source: str) -> ImageResult:
-    """An ImageResult from a stored image row and its cells (nothing recomputed)."""
+def _stored_image_result(store, row, image: LoadedImage, cells: pd.DataFrame, *, source: str,
+                         interfaces: pd.DataFrame | None = None) -> ImageResult:
+    """An ImageResult from a stored image row, its cells and interfaces (nothing recomputed; interfaces None:
+    stored before they were measured, measured when first needed)."""
     from .export import read_labels_tiff
 
     labels = read_labels_tiff(store.get_file(row["labels_sha"]))
@@ -131,7 +142,7 @@ def _stored_image_result(store, row, image: LoadedImage, cells: pd.DataFrame, *,
     return ImageResult(image, labels, cells, size, model_name=row["model_name"] or "",
                        model_version=row["model_version"] or "", source=source,
                        diameter_estimated_px=number("diameter_estimated_px"),
-                       diameter_used_px=number("diameter_used_px"))
+                       diameter_used_px=number("diameter_used_px"), interfaces=interfaces)
 
 
 def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, bytes], dict[str, dict]]:
@@ -146,6 +157,7 @@ def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, byt
 
     images = store.images(experiment_id)
     cells = store.cells(experiment_id)
+    interfaces, measured = store.interfaces(experiment_id), store.interface_images(experiment_id)
     results = ResultSet()
     originals, params = {}, {}
     for _, row in images.iterrows():
@@ -154,7 +166,9 @@ def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, byt
         image = load_image(original, name=row["name"], channel=used.get("channel"),
                            nuclear_channel=used.get("nuclear_channel", "auto"))
         table = cells[cells["image"] == row["name"]].reset_index(drop=True) if len(cells) else pd.DataFrame()
-        results.results[row["name"]] = _stored_image_result(store, row, image, table,
+        borders = (interfaces[interfaces["image"] == row["name"]].reset_index(drop=True)
+                   if row["name"] in measured else None)
+        results.results[row["name"]] = _stored_image_result(store, row, image, table, interfaces=borders,
                                                             source=row["source"] or "stored")
         originals[row["name"]] = original
         params[row["name"]] = used
@@ -176,5 +190,10 @@ def stored_result(store, experiment_id: int, image: LoadedImage, original: bytes
     cells = store.cells(experiment_id)
     cells = cells[cells["image"] == found["name"]].reset_index(drop=True)
     cells["image"] = image.name
-    return _stored_image_result(store, pd.Series(found), image, cells,
+    interfaces = None
+    if found["name"] in store.interface_images(experiment_id):
+        interfaces = store.interfaces(experiment_id)
+        interfaces = interfaces[interfaces["image"] == found["name"]].reset_index(drop=True)
+        interfaces["image"] = image.name
+    return _stored_image_result(store, pd.Series(found), image, cells, interfaces=interfaces,
                                 source=f"{found['source']} (same file as {found['name']})")

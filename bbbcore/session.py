@@ -790,15 +790,17 @@ class AnalysisSession:
         import numpy as np
 
         from .export import read_labels_tiff
-        from .pipeline import measure_labels
+        from .pipeline import measure
 
         labels = read_labels_tiff(self.store.get_file(labels_sha))
-        cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
-                               junction_threshold=self.settings.junction_threshold)
+        cells, interfaces = measure(labels, image=result.image, pixel_size_um=result.pixel_size_um,
+                                    junction_threshold=self.settings.junction_threshold,
+                                    diameter_px=result.diameter_used_px)
         cells["edited"] = False
         cells["accepted"] = False
         source = result.source.replace(f", {CORRECTED_BY_HAND}", "")
-        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
+        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, interfaces=interfaces,
+                       source=source, _outlines=None)
 
     def _corrected(self, result: ImageResult, labels) -> ImageResult:
         """``result`` with corrected labels: measured again, the changed cells (and those changed before)
@@ -806,10 +808,11 @@ class AnalysisSession:
         import numpy as np
 
         from .editing import touched_cells
-        from .pipeline import measure_labels
+        from .pipeline import measure
 
-        cells = measure_labels(labels, image=result.image, pixel_size_um=result.pixel_size_um,
-                               junction_threshold=self.settings.junction_threshold)
+        cells, interfaces = measure(labels, image=result.image, pixel_size_um=result.pixel_size_um,
+                                    junction_threshold=self.settings.junction_threshold,
+                                    diameter_px=result.diameter_used_px)
         # A stored experiment gives every image the column, empty where the image was never corrected.
         before = set(result.cells.loc[edited_cells(result.cells), "cell_id"].astype(int))
         edited = before | {int(i) for i in touched_cells(result.labels, labels)}
@@ -819,7 +822,8 @@ class AnalysisSession:
         if kept or "accepted" in result.cells:
             cells["accepted"] = cells["cell_id"].astype(int).isin(kept)
         source = result.source if result.corrected_by_hand else f"{result.source}, {CORRECTED_BY_HAND}"
-        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, source=source, _outlines=None)
+        return replace(result, labels=np.asarray(labels, np.int32), cells=cells, interfaces=interfaces,
+                       source=source, _outlines=None)
 
     def _keep(self, result: ImageResult, *, edit: dict | None = None) -> None:
         """Hold and store ``result``. ``edit`` (a hand correction of a stored image, its log entry): stored

@@ -100,6 +100,13 @@ CREATE TABLE IF NOT EXISTS edits (
     at TEXT NOT NULL,
     UNIQUE (experiment_id, image, version)
 );
+CREATE TABLE IF NOT EXISTS interfaces (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    cell_a INTEGER NOT NULL,
+    cell_b INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (image_id, cell_a, cell_b)
+);
 CREATE TABLE IF NOT EXISTS anomaly_models (
     experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id) ON DELETE CASCADE,
     model_sha TEXT NOT NULL,
@@ -178,7 +185,9 @@ def _migrate_2_to_3(db) -> None:
 
 
 def _migrate_3_to_4(db) -> None:
-    """The fitted anomaly model of each experiment (table ``anomaly_models``, made by SCHEMA): nothing to convert."""
+    """Each image's interfaces (table ``interfaces``) and the fitted anomaly model of each experiment (table
+    ``anomaly_models``), both made by SCHEMA: nothing to convert (older images' interfaces are measured when
+    first needed)."""
 
 
 #: ``MIGRATIONS[n]`` brings a database from schema version n to n + 1 (inside one transaction).
@@ -261,7 +270,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             checked = [str(exc)]
         if checked != ["ok"]:
-            self.damaged = (f"{self.path}: database damaged ({checked[0]}): it opens for reading only; save what "
+            found = " ".join(checked[0].split())  # SQLite's report may run over several lines: one line here
+            self.damaged = (f"{self.path}: database damaged ({found}): it opens for reading only; save what "
                             "can be read (python -m bbbcore experiments export), move bbb.sqlite away and import "
                             "your exports")
 
@@ -544,8 +554,11 @@ class Store:
         diameters: tuple[float | None, float | None] = (None, None),
         expected_labels_sha: str | None = None,
         edit: dict | None = None,
+        interfaces: pd.DataFrame | None = None,
     ) -> int:
         """Store one image's results in one transaction (replacing an earlier result of that name).
+
+        ``interfaces``: its table of cell-cell interfaces (:mod:`bbbcore.interfaces`), kept with the cells.
 
         ``sample`` holds the image's sample fields (:data:`bbbcore.metadata.SAMPLE_FIELDS`),
         ``pixel_size_um`` being the one its cells were measured with. ``expected_labels_sha``: the
@@ -570,6 +583,12 @@ class Store:
             records.append((int(row["cell_id"]), row.get("anomaly_score"),
                             None if row.get("is_anomaly") is None else int(bool(row["is_anomaly"])),
                             json.dumps(row, allow_nan=False)))
+        borders = []
+        if interfaces is not None:
+            columns = [c for c in interfaces.columns if c not in ("image", "image_id")]
+            for values in interfaces[columns].itertuples(index=False, name=None):
+                row = {c: _plain(v) for c, v in zip(columns, values)}
+                borders.append((int(row["cell_a"]), int(row["cell_b"]), json.dumps(row, allow_nan=False)))
         with self._transaction() as db:
             self._require(db, experiment_id, name)
             stored = db.execute("SELECT labels_sha, created FROM images WHERE experiment_id = ? AND name = ?",
@@ -599,8 +618,34 @@ class Store:
                 db.execute("DELETE FROM edits WHERE experiment_id = ? AND image = ?", (experiment_id, name))
             db.executemany("INSERT INTO cells (image_id, cell_id, anomaly_score, is_anomaly, data) "
                            "VALUES (?, ?, ?, ?, ?)", [(image_row, *r) for r in records])
+            db.executemany("INSERT INTO interfaces (image_id, cell_a, cell_b, data) VALUES (?, ?, ?, ?)",
+                           [(image_row, *r) for r in borders])
             db.execute("UPDATE experiments SET modified = ? WHERE id = ?", (_now(), experiment_id))
         return image_row
+
+    def interfaces(self, experiment_id: int) -> pd.DataFrame:
+        """Every stored interface of the experiment (``image`` and ``image_id`` first), images in stored order.
+
+        Images stored before interfaces were measured have none here (see :meth:`interface_images`).
+        """
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT i.name, i.image_sha, f.data FROM interfaces f JOIN images i ON f.image_id = i.id "
+                "WHERE i.experiment_id = ? ORDER BY i.id, f.cell_a, f.cell_b", (experiment_id,)).fetchall()
+        # image_id is the first 16 hex digits of the file's SHA-256, as in the cells table.
+        table = pd.DataFrame([{"image": r["name"], "image_id": r["image_sha"][:16], **json.loads(r["data"])}
+                              for r in rows])
+        for column in table.columns:  # a number column stored empty throughout (no pixel size) stays numeric
+            if table[column].isna().all():
+                table[column] = table[column].astype(float)
+        return table
+
+    def interface_images(self, experiment_id: int) -> set[str]:
+        """Names of the experiment's images whose interfaces are stored."""
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT i.name FROM interfaces f JOIN images i ON f.image_id = i.id "
+                              "WHERE i.experiment_id = ?", (experiment_id,)).fetchall()
+        return {r["name"] for r in rows}
 
     @staticmethod
     def _log_edit(db, experiment_id: int, name: str, edit: dict, labels_sha: str, parent_sha: str) -> None:

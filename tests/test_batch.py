@@ -76,6 +76,9 @@ def test_a_batch_gives_segment_s_cells_fails_a_bad_file_alone_and_resumes_withou
     pd.testing.assert_frame_equal(batch_cells, segment_cells)
     assert sorted(p.name for p in out.glob("*.labels.tif")) == sorted(p.name for p in segmented.glob("*.labels.tif"))
     assert pd.read_parquet(out / "cells.parquet").shape == batch_cells.shape
+    key = ["image", "cell_a", "cell_b"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "interfaces.csv").sort_values(key, ignore_index=True),
+                                  pd.read_csv(segmented / "interfaces.csv").sort_values(key, ignore_index=True))
 
     # Again: nothing recomputed. One image's result removed: that one alone runs again, no duplicate rows.
     again = run_batch([folder], out, BatchSettings(), client=client, progress=False, say=lambda line: None)

@@ -74,6 +74,18 @@ def test_segment_writes_summary_rois_and_geojson(segmented):
     assert summary["diameter_used_px"].iloc[0] == 164 and summary["diameter_estimated_px"].iloc[0] > 0  # 10x
     samples = pd.read_csv(out / "samples.csv")
     assert samples["condition"].tolist() == ["control", "control"]
+    # interfaces.csv: one row per pair of cells touching along a border, found here from the labels alone.
+    interfaces = pd.read_csv(out / "interfaces.csv")
+    right = np.c_[labels[:, :-1].ravel(), labels[:, 1:].ravel()]
+    down = np.c_[labels[:-1, :].ravel(), labels[1:, :].ravel()]
+    pairs = np.vstack([right, down])
+    pairs = np.sort(pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs > 0).all(axis=1)], axis=1)
+    contact = pd.Series(1, index=pd.MultiIndex.from_arrays(pairs.T)).groupby(level=[0, 1]).size()
+    listed = set(zip(interfaces["cell_a"], interfaces["cell_b"]))
+    assert listed <= set(contact.index)  # every interface is a pair of touching cells ...
+    assert set(contact[contact >= 20].index) <= listed  # ... and every long contact is an interface
+    assert (interfaces["image"] == "bbb_rgb_01.jpg").all() and (interfaces["condition"] == "control").all()
+    assert interfaces["junction_continuity"].between(0, 1).all() and (interfaces["length_px"] > 0).all()
 
 
 def test_bad_file_is_named_and_good_files_still_finish(segmented):

@@ -44,6 +44,10 @@ def test_measure_labels_with_and_without_image(tmp_path, synthetic_monolayer, ca
     assert summary["n_cells"].iloc[0] + summary["n_edge_excluded"].iloc[0] == truth.max()
     for suffix in ("labels.tif", "rois.zip", "geojson", "overlay.png"):
         assert (out / f"tat_80ng_01.{suffix}").exists()
+    interfaces = pd.read_csv(out / "interfaces.csv")  # read on the image: only the image given has them
+    assert set(interfaces["image"]) == {"tat_80ng_01.png"} and (interfaces["condition"] == "tat").all()
+    np.testing.assert_allclose(interfaces["length_um"], interfaces["length_px"] * 0.5)
+    assert set(interfaces[["cell_a", "cell_b"]].to_numpy().ravel()) <= set(cells["cell_id"])
 
     # Without images: shape columns only, conditions from the labels' names.
     code = main(["measure", str(tmp_path / "control_02.labels.tif"), "--out", str(tmp_path / "plain")])

@@ -51,7 +51,9 @@ def full_experiment(store: Store) -> int:
             params={"model": "bbb_unet 1.3", "channel": "-1"}, model=("bbb_unet", "1.3"), source="model bbb_unet 1.3",
             sample={"condition": "+TNFa", "dose": 10.0 * index, "dose_unit": "ng", "replicate": "-1", "well": "@A1",
                     "pixel_size_um": 0.5, "channel": "green", "nuclear_channel": None, "diameter_px": 31.5},
-            shape=labels.shape, cell_coverage=0.8)
+            shape=labels.shape, cell_coverage=0.8,
+            interfaces=pd.DataFrame({"cell_a": [1, 1], "cell_b": [2, 3], "length_px": [16.0, np.nan],
+                                     "junction_continuity": [0.5, 1.0], "touches_edge": [True, False]}))
     store.update_anomalies(experiment, pd.DataFrame({"image": ["=plate+1.png"] * 3, "cell_id": [1, 2, 3],
                                                      "anomaly_score": [0.1, 2.5, 0.3],
                                                      "is_anomaly": [False, True, False]}))
@@ -90,12 +92,15 @@ def test_export_import_export_gives_equal_tables_of_every_kind(tmp_path):
     imported = there.import_zip(first)
     second = there.export_zip(imported)
     before, after = exported_tables(first), exported_tables(second)
-    assert set(before) == {"experiments", "images", "cells", "edits", "anomaly_models", "label_versions",
-                           "version_notes"} == set(after)
+    assert set(before) == {"experiments", "images", "cells", "interfaces", "edits", "anomaly_models",
+                           "label_versions", "version_notes"} == set(after)
     for table in before:
         pd.testing.assert_frame_equal(before[table], after[table], check_dtype=True, obj=table)
     # What the store gives back is the same too: names as written, anomaly fields, exclusions.
     pd.testing.assert_frame_equal(there.cells(imported), here.cells(experiment))
+    pd.testing.assert_frame_equal(there.interfaces(imported), here.interfaces(experiment))
+    assert len(there.interfaces(imported)) == 4 and there.interface_images(imported) == {"=plate+1.png",
+                                                                                          "+TNFa well -3.png"}
     pd.testing.assert_frame_equal(there.images(imported).drop(columns=["id", "experiment_id"]),
                                   here.images(experiment).drop(columns=["id", "experiment_id"]))
     assert there.experiments()["name"].tolist() == ["=Tat series @2026"]

@@ -168,11 +168,13 @@ def test_a_quarter_of_the_border_erased_gives_continuity_three_quarters():
 def test_dotted_junction_is_punctate():
     labels, plane = square_with_junction(dotted=True)
     row = cells_table(labels, junction=plane).set_index("cell_id").loc[1]
-    # The left side (a quarter of the outline) is 2-px dots, 14 px apart: short
-    # present stretches (punctate) between absent gaps; the other sides are continuous.
-    assert row["junction_punctate_fraction"] > 0.05
-    assert row["junction_continuous_fraction"] == pytest.approx(0.75, abs=0.05)
-    assert row["junction_absent_fraction"] > 0.05
+    # The left side (a quarter of the outline) is 2-px dots every 16 px: short present
+    # stretches (punctate) covering 2/16 of it, between absent gaps; the other sides are
+    # continuous. Tolerance: a dot's half-maximum ends move by up to 1 px each (7 dots).
+    dots = 0.25 * 2 / 16
+    assert row["junction_punctate_fraction"] + row["junction_perpendicular_fraction"] == pytest.approx(dots, abs=0.015)
+    assert row["junction_continuous_fraction"] == pytest.approx(0.75, abs=0.02)
+    assert row["junction_absent_fraction"] == pytest.approx(0.25 - dots, abs=0.02)
 
 
 def test_one_threshold_for_all_images_overrides_the_cytoplasm_rule():

@@ -24,6 +24,8 @@ PUBLIC = {
     "load_model": "bbbcore.unet",
     "segment_image": "bbbcore.pipeline",
     "measure_labels": "bbbcore.pipeline",
+    "measure": "bbbcore.pipeline",
+    "cell_interfaces": "bbbcore.interfaces",
     "cells_table": "bbbcore.features",
     "summary_table": "bbbcore.features",
     "Store": "bbbcore.store",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import threading
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -513,9 +515,27 @@ def test_a_reopened_experiment_keeps_its_anomaly_model_and_scores(analysed):
     # The stored scores serve as they are (reading the model would import TensorFlow) ...
     stored = again.cells()
     assert again.anomaly.model is None
+    key = ["image", "cell_id"]
+    stored, scored = stored.sort_values(key, ignore_index=True), scored.sort_values(key, ignore_index=True)
+    assert stored[key].equals(scored[key])
     np.testing.assert_allclose(stored["anomaly_score"], scored["anomaly_score"], rtol=1e-6)
     assert stored["is_anomaly"].tolist() == scored["is_anomaly"].tolist()
     # ... and the model, read when asked for, is the one fitted: same threshold, same scores.
     model = again.anomaly_model()
     assert model.card.seed == 2 and model.threshold_for(0.2) == pytest.approx(session.anomaly.model.threshold_for(0.2))
     np.testing.assert_allclose(model.score(stored)["anomaly_score"], scored["anomaly_score"], rtol=1e-5)
+
+
+def test_interfaces_are_stored_and_come_back_with_the_experiment(analysed):
+    session, store, _, _ = analysed
+    again = AnalysisSession(store)
+    again.open(session.experiment_id)
+    for name, result in session.results.results.items():
+        back = again.results.results[name].interfaces
+        assert back is not None and len(back) == len(result.interfaces) > 10  # read, not measured again
+        pd.testing.assert_frame_equal(back[result.interfaces.columns], result.interfaces, check_dtype=False)
+    # The dashboard's zip has them, each with its image's sample fields.
+    with zipfile.ZipFile(io.BytesIO(again.results.export_zip())) as archive:
+        table = pd.read_csv(archive.open("interfaces.csv"))
+    assert len(table) == sum(len(r.interfaces) for r in session.results.results.values())
+    assert set(table["condition"]) == set(session.cells()["condition"])
