@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/cells.py", title="Cells", icon=":material/table:"),
     st.Page("pages/plots.py", title="Plots", icon=":material/bar_chart:"),
     st.Page("pages/compare.py", title="Compare conditions", icon=":material/compare:"),
+    st.Page("pages/junctions.py", title="Junctions", icon=":material/hub:"),
     st.Page("pages/anomalies.py", title="Anomalies", icon=":material/scatter_plot:"),
     st.Page("pages/home.py", title="About", icon=":material/info:"),
 ]

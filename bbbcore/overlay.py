@@ -190,6 +190,110 @@ def cell_markers(labels: np.ndarray, cells) -> dict[int, tuple[float, float]]:
     return points
 
 
+def _picture_trace(picture: np.ndarray, max_width: int) -> dict:
+    """The picture as a plotly image trace: downsampled to at most ``max_width`` px wide, sent as a JPEG."""
+    import base64
+
+    from PIL import Image
+
+    height, width = picture.shape[:2]
+    factor = min(1.0, max_width / width)
+    shown = np.asarray(Image.fromarray(picture).resize((max(1, int(width * factor)), max(1, int(height * factor)))))
+    # A data URI, not a JSON array of pixels.
+    source = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(shown, quality=85)).decode("ascii")
+    # The image centres its first pixel on (x0, y0): half a shown pixel in, so the picture spans the
+    # pixel-edge coordinates [0, width] of the markers and of drawn shapes.
+    return {"type": "image", "source": source, "dx": 1 / factor, "dy": 1 / factor, "x0": 0.5 / factor,
+            "y0": 0.5 / factor, "hoverinfo": "skip"}
+
+
+def _image_layout(shape: tuple[int, int], view=None) -> dict:
+    height, width = shape
+    x0, x1, y0, y1 = view if view is not None else (0, width, 0, height)
+    return {
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": int(900 * height / width) + 20,
+        "xaxis": {"visible": False, "range": [x0, x1]},
+        "yaxis": {"visible": False, "range": [y1, y0], "scaleanchor": "x"},
+        "hoverlabel": {"bgcolor": "white"}, "uirevision": "cells",
+    }
+
+
+#: Junction classes as drawn: the colour-blind-safe Okabe-Ito colours, one per class.
+JUNCTION_CLASS_COLOURS = {"continuous": "#56B4E9", "punctate": "#E69F00", "perpendicular": "#CC79A7",
+                          "absent": "#D55E00"}
+
+
+def junction_class(interfaces) -> np.ndarray:
+    """Each interface's largest junction class (by share of its length)."""
+    shares = np.column_stack([interfaces[f"junction_{k}_fraction"].to_numpy(float) for k in JUNCTION_CLASS_COLOURS])
+    return np.array(list(JUNCTION_CLASS_COLOURS))[np.nan_to_num(shares, nan=-1).argmax(axis=1)]
+
+
+def interfaces_figure(
+    picture: np.ndarray,
+    interfaces,
+    polylines: dict,
+    *,
+    colour_by: str = "class",
+    columns: list[str] = (),
+    max_width: int = 1000,
+):
+    """A plotly figure: the picture with each interface drawn along its border, coloured by its largest
+    junction class or by one of its columns (binned, with a colour bar), and its figures on hover.
+
+    ``polylines``: :func:`bbbcore.interfaces.interface_polylines` of the labels (x, y in pixel-edge
+    coordinates). Hover sits on a marker at the middle of each interface.
+    """
+    import plotly.colors
+    import plotly.graph_objects as go
+
+    traces = [_picture_trace(picture, max_width)]
+    table = interfaces.reset_index(drop=True)
+    lines = [np.vstack(polylines.get((int(a), int(b)), [np.zeros((0, 2))])) for a, b in
+             zip(table["cell_a"], table["cell_b"])]
+    if colour_by == "class":
+        groups = junction_class(table)
+        colours = JUNCTION_CLASS_COLOURS
+        names = list(colours)
+    else:
+        values = table[colour_by].to_numpy(float)
+        finite = values[np.isfinite(values)]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, 7))) if finite.size else np.array([0.0, 1.0])
+        edges = edges if len(edges) > 1 else np.array([edges[0], edges[0] + 1e-9])
+        bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+        palette = plotly.colors.sample_colorscale("Viridis", np.linspace(0, 1, len(edges) - 1))
+        names = [f"{edges[i]:.3g}-{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+        colours = dict(zip(names, palette))
+        groups = np.where(np.isfinite(values), np.array(names, dtype=object)[bins], "no value")
+        colours["no value"] = "#999999"
+        names.append("no value")
+    for name in names:
+        chosen = [line for line, group in zip(lines, groups) if group == name and len(line)]
+        if not chosen:
+            continue
+        xs = np.concatenate([np.r_[line[:, 0], np.nan] for line in chosen])
+        ys = np.concatenate([np.r_[line[:, 1], np.nan] for line in chosen])
+        traces.append({"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys, "hoverinfo": "skip",
+                       "line": {"color": colours[name], "width": 3}, "connectgaps": False})
+    middles = [line[len(line) // 2] if len(line) else (np.nan, np.nan) for line in lines]
+    shown = [c for c in dict.fromkeys([*([colour_by] if colour_by != "class" else []), *columns]) if c in table]
+    texts = [f"cells {a} | {b}" + (f"<br>class: {g}" if colour_by == "class" else "") + "".join(
+        f"<br>{c}: {row[c]:.4g}" if isinstance(row[c], (float, np.floating)) else f"<br>{c}: {row[c]}" for c in shown)
+        for a, b, g, (_, row) in zip(table["cell_a"], table["cell_b"], groups, table.iterrows())]
+    marker = {"size": 6, "color": "white", "line": {"width": 1, "color": "black"}}
+    if colour_by != "class":  # the colour bar of the binned lines
+        marker = {"size": 7, "color": table[colour_by].to_numpy(float), "colorscale": "Viridis",
+                  "cmin": float(edges[0]), "cmax": float(edges[-1]), "line": {"width": 1, "color": "black"},
+                  "colorbar": {"title": {"text": colour_by}, "thickness": 14}}
+    traces.append({"type": "scatter", "mode": "markers", "name": "interfaces", "showlegend": False,
+                   "x": [m[0] for m in middles], "y": [m[1] for m in middles], "hovertext": texts,
+                   "hoverinfo": "text", "marker": marker, "customdata": table[["cell_a", "cell_b"]].to_numpy()})
+    layout = _image_layout(picture.shape[:2])
+    layout["legend"] = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}
+    layout["margin"] = {"l": 0, "r": 0, "t": 30, "b": 0}
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+
+
 def cells_figure(
     picture: np.ndarray,
     labels: np.ndarray,
@@ -212,20 +316,9 @@ def cells_figure(
     With selections on, Streamlit makes a click select a marker while panning
     is the drag tool; the box and lasso tools are in the mode bar.
     """
-    import base64
-
     import plotly.graph_objects as go
-    from PIL import Image
 
-    height, width = labels.shape
-    factor = min(1.0, max_width / width)
-    shown = np.asarray(Image.fromarray(picture).resize((max(1, int(width * factor)), max(1, int(height * factor)))))
-    # A data URI, not a JSON array of pixels.
-    source = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(shown, quality=85)).decode("ascii")
-    # The image centres its first pixel on (x0, y0): half a shown pixel in, so the picture spans the
-    # pixel-edge coordinates [0, width] of the markers and of drawn shapes.
-    traces = [{"type": "image", "source": source, "dx": 1 / factor, "dy": 1 / factor, "x0": 0.5 / factor,
-               "y0": 0.5 / factor, "hoverinfo": "skip"}]
+    traces = [_picture_trace(picture, max_width)]
     markers = cell_markers(labels, cells)
     rows = cells.set_index("cell_id").to_dict("index") if len(cells) else {}
     order = sorted(markers)
@@ -248,11 +341,4 @@ def cells_figure(
         "selected": {"marker": {"color": "rgba(255,0,160,0.95)"}}, "unselected": {"marker": {"opacity": 0.8}},
         "showlegend": False,
     })
-    x0, x1, y0, y1 = view if view is not None else (0, width, 0, height)
-    layout = {
-        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": int(900 * height / width) + 20,
-        "xaxis": {"visible": False, "range": [x0, x1]},
-        "yaxis": {"visible": False, "range": [y1, y0], "scaleanchor": "x"},
-        "hoverlabel": {"bgcolor": "white"}, "uirevision": "cells",
-    }
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    return go.Figure({"data": traces, "layout": _image_layout(labels.shape, view)}, _validate=False)

@@ -948,6 +948,10 @@ class AnalysisSession:
             self._store_anomalies()  # once per model, threshold and results version
         return table
 
+    def interfaces(self) -> pd.DataFrame:
+        """Every interface of every image (:meth:`bbbcore.results.ResultSet.interfaces`), sample fields filled in."""
+        return self._memoised(("interfaces",), self.results.interfaces)
+
     def summary(self) -> pd.DataFrame:
         """One row per image (edge cells left out)."""
         return self._memoised(("summary",), lambda: self.results.summary(cells=self.cells(scored=False)))

@@ -602,3 +602,29 @@ def test_a_field_is_applied_to_all_rows_or_filled_down(shared_data):
     at.text_input(key="fill_value").set_value("eighty")
     at.button(key="fill_all").click().run()
     assert at.error[0].value == "dose: 'eighty' is not a number"
+
+
+def test_junctions_page_draws_the_interfaces_and_compares_conditions(demo):
+    at = demo.switch_page("pages/junctions.py").run()
+    assert not at.exception and at.title[0].value == "Junctions"
+    session = at.session_state["session"]
+    name = at.selectbox(key="junction_image").value
+    mine = session.results.results[name].interfaces
+    [figure] = [c for c in at.get("plotly_chart") if "interfaces" in c.proto.spec]
+    traces = json.loads(figure.proto.spec)["data"]
+    # One marker per interface, and one line trace per junction class present, named by it.
+    [markers] = [t for t in traces if t.get("name") == "interfaces"]
+    assert len(chart_array(markers["x"])) == len(mine)
+    classes = {t["name"] for t in traces if t.get("mode") == "lines"}
+    assert classes <= {"continuous", "punctate", "perpendicular", "absent"} and classes
+    # Coloured by a column: its colour bar, and lines binned by its values.
+    at.selectbox(key="junction_colour").set_value("linearity_index").run()
+    traces = json.loads([c for c in at.get("plotly_chart") if "interfaces" in c.proto.spec][0].proto.spec)["data"]
+    [markers] = [t for t in traces if t.get("name") == "interfaces"]
+    assert markers["marker"]["colorbar"]["title"]["text"] == "linearity_index"
+    np.testing.assert_allclose(chart_array(markers["marker"]["color"]), mine["linearity_index"])
+    # The table is every image's interfaces, with conditions; per condition, image means as on Compare.
+    table = at.dataframe[0].value
+    assert len(table) == sum(len(r.interfaces) for r in session.results.results.values())
+    assert set(table["condition"]) == {"control", "tat"}
+    assert [d.proto.label for d in at.get("download_button")] == ["Interfaces CSV"]
