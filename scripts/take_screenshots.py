@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = [("Segmentation", "segmentation"), ("Cells", "cells"), ("Plots", "plots"),
-         ("Compare conditions", "compare"), ("Anomalies", "anomalies"), ("Experiments", "experiments"),
-         ("About", "about")]
+         ("Compare conditions", "compare"), ("Junctions", "junctions"), ("Anomalies", "anomalies"),
+         ("Experiments", "experiments"), ("About", "about")]
 
 
 def free_port() -> int:
@@ -138,6 +138,8 @@ def lasso(page, outline) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="only these pages' shots (e.g. junctions); "
+                        "no correcting or teaching")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with app_in_browser() as page:
@@ -149,6 +151,8 @@ def main() -> None:
         page.screenshot(path=args.out / "analyse.png")
         print(f"wrote {args.out / 'analyse.png'}")
         for title, file in PAGES:
+            if args.only and file not in args.only:
+                continue
             page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
             wait_idle(page)
             if file == "segmentation":
@@ -157,7 +161,7 @@ def main() -> None:
                 page.get_by_role("button", name="Find anomalous cells").click()
                 page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=120_000)
                 wait_idle(page)
-            if file in ("plots", "compare", "segmentation", "anomalies"):
+            if file in ("plots", "compare", "segmentation", "anomalies", "junctions"):
                 page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
                 page.wait_for_timeout(1500)
             page.screenshot(path=args.out / f"{file}.png")
@@ -167,8 +171,9 @@ def main() -> None:
                 page.wait_for_timeout(1500)
                 page.screenshot(path=args.out / "anomalies_on_image.png")
                 print(f"wrote {args.out / 'anomalies_on_image.png'}")
-        correcting(page, args.out)
-        teaching(page, args.out)
+        if not args.only:
+            correcting(page, args.out)
+            teaching(page, args.out)
 
 
 def teaching(page, out: Path) -> None:
