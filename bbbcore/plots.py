@@ -32,28 +32,66 @@ CHART_CONFIG = {
 }
 
 
-def _with_group(cells: pd.DataFrame, by_dose: bool = False) -> pd.DataFrame:
+#: Hovers and axes give numbers to 4 significant digits in plain notation (14,960, not 1.496e+04).
+NUMBER_FORMAT = ",.4~r"
+
+
+def column_label(column: str) -> str:
+    """A column as a person reads it, with its unit: ``area_um2`` -> "area (µm²)", ``area`` -> "area (px²)"."""
+    from .features import COLUMNS
+    from .interfaces import INTERFACE_COLUMNS
+
+    unit = (COLUMNS.get(column) or INTERFACE_COLUMNS.get(column) or ("", ""))[0]
+    name = column
+    for suffix in ("_um2", "_um", "_px"):
+        if name.endswith(suffix) and unit:
+            name = name[: -len(suffix)]
+            break
+    name = name.replace("_", " ")
+    return f"{name} ({unit})" if unit else name
+
+
+def _labels(*columns: str) -> dict:
+    return {"group": "condition", **{c: column_label(c) for c in columns}}
+
+
+def _numbers_readable(figure: go.Figure) -> go.Figure:
+    return figure.update_xaxes(hoverformat=NUMBER_FORMAT).update_yaxes(hoverformat=NUMBER_FORMAT)
+
+
+def _with_group(cells: pd.DataFrame, by_dose: bool = False, colour_by: str = "condition") -> pd.DataFrame:
+    if colour_by == "image":
+        return cells.assign(group=cells["image"].astype(str))
     return cells.assign(group=group_labels(cells, by_dose=by_dose))
 
 
-def _colours(groups) -> dict:
-    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(dict.fromkeys(groups))}
+def condition_colours(groups) -> dict:
+    """One colour per condition (or image), the same on every page: the groups in sorted order, the
+    control first, take the colour-blind-safe palette in turn."""
+    names = sorted({str(g) for g in groups}, key=lambda g: (not g.lower().startswith(("control", "ctrl",
+                                                                                     "vehicle")), g))
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
 
 
-def histogram(cells: pd.DataFrame, feature: str, *, bins: int = 40) -> go.Figure:
-    """Histogram of a feature, one overlaid colour per condition."""
-    table = _with_group(cells)
+_colours = condition_colours
+
+
+def histogram(cells: pd.DataFrame, feature: str, *, bins: int = 40, colour_by: str = "condition") -> go.Figure:
+    """Histogram of a feature, one overlaid colour per condition (or per image)."""
+    table = _with_group(cells, colour_by=colour_by)
     figure = px.histogram(table, x=feature, color="group", nbins=bins, barmode="overlay", opacity=0.6,
-                          color_discrete_map=_colours(table["group"]), labels={"group": "condition"})
-    return figure.update_layout(bargap=0.02)
+                          color_discrete_map=_colours(table["group"]),
+                          labels={**_labels(feature), "group": colour_by})
+    return _numbers_readable(figure.update_layout(bargap=0.02))
 
 
-def distribution(cells: pd.DataFrame, feature: str, *, kind: str = "box", by_dose: bool = False) -> go.Figure:
-    """Box, violin or strip plot of a feature per condition (or condition and dose)."""
-    table = _with_group(cells, by_dose)
+def distribution(cells: pd.DataFrame, feature: str, *, kind: str = "box", by_dose: bool = False,
+                 colour_by: str = "condition") -> go.Figure:
+    """Box, violin or strip plot of a feature per condition (or condition and dose, or image)."""
+    table = _with_group(cells, by_dose, colour_by)
     colours = _colours(table["group"])
     common = dict(x="group", y=feature, color="group", color_discrete_map=colours,
-                  labels={"group": "condition"}, hover_data=["image", "cell_id"])
+                  labels={**_labels(feature), "group": colour_by}, hover_data=["image", "cell_id"])
     if kind == "box":
         figure = px.box(table, points="outliers", **common)
     elif kind == "violin":
@@ -62,22 +100,29 @@ def distribution(cells: pd.DataFrame, feature: str, *, kind: str = "box", by_dos
         figure = px.strip(table, **common)
     else:
         raise ValueError(f"kind must be box, violin or strip, not {kind!r}")
-    return figure.update_layout(showlegend=False)
+    return _numbers_readable(figure.update_layout(showlegend=False))
 
 
-def scatter(cells: pd.DataFrame, x: str, y: str) -> go.Figure:
-    """Scatter of two features, coloured by condition; hover names the cell."""
-    table = _with_group(cells)
-    return px.scatter(table, x=x, y=y, color="group", color_discrete_map=_colours(table["group"]),
-                      opacity=0.7, hover_data=["image", "cell_id"], labels={"group": "condition"})
+def scatter(cells: pd.DataFrame, x: str, y: str, *, colour_by: str = "condition") -> go.Figure:
+    """Scatter of two features, coloured by condition, by image, or by a third (numeric) column with a
+    colour bar; hover names the cell."""
+    if colour_by not in ("condition", "image"):
+        table = cells.assign(group="")
+        figure = px.scatter(table, x=x, y=y, color=colour_by, color_continuous_scale="Viridis", opacity=0.8,
+                            hover_data=["image", "cell_id"], labels=_labels(x, y, colour_by))
+        return _numbers_readable(figure)
+    table = _with_group(cells, colour_by=colour_by)
+    figure = px.scatter(table, x=x, y=y, color="group", color_discrete_map=_colours(table["group"]),
+                        opacity=0.7, hover_data=["image", "cell_id"], labels={**_labels(x, y), "group": colour_by})
+    return _numbers_readable(figure)
 
 
-def scatter_matrix(cells: pd.DataFrame, features: list[str]) -> go.Figure:
-    """Pairwise scatter plots of chosen features, coloured by condition."""
-    table = _with_group(cells)
+def scatter_matrix(cells: pd.DataFrame, features: list[str], *, colour_by: str = "condition") -> go.Figure:
+    """Pairwise scatter plots of chosen features, coloured by condition (or image)."""
+    table = _with_group(cells, colour_by=colour_by)
     figure = px.scatter_matrix(table, dimensions=features, color="group",
                                color_discrete_map=_colours(table["group"]), opacity=0.6,
-                               labels={"group": "condition"})
+                               labels={**_labels(*features), "group": colour_by})
     figure.update_traces(diagonal_visible=False, marker={"size": 4})
     return figure.update_layout(height=max(500, 160 * len(features)))
 
@@ -85,8 +130,10 @@ def scatter_matrix(cells: pd.DataFrame, features: list[str]) -> go.Figure:
 def correlation_heatmap(cells: pd.DataFrame, features: list[str], *, method: str = "spearman") -> go.Figure:
     """Correlation matrix of features (Spearman by default: robust to skew)."""
     matrix = cells[features].corr(method=method)
-    figure = px.imshow(matrix, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f",
-                       aspect="auto", labels={"color": f"{method} r"})
+    names = [column_label(f) for f in features]
+    figure = px.imshow(matrix.set_axis(names, axis=0).set_axis(names, axis=1), zmin=-1, zmax=1,
+                       color_continuous_scale="RdBu_r", text_auto=".2f", aspect="auto",
+                       labels={"color": f"{method} r"})
     return figure.update_layout(height=max(450, 40 * len(features) + 150))
 
 
@@ -158,9 +205,12 @@ def _axis_range(values: np.ndarray, low_bound: float | None, high_bound: float |
 
 def feature_options(cells: pd.DataFrame) -> list[str]:
     """Numeric feature columns worth plotting, most used first."""
-    from .features import feature_columns
+    from .features import LENGTH_COLUMNS, feature_columns
 
-    features = feature_columns(cells)
+    features = [f for f in feature_columns(cells) if cells[f].notna().any()]  # an empty column shows nothing
+    # A column in px beside its µm twin says the same thing again: only the µm one is offered.
+    twins = {"area": "area_um2", **{c: f"{c}_um" for c in LENGTH_COLUMNS}}
+    features = [f for f in features if not (f in twins and twins[f] in features and cells[twins[f]].notna().any())]
     preferred = ["area_um2", "area", "perimeter_um", "perimeter", "aspect_ratio", "extent",
                  "equivalent_diameter_um", "equivalent_diameter", "circularity", "solidity", "elongation",
                  "junction_continuity", "junction_border_to_cytoplasm"]
@@ -169,8 +219,8 @@ def feature_options(cells: pd.DataFrame) -> list[str]:
 
 
 __all__ = [
-    "CHART_CONFIG", "NO_CONDITION", "compare_conditions", "correlation_heatmap", "distribution",
-    "feature_options", "histogram", "scatter", "scatter_matrix",
+    "CHART_CONFIG", "NO_CONDITION", "column_label", "compare_conditions", "condition_colours", "correlation_heatmap",
+    "distribution", "feature_options", "histogram", "scatter", "scatter_matrix",
 ]
 
 

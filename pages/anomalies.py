@@ -10,7 +10,7 @@ from bbbcore import config
 from bbbcore.anomaly import fraction_flagged, model_from_zip, model_zip_bytes
 from bbbcore.errors import BBBError
 from bbbcore.overlay import render_cells
-from bbbcore.plots import CHART_CONFIG
+from bbbcore.plots import CHART_CONFIG, condition_colours
 from dashboard import state, widgets
 
 st.title("Anomalous cells")
@@ -79,17 +79,27 @@ with left:
                         title="2-D code of each cell")
     st.plotly_chart(figure, config=CHART_CONFIG, key="anomaly_codes")
 with right:
-    figure = px.histogram(counted, x="anomaly_score", nbins=50, title="Anomaly scores", log_y=True)
+    figure = px.histogram(counted, x="anomaly_score", nbins=50, title="Anomaly scores", log_y=True,
+                          labels={"anomaly_score": "anomaly score"})
+    # Log counts labelled at 1, 10, 100 ... only (the minor labels 2-9 overlapped).
+    figure.update_yaxes(title="cells (log scale)", dtick=1, tickformat="d")
     figure.add_vline(x=threshold, line_color="#d62728", line_dash="dash", annotation_text="threshold")
     st.plotly_chart(figure, config=CHART_CONFIG, key="anomaly_scores")
 
 by_condition = fraction_flagged(cells, by="condition")
 by_image = fraction_flagged(cells, by="image")
 cols = st.columns(2)
-cols[0].plotly_chart(px.bar(by_condition, x="condition", y="fraction", text="n_anomalous",
-                            title="Share of anomalous cells per condition"), config=CHART_CONFIG, key="frac_cond")
-cols[1].plotly_chart(px.bar(by_image, x="image", y="fraction", text="n_anomalous",
-                            title="Share of anomalous cells per image"), config=CHART_CONFIG, key="frac_image")
+# Each condition in its colour, the one it has on every page (bbbcore.plots.condition_colours).
+colours = condition_colours(by_condition["condition"])
+image_condition = cells.drop_duplicates("image").set_index("image")["condition"].astype(object).fillna("(none)")
+by_image["condition"] = by_image["image"].map(image_condition).astype(str)
+share = {"fraction": "share of cells flagged", "n_anomalous": "cells flagged"}
+cols[0].plotly_chart(px.bar(by_condition, x="condition", y="fraction", text="n_anomalous", color="condition",
+                            color_discrete_map=colours, labels=share, title="Share of anomalous cells per condition"
+                            ).update_layout(showlegend=False), config=CHART_CONFIG, key="frac_cond")
+cols[1].plotly_chart(px.bar(by_image, x="image", y="fraction", text="n_anomalous", color="condition",
+                            color_discrete_map=colours, labels=share, title="Share of anomalous cells per image"),
+                     config=CHART_CONFIG, key="frac_image")
 
 st.subheader("Flagged cells on the image")
 name = st.selectbox("Image", session.results.names(), key="anomaly_image")

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
+from bbbcore import plots
 from bbbcore.export import labels_tiff_bytes
 from bbbcore.io import UNREADABLE
 from tests.conftest import ROOT
@@ -253,10 +254,11 @@ def test_plots_page_draws_the_cells_it_is_given(demo):
         elif kind == "Scatter matrix":
             chosen = at.multiselect(key="Scatter matrix_features").value
             assert len(chosen) >= 2
+            named = {plots.column_label(f): f for f in chosen}  # axes carry names with units
             for dimension in traces[0]["dimensions"]:
-                feature = dimension["label"]
-                assert feature in chosen
-                shown = np.concatenate([chart_array(next(d for d in t["dimensions"] if d["label"] == feature)["values"])
+                feature = named[dimension["label"]]
+                shown = np.concatenate([chart_array(next(d for d in t["dimensions"]
+                                                         if d["label"] == dimension["label"])["values"])
                                         for t in traces])
                 np.testing.assert_allclose(np.sort(shown), np.sort(cells[feature]))
         else:

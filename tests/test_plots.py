@@ -113,7 +113,8 @@ def test_scatter_traces_carry_both_features_and_the_image():
 def test_scatter_matrix_dimensions_and_height():
     figure = plots.scatter_matrix(cells_table(), ["area", "perimeter", "extent", "dose"])
     assert [t.type for t in figure.data] == ["splom", "splom"]
-    assert [d.label for d in figure.data[0].dimensions] == ["area", "perimeter", "extent", "dose"]
+    # Named as a person reads them, with the unit of the column table (bbbcore.features.COLUMNS).
+    assert [d.label for d in figure.data[0].dimensions] == ["area (px²)", "perimeter (px)", "extent", "dose"]
     assert figure.layout.height == 160 * 4
     assert plots.scatter_matrix(cells_table(), ["area", "extent"]).layout.height == 500
 
@@ -124,7 +125,7 @@ def test_correlation_heatmap_of_monotone_features():
     figure = plots.correlation_heatmap(cells, ["area", "perimeter", "extent"])
     z = np.asarray(figure.data[0].z, float)
     np.testing.assert_allclose(z, [[1, 1, -1], [1, 1, -1], [-1, -1, 1]])
-    assert list(figure.data[0].x) == ["area", "perimeter", "extent"]
+    assert list(figure.data[0].x) == ["area (px²)", "perimeter (px)", "extent"]
     # Pearson sees that sqrt is not a straight line.
     pearson = np.asarray(plots.correlation_heatmap(cells, ["area", "perimeter"], method="pearson").data[0].z)
     assert 0.9 < pearson[0, 1] < 1.0
@@ -209,4 +210,29 @@ def test_feature_options_put_the_common_features_first():
     cells = pd.DataFrame({"image": ["a"], "image_id": ["a"], "cell_id": [1], "touches_edge": [False],
                           "condition": ["tat"], "zeta": [0.1], "circularity": [0.9], "area": [12],
                           "centroid_x": [3.0], "area_um2": [3.0], "flagged": [True], "note": ["x"]})
-    assert plots.feature_options(cells) == ["area_um2", "area", "circularity", "zeta"]
+    # area in px beside area_um2 says it again: only the µm column is offered.
+    assert plots.feature_options(cells) == ["area_um2", "circularity", "zeta"]
+    assert plots.feature_options(cells.assign(area_um2=np.nan)) == ["area", "circularity", "zeta"]
+
+
+def test_labels_carry_units_and_numbers_read_plainly():
+    assert plots.column_label("area_um2") == "area (µm²)" and plots.column_label("area") == "area (px²)"
+    assert plots.column_label("perimeter_um") == "perimeter (µm)" and plots.column_label("circularity") == "circularity"
+    assert plots.column_label("junction_width_px") == "junction width (px)"  # an interfaces.csv column
+    figure = plots.histogram(cells_table(), "area")
+    assert figure.layout.xaxis.title.text == "area (px²)" and figure.layout.xaxis.hoverformat == ",.4~r"
+    assert "area (px²)=" in figure.data[0].hovertemplate
+
+
+def test_one_colour_per_condition_on_every_figure_and_by_image_or_column():
+    cells = cells_table()
+    colours = plots.condition_colours(cells["condition"])
+    assert list(colours) == sorted(set(cells["condition"]), key=lambda c: c != "control")  # the control first
+    for figure in (plots.histogram(cells, "area"), plots.scatter(cells, "area", "perimeter"),
+                   plots.histogram(cells.iloc[::-1], "area")):  # whatever order the rows come in
+        assert {t.name: t.marker.color for t in figure.data} == colours
+    by_image = plots.scatter(cells, "area", "perimeter", colour_by="image")
+    assert {t.name for t in by_image.data} == set(cells["image"])
+    by_value = plots.scatter(cells, "area", "perimeter", colour_by="extent")
+    assert by_value.layout.coloraxis.colorbar.title.text == "extent"
+    np.testing.assert_allclose(by_value.data[0].marker.color, cells["extent"])
