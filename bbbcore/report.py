@@ -108,3 +108,86 @@ def _corrections_sentence(cells: pd.DataFrame, n_images: int, corrected_images=(
     return (f"The segmentation was corrected by hand in {n_corrected} of {n_images} image{'s' if n_images != 1 else ''} "
             f"(cells deleted, merged, drawn or split in the dashboard or with python -m bbbcore edit); "
             f"{len(edited)} of the {len(cells)} cells measured were drawn or changed by hand.")
+
+
+def thumbnail_jpeg(junction, labels, *, width: int = 360) -> bytes:
+    """A small JPEG of an image with its cells outlined (for galleries and the report)."""
+    import numpy as np
+    from PIL import Image
+
+    from .overlay import jpeg_bytes, render_cells
+
+    step = max(1, int(np.ceil(labels.shape[1] / (2 * width))))  # outline at about twice the size, then shrink
+    picture = render_cells(junction[::step, ::step], labels[::step, ::step], outlines=True)
+    height = max(1, round(picture.shape[0] * width / picture.shape[1]))
+    return jpeg_bytes(np.asarray(Image.fromarray(picture).resize((width, height))), quality=80)
+
+
+def html_report(
+    *,
+    title: str,
+    images: pd.DataFrame,
+    thumbnails: dict[str, bytes],
+    figures: list = (),
+    statistics: pd.DataFrame | None = None,
+    methods: str = "",
+    model_card: dict | None = None,
+) -> str:
+    """One self-contained HTML page to hand a colleague: the images as thumbnails with their counts and
+    flags, the figures (plotly, interactive; plotly.js is inlined once), the statistics table, the
+    methods paragraph and the model card's summary.
+
+    ``images``: one row per image (the summary table: ``image``, ``condition``, ``n_cells``,
+    ``quality_flags``, ``excluded`` when present); ``thumbnails``: image name -> JPEG bytes.
+    """
+    import base64
+    import html
+    import time
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.4g}"
+        return html.escape(str(value))
+
+    def table_html(table: pd.DataFrame) -> str:
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+        rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                       for row in table.itertuples(index=False, name=None))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+    gallery = []
+    for _, row in images.iterrows():
+        name = str(row["image"])
+        flags = [str(row.get(k)) for k in ("quality_flags", "excluded_reason") if isinstance(row.get(k), str) and row.get(k)]
+        jpeg = thumbnails.get(name)
+        picture = (f'<img alt="{html.escape(name)}" src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
+                   if jpeg else "")
+        counts = f"{int(row['n_cells'])} cells" if "n_cells" in row and row["n_cells"] == row["n_cells"] else ""
+        condition = cell(row.get("condition", ""))
+        gallery.append(f'<figure>{picture}<figcaption><b>{html.escape(name)}</b><br>{condition} · {counts}'
+                       + "".join(f'<br><span class="flag">{html.escape(f)}</span>' for f in flags)
+                       + "</figcaption></figure>")
+    plots = [figure.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+             for i, figure in enumerate(figures)]
+    card = model_card or {}
+    card_lines = [f"<li>{html.escape(k)}: {cell(v)}</li>" for k, v in card.items() if v not in (None, "", [], {})]
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class=\"when\">Report written {time.strftime('%Y-%m-%d %H:%M')} by the BBB cell analyser.</p>",
+        f"<h2>Images ({len(images)})</h2><div class=\"gallery\">{''.join(gallery)}</div>",
+    ]
+    if plots:
+        sections.append("<h2>Figures</h2>" + "".join(f'<div class="figure">{p}</div>' for p in plots))
+    if statistics is not None and len(statistics):
+        sections.append("<h2>Statistics</h2>" + table_html(statistics))
+    if methods:
+        sections.append(f"<h2>Methods</h2><p>{html.escape(methods)}</p>")
+    if card_lines:
+        sections.append(f"<h2>Segmentation model</h2><ul>{''.join(card_lines)}</ul>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+             ".gallery{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;width:240px}"
+             "figure img{width:240px;border:1px solid #ccc}figcaption{font-size:0.85em}"
+             ".flag{color:#b00}table{border-collapse:collapse;font-size:0.85em}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.when{color:#666}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")

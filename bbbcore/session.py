@@ -984,6 +984,31 @@ class AnalysisSession:
             self._pictures[key] = make()
         return self._pictures[key]
 
+    def thumbnail(self, name: str) -> bytes:
+        """A small JPEG of an analysed image with its cells outlined (kept until the results change)."""
+        from .report import thumbnail_jpeg
+
+        result = self.results.results[name]
+        return self.picture(name, ("thumbnail",), lambda: thumbnail_jpeg(result.image.junction, result.labels))
+
+    def report_html(self, figures: list = ()) -> str:
+        """One self-contained HTML file of the experiment (:func:`bbbcore.report.html_report`): every image
+        as a thumbnail with its counts and flags, ``figures``, the last statistics asked for, the methods
+        paragraph and the model card's summary."""
+        from .report import html_report
+        from .unet import read_card
+
+        summary = self.summary()
+        names = self.results.names()
+        statistics = self.statistics(*self.comparison[:3]) if self.comparison else None
+        card = read_card(self.settings.model)
+        about = {"model": f"{card.name} {card.version}", "cell diameter it works at (px)": card.cell_diameter_px,
+                 "trained on": ", ".join(map(str, (card.training or {}).get("images", []))),
+                 "held-out scores": (card.metrics or {}).get("leave_one_image_out")}
+        return html_report(title=self.experiment_name() or "BBB cell analysis", images=summary,
+                           thumbnails={n: self.thumbnail(n) for n in names}, figures=list(figures),
+                           statistics=statistics, methods=self.methods_text(), model_card=about)
+
     def methods_text(self) -> str:
         """The methods paragraph of what this session ran."""
         from .compare import exclusions

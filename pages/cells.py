@@ -86,6 +86,15 @@ with st.expander("Quality control: exclude images or cells from the statistics")
         st.dataframe(listing.rename("cells").reset_index(), hide_index=True, width="stretch")
 
 st.subheader("Per image")
+with st.expander(f"The experiment's images ({len(summary)}), with their cells", expanded=len(summary) <= 12):
+    flagged = {str(r["image"]): str(r["quality_flags"]) for _, r in summary.iterrows()
+               if isinstance(r.get("quality_flags"), str) and r.get("quality_flags")}
+    gallery = st.columns(4)
+    for index, row in enumerate(summary.itertuples()):
+        with gallery[index % 4]:
+            st.image(session.thumbnail(row.image), output_format="JPEG", width="stretch",
+                     caption=f"{row.image}: {int(row.n_cells)} cells" + (f" ({flagged[row.image]})"
+                                                                          if row.image in flagged else ""))
 st.caption("Cells touching the image edge are left out of these figures and counted in n_edge_excluded.")
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads[2].download_button("Summary CSV", table_csv_bytes(summary), file_name="summary.csv",

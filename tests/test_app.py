@@ -630,3 +630,25 @@ def test_junctions_page_draws_the_interfaces_and_compares_conditions(demo):
     assert len(table) == sum(len(r.interfaces) for r in session.results.results.values())
     assert set(table["condition"]) == {"control", "tat"}
     assert [d.proto.label for d in at.get("download_button")] == ["Interfaces CSV"]
+
+
+def test_the_report_holds_the_images_figures_statistics_and_methods(demo):
+    at = demo.switch_page("pages/compare.py").run()
+    at.button(key="report_build").click().run()
+    assert not at.exception
+    [download] = [d for d in at.get("download_button") if d.proto.label == "Download report (HTML)"]
+    html = at.session_state["report_html"][1]
+    session = at.session_state["session"]
+    names = session.results.names()
+    assert html.count('<img alt="') == len(names) and all(f"<b>{n}</b>" in html for n in names)
+    tested = at.multiselect(key="stats_features").value
+    assert html.count('class="plotly-graph-div"') == len(tested)
+    assert html.count("<script type=\"text/javascript\">/**") <= 1  # plotly.js inlined once: self-contained
+    for row in session.statistics(tuple(tested), at.selectbox(key="cmp_control_False").value).itertuples():
+        assert f"<td>{row.p_holm:.4g}</td>" in html
+    assert session.methods_text().split(".")[0] in html
+    # The Cells page shows the same images as a gallery.
+    at.switch_page("pages/cells.py").run()
+    summary = session.summary()
+    captions = [i.proto.imgs[0].caption.split(" (")[0] for i in at.get("image")]  # flags follow in brackets
+    assert sorted(captions) == sorted(f"{r.image}: {int(r.n_cells)} cells" for r in summary.itertuples())
