@@ -30,7 +30,10 @@ with right:
     if st.button("Load sample data", icon=":material/science:", help="five ZO-1 images (four 10x, one 4x) with an illustrative demo grouping"):
         session.add_sample_data()
         st.rerun()
-    if session.files and st.button("Start over", help="close the experiment (it stays saved) and empty this page"):
+    # Always drawn (disabled until there is something to empty): a button appearing after the upload's
+    # first rerun pushed the conditions table down while the user was editing it.
+    if st.button("Start over", help="close the experiment (it stays saved) and empty this page",
+                 disabled=not (session.files or uploaded)):
         session.close()
         st.rerun()
 
@@ -94,14 +97,21 @@ if sheet_file is not None and session.first_time(("sheet", sheet_file.file_id)):
         st.error(str(exc), icon=":material/error:")
 
 names = list(good)
-# One type per column whatever the values: a change of type would recreate the table and drop the
-# edit being typed (see bbbcore.metadata.sheet_for_editing).
-table = sheet_for_editing(session.sheet_for(names))
-table["diameter_estimated_px"] = np.array([session.estimated_diameters.get(n, np.nan) for n in names], float)
+estimated = tuple(session.estimated_diameters.get(n, np.nan) for n in names)
+# The table the editor starts from stays the same object until the sheet changes elsewhere (a sheet
+# file, Apply to all, new images, new estimates): the editor keeps the edits itself, and data that
+# changed under it at every edit made the browser redraw it and drop what was being typed next.
+# One type per column whatever the values, too (bbbcore.metadata.sheet_for_editing).
+base_key = (session.sheet_revision, tuple(names), estimated)
+if st.session_state.get("sheet_base", (None,))[0] != base_key:
+    table = sheet_for_editing(session.sheet_for(names))
+    table["diameter_estimated_px"] = np.array(estimated, float)
+    st.session_state["sheet_base"] = (base_key, table)
+table = st.session_state["sheet_base"][1]
 text = {field: st.column_config.TextColumn(field.replace("_", " "), help=help_text)
         for field, help_text in SAMPLE_FIELDS.items()}
 edited = st.data_editor(
-    table, key=f"sheet_editor_{session.sheet_revision}", hide_index=True, num_rows="fixed", width="stretch",
+    table, key=f"sheet_editor_{session.sheet_revision}_{len(names)}", hide_index=True, num_rows="fixed", width="stretch",
     column_config={
         **text,
         "file": st.column_config.TextColumn("file", disabled=True),

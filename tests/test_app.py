@@ -174,10 +174,10 @@ def test_segmentation_page_draws_cells_and_hover(demo):
 
     figure = json.loads(spec)
     assert len(figure["data"]) == 2 and len(figure["data"][1]["x"]) == len(cells)  # the picture + the markers
-    at.selectbox(key="seg_colour").set_value("area").run()
+    at.selectbox(key="seg_colour").set_value("area_um2").run()
     at.toggle(key="seg_ids").set_value(True).run()
     assert not at.exception
-    assert "Colour: area" in " ".join(c.value for c in at.caption)
+    assert "Colour: area_um2" in " ".join(c.value for c in at.caption)
 
 
 def test_cells_page_filters_and_downloads(demo, monkeypatch):
