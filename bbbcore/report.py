@@ -59,8 +59,11 @@ def methods_paragraph(
     parts.append(
         f"{len(cells)} cells were measured with scikit-image regionprops (area, perimeter, aspect ratio as bounding-box "
         f"width over height, extent, equivalent diameter and further shape descriptors) and junction metrics from "
-        f"the ZO-1 channel (border band {config.JUNCTION_BAND_UM} µm; junction present at "
-        f"{config.JUNCTION_PRESENT_RATIO}x the cell's cytoplasm level)"
+        f"the ZO-1 channel (border band {config.JUNCTION_BAND_UM} µm; along every border shared by two cells, "
+        f"junction signal present at {config.JUNCTION_PRESENT_RATIO}x the higher of the two cells' cytoplasm levels, "
+        f"present stretches classed after JAnaP as continuous (at least {config.JUNCTION_CONTINUOUS_MIN_UM:g} µm), "
+        f"perpendicular (extent across the border over {config.JUNCTION_PERPENDICULAR_ASPECT:g}x its length) or "
+        "punctate, with each border's length, linearity index and junction width)"
         + (f"; pixel size {_join([f'{s:g}' for s in sizes])} µm" if sizes else "; no pixel size was known, so sizes are in pixels")
         + f". Cells touching the image edge ({edge}) were left out of summaries and statistics."
     )
@@ -76,11 +79,16 @@ def methods_paragraph(
             + _join([f"{reason}: {count}" for reason, count in reasons.items()]) + ")."
         )
     if anomaly_card is not None:
+        averaged = getattr(anomaly_card, "members", 1) > 1
+        score = ("the larger of its reconstruction error (averaged over "
+                 f"{anomaly_card.members} autoencoders trained from different random starts) and its largest robust "
+                 "z-score over the features, each scaled by its spread on the fitted cells" if averaged
+                 else "its reconstruction error")
         parts.append(
             f"Cells of abnormal shape were flagged with a dense autoencoder ({anomaly_card.design} design; features: "
             f"{_join(anomaly_card.features)}; fitted on {anomaly_card.fitted_on}, {anomaly_card.n_cells} cells); a cell "
-            f"was anomalous when its reconstruction error exceeded the {1 - anomaly_card.contamination:.0%} quantile "
-            f"of the fitted cells' errors."
+            f"was anomalous when {score} exceeded the {1 - anomaly_card.contamination:.0%} quantile of the fitted "
+            "cells' scores."
         )
     if control is not None and features:
         unit_name = {"image_id": "image", "image": "image"}.get(unit, unit)

@@ -60,3 +60,27 @@ def test_corrections_by_hand_are_said_with_their_counts(synthetic_monolayer):
     assert "corrected by hand in 2 of 2 images" in text and "3 of the" in text
     only_deleted = methods_paragraph(second, corrected_images=["b.png"])
     assert "corrected by hand in 1 of 1 image (" in only_deleted and f"0 of the {len(second)} cells" in only_deleted
+
+
+def test_the_html_report_is_one_self_contained_page():
+    import base64
+
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from bbbcore.report import html_report
+
+    images = pd.DataFrame({"image": ["a.tif", "<b>.tif"], "condition": ["control", "tat"], "n_cells": [12, 7],
+                           "quality_flags": ["", "out of focus"]})
+    jpeg = b"\xff\xd8 not really a jpeg"
+    html = html_report(title="Plate 3", images=images, thumbnails={"a.tif": jpeg},
+                       figures=[go.Figure(go.Bar(x=[1], y=[2])), go.Figure(go.Bar(x=[3], y=[4]))],
+                       statistics=pd.DataFrame({"feature": ["area"], "p_holm": [0.0123456]}),
+                       methods="Cells were measured.", model_card={"model": "bbb_unet 2.0", "empty": ""})
+    assert html.startswith("<!DOCTYPE html>") and "<title>Plate 3</title>" in html
+    assert html.count("<img ") == 1 and base64.b64encode(jpeg).decode() in html  # embedded, not linked
+    assert "&lt;b&gt;.tif" in html and "<b>.tif" not in html.replace("<b>&lt;b&gt;.tif</b>", "")  # escaped
+    assert "12 cells" in html and "out of focus" in html
+    assert html.count('class="plotly-graph-div"') == 2 and html.count("plotly.js v") == 1  # the library once
+    assert "<td>0.01235</td>" in html and "Cells were measured." in html
+    assert "<li>model: bbb_unet 2.0</li>" in html and "<li>empty" not in html
