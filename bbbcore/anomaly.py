@@ -47,6 +47,11 @@ ORIGINAL_FEATURES = config.ORIGINAL_FEATURES
 IMPROVED_FEATURES = (*config.ORIGINAL_FEATURES,
                      "solidity", "circularity", "elongation", "eccentricity")
 LOG_FEATURES = ("area", "perimeter", "equivalent_diameter", "elongation")
+#: The "junctions" design reads these too: shape and the state of the cell's junctions together.
+JUNCTION_FEATURES = ("junction_continuity", "junction_perpendicular_fraction", "junction_border_to_cytoplasm",
+                     "linearity_mean", "n_vertices")
+#: The designs, the default first.
+DESIGNS = ("improved", "original", "junctions")
 #: The study's contamination.
 DEFAULT_CONTAMINATION = config.ANOMALY_CONTAMINATION
 #: Fewest cells a model is fitted on, after edge cells and cells with missing
@@ -108,7 +113,9 @@ def design_features(design: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return ORIGINAL_FEATURES, ()
     if design == "improved":
         return IMPROVED_FEATURES, LOG_FEATURES
-    raise AnomalyError(f"design must be 'original' or 'improved', not {design!r}")
+    if design == "junctions":
+        return IMPROVED_FEATURES + JUNCTION_FEATURES, LOG_FEATURES
+    raise AnomalyError(f"design must be one of {', '.join(DESIGNS)}, not {design!r}")
 
 
 def feature_matrix(cells: pd.DataFrame, features, log_features, *, source: str = "cells table") -> np.ndarray:
@@ -244,7 +251,7 @@ class AnomalyModel:
         model = cls(network, card)
         if members > 1:
             model.card.member_scale = np.median(model._member_errors(standard), axis=0).round(8).tolist()
-        if design == "improved":
+        if design != "original":
             median = np.median(standard, axis=0)
             mad = 1.4826 * np.median(np.abs(standard - median), axis=0)
             model.card.feature_median = median.round(8).tolist()

@@ -574,8 +574,9 @@ def _add_anomalies(sub) -> None:
                    help=f"fraction of the fitted cells flagged (default {config.ANOMALY_CONTAMINATION:g}, the study's)")
     p.add_argument("--fit-on", default=None, metavar="CONDITION",
                    help="fit on this condition's cells only (e.g. control); default: all cells")
-    p.add_argument("--design", choices=["improved", "original"], default="improved",
-                   help="improved: log sizes + scale-free shape, Adam; original: the study's five columns, SGD")
+    p.add_argument("--design", choices=["improved", "original", "junctions"], default="improved",
+                   help="improved: log sizes + scale-free shape, Adam; original: the study's five columns, SGD; "
+                        "junctions: improved + the cell's junction state (continuity, perpendicular share, ...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-model", type=Path, default=None, help="also save the fitted model (.keras + card)")
 

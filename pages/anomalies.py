@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from bbbcore import config
-from bbbcore.anomaly import fraction_flagged, model_from_zip, model_zip_bytes
+from bbbcore.anomaly import DESIGNS, fraction_flagged, model_from_zip, model_zip_bytes
 from bbbcore.errors import BBBError
 from bbbcore.overlay import render_cells
 from bbbcore.plots import CHART_CONFIG, condition_colours
@@ -26,9 +26,10 @@ with st.form("anomaly_fit"):
     fit_on = cols[0].selectbox("Fit the model on", choices, index=choices.index(current),
                                help="fitting on the control scores every cell against normal control shape")
     design = cols[1].selectbox(
-        "Design", ["improved", "original"], index=["improved", "original"].index(settings.design),
+        "Design", list(DESIGNS), index=list(DESIGNS).index(settings.design),
         format_func={"improved": "improved: log sizes + scale-free shape, Adam",
-                     "original": "original: the study's five columns, SGD"}.get)
+                     "original": "original: the study's five columns, SGD",
+                     "junctions": "junctions: the improved shape + the cell's junction state"}.get)
     seed = cols[2].number_input("Seed", min_value=0, value=int(settings.seed), step=1)
     fit = st.form_submit_button("Find anomalous cells", type="primary", icon=":material/search:")
 if fit:

@@ -153,3 +153,22 @@ def test_odd_sizes_and_stars_are_found_whatever_the_seed(kinds):
     for seed in (0, 1):
         scored = AnomalyModel.fit(cells, seed=seed).score(cells)
         assert roc_auc_score(truth, scored["anomaly_score"]) >= 0.95, seed
+
+
+def test_the_junctions_design_finds_cells_whose_junctions_broke_though_their_shape_did_not():
+    # Regular shapes throughout; 8 % of the cells lost most of their junction (continuity near 0.2,
+    # more perpendicular spikes): invisible to shape alone, plain to the design that reads junctions.
+    cells, _, _ = cell_population(600, anomalous_fraction=0.0, seed=6)
+    rng = np.random.default_rng(6)
+    broken = rng.random(len(cells)) < 0.08
+    cells = cells.assign(
+        junction_continuity=np.where(broken, rng.uniform(0.1, 0.3, len(cells)), rng.uniform(0.75, 0.95, len(cells))),
+        junction_perpendicular_fraction=np.where(broken, rng.uniform(0.05, 0.15, len(cells)),
+                                                 rng.uniform(0.0, 0.03, len(cells))),
+        junction_border_to_cytoplasm=rng.normal(2.5, 0.3, len(cells)),
+        linearity_mean=rng.normal(1.05, 0.02, len(cells)), n_vertices=rng.integers(5, 8, len(cells)))
+    shape_only = AnomalyModel.fit(cells, seed=0).score(cells)["anomaly_score"]
+    with_junctions = AnomalyModel.fit(cells, design="junctions", seed=0)
+    assert set(with_junctions.card.features) >= {"junction_continuity", "linearity_mean", "n_vertices"}
+    assert roc_auc_score(broken, with_junctions.score(cells)["anomaly_score"]) >= 0.95
+    assert roc_auc_score(broken, shape_only) < 0.7
