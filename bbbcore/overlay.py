@@ -304,8 +304,12 @@ def cells_figure(
     selected: set[int] | None = None,
     ids: bool = False,
     view: tuple[float, float, float, float] | None = None,
+    colour_by: str | None = None,
 ):
     """A plotly figure: the picture with one marker per cell that shows its features on hover.
+
+    ``colour_by``: a column; the markers take the cells' colours of the picture (viridis over the
+    2nd-98th percentile, :func:`feature_colours`) and the figure gets their colour bar.
 
     The picture is downsampled to at most ``max_width`` px wide and sent as a
     JPEG; the cells are one scatter trace of markers (one point inside each
@@ -341,4 +345,11 @@ def cells_figure(
         "selected": {"marker": {"color": "rgba(255,0,160,0.95)"}}, "unselected": {"marker": {"opacity": 0.8}},
         "showlegend": False,
     })
+    if colour_by is not None and colour_by in cells:
+        from .plots import column_label
+
+        values = np.array([rows.get(i, {}).get(colour_by, np.nan) for i in order], float)
+        _, low, high = feature_colours(values)
+        traces[-1]["marker"].update({"color": values, "colorscale": "Viridis", "cmin": low, "cmax": high,
+                                     "colorbar": {"title": {"text": column_label(colour_by)}, "thickness": 14}})
     return go.Figure({"data": traces, "layout": _image_layout(labels.shape, view)}, _validate=False)

@@ -59,5 +59,6 @@ main = [c for c in ["area_um2", "area", "perimeter", "aspect_ratio", "circularit
 if colour_by != "(none)" and colour_by not in main:
     main.insert(0, colour_by)
 figure = session.picture(name, ("hover", *options, tuple(main)),
-                         lambda: cells_figure(picture, result.labels, table, columns=main))
+                         lambda: cells_figure(picture, result.labels, table, columns=main,
+                                              colour_by=None if colour_by == "(none)" else colour_by))
 st.plotly_chart(figure, config=CHART_CONFIG, key="seg_hover")

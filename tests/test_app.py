@@ -178,6 +178,10 @@ def test_segmentation_page_draws_cells_and_hover(demo):
     at.toggle(key="seg_ids").set_value(True).run()
     assert not at.exception
     assert "Colour: area_um2" in " ".join(c.value for c in at.caption)
+    markers = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][1]["marker"]
+    assert markers["colorbar"]["title"]["text"] == "area (µm²)"  # the colours' scale, with its unit
+    np.testing.assert_allclose(chart_array(markers["color"]),
+                               cells.set_index("cell_id").loc[sorted(cells["cell_id"]), "area_um2"], rtol=1e-9)
 
 
 def test_cells_page_filters_and_downloads(demo, monkeypatch):
