@@ -81,6 +81,7 @@ def main() -> None:
               + f" | {z:.3f} |", flush=True)
 
     rng = np.random.default_rng(0)
+    cells, _, _ = cell_population(args.cells, anomalous_fraction=0.08, seed=1)  # the mixed population
     many = cells.sample(10_000, replace=True, random_state=0).reset_index(drop=True)
     numeric = list(IMPROVED_FEATURES)
     many[numeric] = many[numeric] * rng.normal(1, 0.02, (len(many), len(numeric)))
