@@ -337,3 +337,22 @@ def test_a_cell_inside_another_has_a_closed_border():
     assert np.isnan(row["straight_length_px"]) and np.isnan(row["linearity_index"])
     assert not row["touches_edge"]
     assert vertex_counts(labels)[1:].tolist() == [0, 0]
+
+
+def test_a_border_between_a_dim_and_a_bright_cell_needs_a_junction_brighter_than_both():
+    # Background 10; cytoplasms 20 and 24 (10 and 14 above background). A line 18 above background is
+    # 1.8x the dim cell's level but only 1.3x the bright one's: under the rule (1.5x the brighter of the
+    # two: the signal must stand out on both sides) it is absent; a line 30 above is present.
+    rng = np.random.default_rng(3)
+    labels = np.zeros((160, 220), np.int32)
+    labels[20:140, 10:110], labels[20:140, 110:210] = 1, 2  # rows 0-19 and 140-159: no cell (background)
+    plane = np.full(labels.shape, 10.0)
+    plane[labels == 1], plane[labels == 2] = 20.0, 24.0
+    plane += rng.normal(0, 0.3, plane.shape)
+    for line, expected in ((28.0, 0.0), (40.0, 1.0)):
+        drawn = plane.copy()
+        drawn[20:140, 109:111] = line
+        interfaces = cell_interfaces(labels, drawn)
+        [row] = interfaces.itertuples()
+        assert (row.cell_a, row.cell_b) == (1, 2)
+        assert row.junction_continuity == pytest.approx(expected, abs=0.05), line
