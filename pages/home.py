@@ -21,7 +21,10 @@ st.markdown(
     "revert); every edit is kept as a version. **Teach the model** then learns from what you corrected.\n"
     "4. **Cells**: filter, sort and download the table (CSV) and every file (labels TIFF for Fiji, ROI zip, "
     "GeoJSON for QuPath).\n"
-    "5. **Plots** and **Compare conditions**: distributions per condition, with each image's mean.\n\n"
+    "5. **Plots** and **Compare conditions**: distributions per condition, with each image's mean; the "
+    "statistics, and a one-file HTML report to hand a colleague.\n"
+    "6. **Junctions**: every border between two cells, its junction continuous, punctate, perpendicular or "
+    "absent (JAnaP's classes), on the image and per condition (`interfaces.csv`).\n\n"
     "Column definitions and units: `docs/columns.md` in the project folder."
 )
 st.subheader("Command line")
