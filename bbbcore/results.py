@@ -123,7 +123,7 @@ def save_result(store, experiment_id: int, result: ImageResult, original: bytes,
         model=(result.model_name, result.model_version), source=result.source,
         shape=result.labels.shape, cell_coverage=result.record()["cell_coverage"],
         diameters=(result.diameter_estimated_px, result.diameter_used_px),
-        expected_labels_sha=expected_labels_sha, edit=edit, interfaces=result.interfaces,
+        expected_labels_sha=expected_labels_sha, edit=edit, interfaces=result.interface_table(),
     )
 
 
