@@ -89,20 +89,14 @@ INTERFACE_COLUMNS: dict[str, tuple[str, str]] = {
     "junction_width_um": ("µm", "junction_width_px x pixel size"),
 }
 
-#: Per-cell columns of :func:`cell_junction_classes` (the fractions: length-weighted means over the cell's interfaces).
-CELL_COLUMNS: dict[str, tuple[str, str]] = {
-    "cell_id": ("", "the cell's value in the labels image"),
-    "n_interfaces": ("", "cells this one shares a border with (interfaces)"),
-    "n_vertices": ("", "tricellular junctions on the cell's outline: clusters of 2x2 pixel windows holding three "
-                       "or more cells (windows up to 2 px apart are one vertex)"),
-    "linearity_mean": ("", "mean linearity index of the cell's interfaces, weighted by their length"),
-    "junction_continuity": ("", "share of the cell's measured interface length with junction signal present "
-                                "(JAnaP's coverage)"),
-    "junction_continuous_fraction": ("", "share in continuous stretches"),
-    "junction_punctate_fraction": ("", "share in punctate stretches"),
-    "junction_perpendicular_fraction": ("", "share in perpendicular stretches"),
-    "junction_absent_fraction": ("", "share with no junction signal (JAnaP's discontinuous share)"),
-}
+#: Per-cell columns of :func:`cell_junction_classes`, in order. Their definitions are those of the cells
+#: table (:data:`bbbcore.features.COLUMNS`, docs/columns.md); ``n_interfaces`` is the cells table's
+#: ``n_neighbours`` counted from the interfaces, and stays out of it.
+CELL_COLUMNS: tuple[str, ...] = (
+    "cell_id", "n_interfaces", "n_vertices", "linearity_mean", "junction_continuity",
+    "junction_continuous_fraction", "junction_punctate_fraction", "junction_perpendicular_fraction",
+    "junction_absent_fraction",
+)
 
 #: Douglas-Peucker tolerance that takes the pixel staircase out of a traced border (px).
 SIMPLIFY_TOLERANCE_PX = 1.0

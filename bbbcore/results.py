@@ -157,7 +157,8 @@ def load_experiment(store, experiment_id: int) -> tuple[ResultSet, dict[str, byt
 
     images = store.images(experiment_id)
     cells = store.cells(experiment_id)
-    interfaces, measured = store.interfaces(experiment_id), store.interface_images(experiment_id)
+    interfaces = store.interfaces(experiment_id)
+    measured = set(interfaces["image"]) if len(interfaces) else set()
     results = ResultSet()
     originals, params = {}, {}
     for _, row in images.iterrows():
@@ -190,10 +191,11 @@ def stored_result(store, experiment_id: int, image: LoadedImage, original: bytes
     cells = store.cells(experiment_id)
     cells = cells[cells["image"] == found["name"]].reset_index(drop=True)
     cells["image"] = image.name
-    interfaces = None
-    if found["name"] in store.interface_images(experiment_id):
-        interfaces = store.interfaces(experiment_id)
-        interfaces = interfaces[interfaces["image"] == found["name"]].reset_index(drop=True)
+    interfaces = store.interfaces(experiment_id)
+    interfaces = interfaces[interfaces["image"] == found["name"]].reset_index(drop=True) if len(interfaces) else None
+    if interfaces is not None and len(interfaces):
         interfaces["image"] = image.name
+    else:
+        interfaces = None  # none stored: measured when first needed
     return _stored_image_result(store, pd.Series(found), image, cells, interfaces=interfaces,
                                 source=f"{found['source']} (same file as {found['name']})")

@@ -991,10 +991,18 @@ class AnalysisSession:
         result = self.results.results[name]
         return self.picture(name, ("thumbnail",), lambda: thumbnail_jpeg(result.image.junction, result.labels))
 
-    def report_html(self, figures: list = ()) -> str:
+    def report_html(self, figures: list = (), *, key: tuple = ()) -> str:
         """One self-contained HTML file of the experiment (:func:`bbbcore.report.html_report`): every image
         as a thumbnail with its counts and flags, ``figures``, the last statistics asked for, the methods
-        paragraph and the model card's summary."""
+        paragraph and the model card's summary. Kept under ``key`` until the results change
+        (:meth:`built_report`)."""
+        return self._memoised(("report", key), lambda: self._report_html(list(figures)))
+
+    def built_report(self, key: tuple = ()) -> str | None:
+        """The report of :meth:`report_html` when it is built for the current results (else None)."""
+        return self._memo.get((self.version, "report", key))
+
+    def _report_html(self, figures: list) -> str:
         from .report import html_report
         from .unet import read_card
 
@@ -1006,7 +1014,7 @@ class AnalysisSession:
                  "trained on": ", ".join(map(str, (card.training or {}).get("images", []))),
                  "held-out scores": (card.metrics or {}).get("leave_one_image_out")}
         return html_report(title=self.experiment_name() or "BBB cell analysis", images=summary,
-                           thumbnails={n: self.thumbnail(n) for n in names}, figures=list(figures),
+                           thumbnails={n: self.thumbnail(n) for n in names}, figures=figures,
                            statistics=statistics, methods=self.methods_text(), model_card=about)
 
     def methods_text(self) -> str:

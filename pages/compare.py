@@ -108,15 +108,14 @@ elif by_dose:
 st.subheader("Report")
 st.caption("One HTML file to hand a colleague: every image as a thumbnail with its cell count and flags, the "
            "comparison figure of each feature tested, the statistics, the methods paragraph and the model.")
+tested = chosen if chosen and len(groups) >= 2 and not by_dose else [feature]
+report_key = (tuple(tested), control)
 if st.button("Build the report", icon=":material/description:", key="report_build"):
     with st.spinner("Writing the report…"):
-        tested = chosen if chosen and len(groups) >= 2 and not by_dose else [feature]
-        st.session_state["report_html"] = (session.version, session.report_html(
-            [plots.compare_conditions(cells, f, order=order).update_layout(title=plots.column_label(f))
-             for f in tested]))
-built = st.session_state.get("report_html")
-if built is not None and built[0] == session.version:
-    st.download_button("Download report (HTML)", built[1].encode("utf-8"), file_name="bbb_report.html",
+        session.report_html([plots.compare_conditions(cells, f, order=order).update_layout(
+            title=plots.column_label(f)) for f in tested], key=report_key)
+if (built := session.built_report(report_key)) is not None:
+    st.download_button("Download report (HTML)", built.encode("utf-8"), file_name="bbb_report.html",
                        mime="text/html", icon=":material/download:", key="report_download")
 
 with st.expander("Methods paragraph (for a paper)"):

@@ -641,8 +641,9 @@ def test_the_report_holds_the_images_figures_statistics_and_methods(demo):
     at.button(key="report_build").click().run()
     assert not at.exception
     [download] = [d for d in at.get("download_button") if d.proto.label == "Download report (HTML)"]
-    html = at.session_state["report_html"][1]
     session = at.session_state["session"]
+    html = session.built_report((tuple(at.multiselect(key="stats_features").value),
+                                 at.selectbox(key="cmp_control_False").value))
     names = session.results.names()
     assert html.count('<img alt="') == len(names) and all(f"<b>{n}</b>" in html for n in names)
     tested = at.multiselect(key="stats_features").value
