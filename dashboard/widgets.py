@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 
 from dashboard import state
 
@@ -16,6 +20,39 @@ def need_results() -> None:
         st.info("No analysed images yet.", icon=":material/info:")
         st.page_link("pages/analyse.py", label="Upload & analyse images first", icon=":material/upload:")
         st.stop()
+
+
+def lasting_button(label: str, *, key: str, **kwargs) -> bool:
+    """A button whose click lasts until :func:`click_handled` says its work is done.
+
+    A table sends its last edit when it loses focus, which the click on a button causes: that message can
+    reach the server just after the click's and interrupt the run the click started before it gets to the
+    button, and the click is gone. The click is kept in ``st.session_state`` by the button's callback (run
+    before the script), so whichever run gets there does the work.
+    """
+    def requested() -> None:
+        st.session_state[f"{key}_requested"] = True
+
+    st.button(label, key=key, on_click=requested, **kwargs)
+    return bool(st.session_state.get(f"{key}_requested"))
+
+
+@contextmanager
+def click_handled(key: str, *, settle_s: float = 0.3) -> Iterator[None]:
+    """Do a :func:`lasting_button`'s work; the click is forgotten when it ends, unless a rerun interrupted it.
+
+    A short pause first lets an edit sent just after the click arrive; the run it starts goes on with the
+    work, on the edited values.
+    """
+    time.sleep(settle_s)
+    try:
+        yield
+    except RerunException:
+        raise  # the click stays: the next run does the work
+    except BaseException:
+        st.session_state.pop(f"{key}_requested", None)  # a failure or a stop is not retried at every rerun
+        raise
+    st.session_state.pop(f"{key}_requested", None)
 
 
 def size_text(size: int) -> str:

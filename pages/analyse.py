@@ -146,19 +146,22 @@ todo = session.pending()
 label = f"Analyse {len(todo)} image{'s' if len(todo) != 1 else ''}" if todo else (
     "All images analysed" if good else "No readable image")
 # A key keeps the button the same widget when its label changes with the count (an edit that makes an
-# image pending changes the label; without the key, the click that follows the edit was lost).
-run = st.button(label, type="primary", disabled=not todo, icon=":material/play_arrow:", key="analyse_run")
+# image pending changes the label; without the key, the click that follows the edit was lost), and the
+# click lasts until the run is done (an edit sent as the table loses focus to the click reruns the page).
+run = widgets.lasting_button(label, type="primary", disabled=not todo, icon=":material/play_arrow:",
+                             key="analyse_run")
 # The run's progress, then its outcome and each unusable file once, all in this one place: a new run
 # replaces the last one's messages at once.
 status = st.empty()
 if run:
-    model = state.load_model(settings.model)
-    with status.container():
-        progress = st.progress(0.0, text="starting…")
-        for step in session.analyse(model, todo):
-            if not step.done:
-                progress.progress(step.index / step.total, text=f"{step.name}: segmenting… "
-                                  f"({step.index + 1} of {step.total})")
+    with widgets.click_handled("analyse_run"), status.container():
+        if todo:  # (none when a run that finished them was not told so before a rerun)
+            model = state.load_model(settings.model)
+            progress = st.progress(0.0, text="starting…")
+            for step in session.analyse(model, todo):
+                if not step.done:
+                    progress.progress(step.index / step.total, text=f"{step.name}: segmenting… "
+                                      f"({step.index + 1} of {step.total})")
 with status.container():
     widgets.run_status(session)
 widgets.notices()

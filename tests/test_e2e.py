@@ -378,3 +378,80 @@ def test_a_model_taught_from_corrected_cells_in_the_browser_is_scored_listed_and
         experiment = int(page.url.split("experiment=")[1].split("&")[0])
         assert Store().images(experiment)["model_name"].tolist() == ["bbb_unet-taught-1"]
     assert page.get_by_test_id("stException").count() == 0
+
+
+def edit_grid_cell(page, moves: list[str], value: str) -> None:
+    """Move the grid's selection with ``moves`` (keys), type ``value`` into that cell and commit it.
+
+    Only the editor itself is waited for (open, then closed), never the app's rerun: the edits follow each
+    other as fast as the grid accepts keys.
+    """
+    for key in moves:
+        page.keyboard.press(key)
+    page.keyboard.press("Enter")  # opens the selected cell's editor
+    editor = page.locator("#portal textarea, #portal input").first
+    editor.wait_for(state="visible", timeout=10_000)
+    editor.fill(value)
+    editor.press("Enter")  # commits; the selection moves one row down
+    editor.wait_for(state="detached", timeout=10_000)
+
+
+def fill_field(page, field: str, value: str, button: str) -> None:
+    page.get_by_role("combobox", name="Field").click()
+    page.get_by_role("option", name=field, exact=True).click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="Value")
+    box.fill(value)
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=button).click()
+    wait_idle(page)
+
+
+def test_three_quick_edits_and_one_analyse_click_are_all_stored(app_server, page, tmp_path):
+    from PIL import Image
+
+    from bbbcore.junction_generator import generate
+    from bbbcore.store import Store
+
+    files = []
+    for index in range(3):
+        drawn = generate((256, 320), diameter_px=60, texture="continuous", seed=index)
+        files.append(tmp_path / f"img{index}.png")
+        Image.fromarray((drawn.junction * 255).astype(np.uint8)).save(files[-1])
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files([str(f) for f in files])
+    wait_idle(page)
+    fill_field(page, "pixel size (µm/px)", "0.5", "Apply to all")
+
+    # Three cells edited in quick succession (no wait for the app in between), then one click on Analyse.
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.wait_for(timeout=30_000)  # drawn afresh with the applied values
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 25, box["y"] + 35 + 17)  # the file column, first row (header 35 px, rows 35 px)
+    edit_grid_cell(page, ["ArrowRight"], "Tat 1")  # row 1, condition
+    edit_grid_cell(page, ["ArrowRight"], "2")  # row 2, dose
+    edit_grid_cell(page, ["ArrowRight"] * 4, "0.3")  # row 3, pixel size
+    page.get_by_role("button", name="Analyse 3 images").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+
+    store = Store()  # the server's data folder (BBB_DATA_DIR)
+    experiment = int(page.url.split("experiment=")[1].split("&")[0])
+    stored = store.images(experiment).set_index("name")
+    assert stored["condition"].tolist() == ["Tat 1", "img1", "img2"]
+    assert stored["dose"].isna().tolist() == [True, False, True] and stored.loc["img1.png", "dose"] == 2
+    assert stored["pixel_size_um"].tolist() == [0.5, 0.5, 0.3]
+    cells = store.cells(experiment)
+    assert len(cells) and set(cells["image"]) == {f.name for f in files}
+    for name, size in (("img0.png", 0.5), ("img2.png", 0.3)):
+        mine = cells[cells["image"] == name]
+        np.testing.assert_allclose(mine["area_um2"], mine["area"] * size**2, rtol=1e-9)
+        assert len(mine) and (mine["pixel_size_um"] == size).all()
+
+    # Fill down after the analysis: the empty dose below the typed one takes it, and is stored.
+    fill_field(page, "dose", "", "Fill down")
+    assert store.images(experiment)["dose"].tolist()[1:] == [2, 2]
+    assert page.get_by_test_id("stException").count() == 0
