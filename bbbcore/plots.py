@@ -186,8 +186,10 @@ def compare_conditions(
     shown = np.concatenate([table[feature].dropna().to_numpy(float), per_image["mean"].dropna().to_numpy(float)])
     figure.update_layout(
         xaxis={"title": "condition", "categoryorder": "array", "categoryarray": groups},
-        yaxis={"title": feature, "range": _axis_range(shown, low_bound, high_bound)}, violinmode="overlay",
-        title=f"{feature}: cells (violins), image means (points), their mean with a 95 % bootstrap interval (bar)",
+        yaxis={"title": column_label(feature), "range": _axis_range(shown, low_bound, high_bound)},
+        violinmode="overlay",
+        title=f"{column_label(feature)}: cells (violins), image means (points), their mean with a 95 % bootstrap "
+              "interval (bar)",
     )
     return figure
 
@@ -230,7 +232,7 @@ def dose_response(values: pd.DataFrame, feature: str, *, rho: float | None = Non
     figure = px.scatter(table, x="dose", y="value", color="condition", hover_data=["unit", "n_cells"],
                         color_discrete_map=_colours(table["condition"]))
     figure.update_traces(marker={"size": 12, "line": {"width": 1, "color": "black"}})
-    title = f"{feature}: per-unit values against dose"
+    title = f"{column_label(feature)}: per-unit values against dose"
     if rho is not None and np.isfinite(rho):
         title += f" (Spearman rho {rho:.2f}, p = {p:.2g})"
-    return figure.update_layout(title=title, yaxis_title=feature)
+    return figure.update_layout(title=title, yaxis_title=column_label(feature))

@@ -181,7 +181,8 @@ def html_report(
     card_lines = [f"<li>{html.escape(k)}: {cell(v)}</li>" for k, v in card.items() if v not in (None, "", [], {})]
     sections = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p class=\"when\">Report written {time.strftime('%Y-%m-%d %H:%M')} by the BBB cell analyser.</p>",
+        f"<p class=\"when\">Report written {time.strftime('%Y-%m-%d %H:%M')} by the BBB cell analyser. "
+        "For a PDF, print this page and choose \"Save as PDF\".</p>",
         f"<h2>Images ({len(images)})</h2><div class=\"gallery\">{''.join(gallery)}</div>",
     ]
     if plots:
@@ -196,6 +197,8 @@ def html_report(
              ".gallery{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;width:240px}"
              "figure img{width:240px;border:1px solid #ccc}figcaption{font-size:0.85em}"
              ".flag{color:#b00}table{border-collapse:collapse;font-size:0.85em}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.when{color:#666}")
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.when{color:#666}"
+             # Printed (to PDF): no figure, thumbnail or table row cut across two pages.
+             "@media print{body{max-width:none;margin:0}.figure,figure,tr{break-inside:avoid}}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")

@@ -7,7 +7,7 @@ import streamlit as st
 from bbbcore import config
 from bbbcore.compare import exclusions
 from bbbcore.export import table_csv_bytes
-from bbbcore.plots import feature_options
+from bbbcore.plots import column_label, feature_options
 from dashboard import state, widgets
 
 st.title("Cells")
@@ -23,7 +23,8 @@ with st.expander("Filter", expanded=True):
     chosen_conditions = cols[1].multiselect("Conditions", conditions, default=conditions, key="cells_conditions")
     include_edge = cols[2].checkbox("Include cells at the image edge", value=not config.EXCLUDE_EDGE_CELLS,
                                     key="cells_edge")
-    feature = st.selectbox("Feature range", ["(none)", *feature_options(cells)], key="cells_feature")
+    feature = st.selectbox("Feature range", ["(none)", *feature_options(cells)], key="cells_feature",
+                           format_func=column_label)
     view = cells[cells["image"].isin(images)]
     if conditions:
         view = view[view["condition"].astype(str).isin(chosen_conditions) | view["condition"].isna()]
@@ -32,7 +33,7 @@ with st.expander("Filter", expanded=True):
     if feature != "(none)":
         values = cells[feature].dropna()
         if len(values) and values.min() < values.max():
-            low, high = st.slider(f"{feature} between", float(values.min()), float(values.max()),
+            low, high = st.slider(f"{column_label(feature)} between", float(values.min()), float(values.max()),
                                   (float(values.min()), float(values.max())), key=f"cells_range_{feature}")
             view = view[view[feature].between(low, high)]
 

@@ -30,7 +30,7 @@ groups = list(dict.fromkeys(group_labels(cells, by_dose=by_dose)))
 default = next((i for i, g in enumerate(groups) if g.lower().startswith(("control", "ctrl", "vehicle"))), 0)
 control = cols[0].selectbox("Control group", groups, index=default, key=f"cmp_control_{by_dose}")
 features = plots.feature_options(cells)
-feature = cols[1].selectbox("Feature", features, key="cmp_feature")
+feature = cols[1].selectbox("Feature", features, key="cmp_feature", format_func=plots.column_label)
 
 # One statement of what every figure below leaves out: plot, table and statistics use the same cells.
 if text := left_out(cells):
@@ -46,7 +46,7 @@ st.caption("Violins: the cells. Large points: the mean of each image. Bar: the m
            "interval). The images, not the cells, are the units to compare: cells of one image are not independent.")
 
 table = compare_table(cells, feature, control=control, by_dose=by_dose)
-st.subheader(f"{feature} per group")
+st.subheader(f"{plots.column_label(feature)} per group")
 numbers = {c: st.column_config.NumberColumn(format="%.4g") for c in
            ["mean", "mean_ci_low", "mean_ci_high", "median", "sd_between_images", "difference", "percent_of_control"]}
 st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
@@ -65,7 +65,7 @@ defaults = [f"{name}_um2" if name == "area" and "area_um2" in features else
             for name in [*config.ORIGINAL_FEATURES, "junction_continuity"]]
 defaults = [f for f in defaults if f in features]
 chosen = st.multiselect("Features to test (Holm's correction runs across them)", features, default=defaults,
-                        key="stats_features")
+                        key="stats_features", format_func=plots.column_label)
 statistic = st.radio("Per-image value", ["mean", "median"], horizontal=True, key="stats_statistic")
 if chosen and len(groups) >= 2 and not by_dose:
     from bbbcore.stats import PRIMARY_TEST, dose_response, sentences, unit_values

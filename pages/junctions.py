@@ -28,7 +28,7 @@ with on_image:
     cols = st.columns([2, 2])
     name = cols[0].selectbox("Image", session.results.names(), key="junction_image")
     colour_by = cols[1].selectbox("Colour by", ["class", *numeric], key="junction_colour",
-                                  format_func=lambda c: "junction class (largest share)" if c == "class" else c)
+                                  format_func=lambda c: "junction class (largest share)" if c == "class" else plots.column_label(c))
     result = session.results.results[name]
     mine = result.interface_table()
     # At full size: the figure scales it (and its coordinates) down itself.
@@ -52,7 +52,8 @@ with per_condition:
     else:
         table, columns = interfaces, numeric
     default = columns.index("junction_continuity") if "junction_continuity" in columns else 0
-    feature = st.selectbox("Column", columns, index=default, key=f"junction_feature_{level}")
+    feature = st.selectbox("Column", columns, index=default, key=f"junction_feature_{level}",
+                           format_func=plots.column_label)
     st.plotly_chart(plots.compare_conditions(table, feature), config=plots.CHART_CONFIG, key="junction_compare")
     st.caption("Violins: every cell (or interface) not at the image edge; large points: each image's mean, "
                "the units to compare (as on Compare conditions).")

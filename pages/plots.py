@@ -30,25 +30,26 @@ chart_config = {**plots.CHART_CONFIG, "toImageButtonOptions": {
 kind = st.radio("Plot", ["Histogram", "Box", "Violin", "Strip", "Scatter", "Scatter matrix", "Correlation"],
                 horizontal=True, key="plot_kind")
 if kind == "Histogram":
-    feature = st.selectbox("Feature", features, key="hist_feature")
+    feature = st.selectbox("Feature", features, key="hist_feature", format_func=plots.column_label)
     bins = st.slider("Bins", 10, 100, 40, key="hist_bins")
     figure = plots.histogram(cells, feature, bins=bins, colour_by=colour_by)
 elif kind in ("Box", "Violin", "Strip"):
     cols = st.columns([3, 1])
-    feature = cols[0].selectbox("Feature", features, key="dist_feature")
+    feature = cols[0].selectbox("Feature", features, key="dist_feature", format_func=plots.column_label)
     by_dose = cols[1].checkbox("Split by dose", key="dist_dose")
     figure = plots.distribution(cells, feature, kind=kind.lower(), by_dose=by_dose, colour_by=colour_by)
 elif kind == "Scatter":
     cols = st.columns(3)
-    x = cols[0].selectbox("x", features, index=0, key="scatter_x")
+    x = cols[0].selectbox("x", features, index=0, key="scatter_x", format_func=plots.column_label)
     # A size against a shape by default: two sizes (area, perimeter) make a line that says little.
     y = cols[1].selectbox("y", features, index=features.index("circularity") if "circularity" in features
-                          else min(1, len(features) - 1), key="scatter_y")
-    shade = cols[2].selectbox("Colour by a column (colour bar)", ["(as above)", *features], key="scatter_shade")
+                          else min(1, len(features) - 1), key="scatter_y", format_func=plots.column_label)
+    shade = cols[2].selectbox("Colour by a column (colour bar)", ["(as above)", *features], key="scatter_shade",
+                              format_func=plots.column_label)
     figure = plots.scatter(cells, x, y, colour_by=colour_by if shade == "(as above)" else shade)
 else:
     default = features[:4] if kind == "Scatter matrix" else features[: min(10, len(features))]
-    chosen = st.multiselect("Features", features, default=default, key=f"{kind}_features",
+    chosen = st.multiselect("Features", features, default=default, key=f"{kind}_features", format_func=plots.column_label,
                             max_selections=8 if kind == "Scatter matrix" else None)
     if len(chosen) < 2:
         st.info("Choose at least two features.")

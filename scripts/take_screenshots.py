@@ -166,6 +166,9 @@ def main() -> None:
                 page.wait_for_timeout(1500)
             page.screenshot(path=args.out / f"{file}.png")
             print(f"wrote {args.out / (file + '.png')}")
+            extra = {"plots": scatter_shot, "cells": gallery_shot, "compare": report_shot}.get(file)
+            if extra:
+                extra(page, args.out)
             if file == "anomalies":  # the flagged cells on the image, further down
                 page.get_by_test_id("stImage").last.scroll_into_view_if_needed()
                 page.wait_for_timeout(1500)
@@ -174,6 +177,46 @@ def main() -> None:
         if not args.only:
             correcting(page, args.out)
             teaching(page, args.out)
+
+
+def scatter_shot(page, out: Path) -> None:
+    """The Plots page's scatter, coloured by a column with its colour bar."""
+    page.get_by_text("Scatter", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("combobox", name="Colour by a column (colour bar)").click()
+    page.get_by_role("option", name="junction continuity", exact=True).click()
+    wait_idle(page)
+    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=out / "plots_scatter.png")
+    print(f"wrote {out / 'plots_scatter.png'}")
+
+
+def gallery_shot(page, out: Path) -> None:
+    """The Cells page's thumbnails of the experiment's images."""
+    gallery = page.get_by_test_id("stExpander").filter(has_text="The experiment's images")
+    gallery.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    gallery.screenshot(path=out / "cells_gallery.png")
+    print(f"wrote {out / 'cells_gallery.png'}")
+
+
+def report_shot(page, out: Path) -> None:
+    """The one-file report the Compare page builds, opened in the browser as a colleague would."""
+    page.get_by_role("button", name="Build the report").click()
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download report (HTML)").locator("button").click()
+    import tempfile
+
+    saved = Path(tempfile.mkdtemp(prefix="bbb-report-")) / download.value.suggested_filename  # .html: shown as HTML
+    download.value.save_as(saved)
+    report = page.context.browser.new_page(viewport={"width": 1100, "height": 1500})
+    report.goto(saved.as_uri())
+    report.wait_for_timeout(3000)  # the embedded plotly.js draws the figures
+    report.screenshot(path=out / "report.png")
+    report.close()
+    print(f"wrote {out / 'report.png'}")
 
 
 def teaching(page, out: Path) -> None:

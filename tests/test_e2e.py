@@ -455,3 +455,66 @@ def test_three_quick_edits_and_one_analyse_click_are_all_stored(app_server, page
     fill_field(page, "dose", "", "Fill down")
     assert store.images(experiment)["dose"].tolist()[1:] == [2, 2]
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_plots_anomalies_after_a_reload_the_gallery_and_the_report_in_the_browser(app_server, page, tmp_path):
+    import re
+
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_role("button", name="Load sample data").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 5 images").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+    images = ["bbb_rgb_01.jpg", "bbb_rgb_02.jpg", "bbb_rgb_03.jpg", "bbb_rgb_04.jpg", "bbb_rgb_05.jpg"]
+
+    # Plots: names with units on the axes, plain numbers on hover, one trace per image when coloured by image.
+    go_to(page, "Plots")
+    chart = page.get_by_test_id("stPlotlyChart").first.locator(".js-plotly-plot")
+    chart.wait_for(timeout=30_000)
+    assert chart.evaluate("gd => gd._fullLayout.xaxis.title.text") == "area (µm²)"
+    assert chart.evaluate("gd => gd._fullLayout.xaxis.hoverformat") == ",.4~r"
+    page.get_by_text("image", exact=True).click()
+    wait_idle(page)
+    chart = page.get_by_test_id("stPlotlyChart").first.locator(".js-plotly-plot")
+    assert sorted(chart.evaluate("gd => gd._fullData.map(t => t.name)")) == images
+
+    # Anomalies: a fit, then a reload shows the stored fit without fitting again.
+    go_to(page, "Anomalies")
+    page.get_by_role("button", name="Find anomalous cells").click()
+    caption = page.get_by_text(re.compile(r"Threshold .*cells flagged"))
+    expect(caption).to_be_visible(timeout=WAIT)
+    fitted = caption.inner_text()
+    page.reload()
+    expect(page.get_by_text(re.compile(r"Threshold .*cells flagged"))).to_have_text(fitted, timeout=60_000)
+
+    # The gallery on the Cells page: one thumbnail per image, with its cell count.
+    go_to(page, "Cells")
+    gallery = page.get_by_test_id("stExpander").filter(has_text="The experiment's images")
+    expect(gallery.get_by_test_id("stImage")).to_have_count(5)
+    expect(gallery.get_by_text(re.compile(r"bbb_rgb_01\.jpg: \d+ cells"))).to_be_visible()
+
+    # The report: one self-contained file with every image, the figures, statistics, methods and model card.
+    go_to(page, "Compare conditions")
+    page.get_by_role("button", name="Build the report").click()
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download report (HTML)").locator("button").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    text = saved.read_text(encoding="utf-8")
+    assert text.count("data:image/jpeg;base64,") == 5 and all(f"<b>{name}</b>" in text for name in images)
+    assert all(heading in text for heading in ("<h2>Statistics</h2>", "<h2>Methods</h2>",
+                                               "<h2>Segmentation model</h2>"))
+    assert "src=\"http" not in text and "src='http" not in text  # nothing fetched: it opens offline
+    report = page.context.browser.new_page()
+    report.goto(saved.as_uri())
+    report.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    drawn = report.locator(".js-plotly-plot").count()
+    assert drawn == text.count('class="figure"') >= 1
+    pdf = report.pdf()  # the browser's "Save as PDF"
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) >= 2
+    report.close()
+    assert page.get_by_test_id("stException").count() == 0

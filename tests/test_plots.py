@@ -147,6 +147,7 @@ def test_compare_conditions_shows_image_means_and_their_interval():
     assert control_ci.y[0] == 12.0 and control_ci.error_y.visible is False
     assert "too few images for an interval (2; 3 needed)" in control_ci.hovertemplate
     assert figure.layout.yaxis.range[0] >= 0  # an area axis does not go below zero
+    assert figure.layout.yaxis.title.text == "area (px²)"  # the column's name and unit, as on the Plots page
     assert figure.data[5].y[0] == 25.0
     assert figure.data[1].marker.color == plots.PALETTE[0] and figure.data[4].marker.color == plots.PALETTE[1]
     assert list(figure.layout.xaxis.categoryarray) == ["control", "tat"]
@@ -200,8 +201,8 @@ def test_dose_response_puts_the_control_at_zero():
     assert [(t.name, list(t.x), list(t.y)) for t in figure.data] == [
         ("control", [0.0, 0.0], [1.0, 2.0]), ("tat", [40.0, 80.0], [3.0, 4.0]),
     ]
-    assert figure.layout.title.text == "area: per-unit values against dose (Spearman rho -0.52, p = 0.031)"
-    assert figure.layout.yaxis.title.text == "area"
+    assert figure.layout.title.text == "area (px²): per-unit values against dose (Spearman rho -0.52, p = 0.031)"
+    assert figure.layout.yaxis.title.text == "area (px²)"
     assert "rho" not in plots.dose_response(values, "area", rho=float("nan"), p=float("nan")).layout.title.text
     assert "rho" not in plots.dose_response(values, "area").layout.title.text
 
