@@ -25,7 +25,9 @@ mean squared error over its standardised features). Either way ``is_anomaly`` is
 score above a threshold the user sets as a contamination fraction: the
 threshold is that quantile of the scores of the cells the model was fitted
 on. Fitting on the control cells only scores treated cells against normal
-control shape. A fitted model is a ``.keras`` file plus its JSON card.
+control shape. Sizes are read in µm when every cell has a pixel size
+(:func:`sizes_in_microns`), so images of other magnifications mix. A fitted
+model is a ``.keras`` file plus its JSON card.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ LOG_FEATURES = ("area", "perimeter", "equivalent_diameter", "elongation")
 #: The "junctions" design reads these too: shape and the state of the cell's junctions together.
 JUNCTION_FEATURES = ("junction_continuity", "junction_perpendicular_fraction", "junction_border_to_cytoplasm",
                      "linearity_mean", "n_vertices")
+#: Size columns read in µm when every cell has a pixel size, so that cells of images taken at another
+#: magnification compare by their real size (in pixels, a 4x image's cells would all look tiny).
+MICRON_SIZES = {"area": "area_um2", "perimeter": "perimeter_um", "equivalent_diameter": "equivalent_diameter_um"}
 #: The designs, the default first.
 DESIGNS = ("improved", "original", "junctions")
 #: The study's contamination.
@@ -116,6 +121,17 @@ def design_features(design: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if design == "junctions":
         return IMPROVED_FEATURES + JUNCTION_FEATURES, LOG_FEATURES
     raise AnomalyError(f"design must be one of {', '.join(DESIGNS)}, not {design!r}")
+
+
+def sizes_in_microns(cells: pd.DataFrame, features, log_features) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``features`` and ``log_features`` with their size columns in µm (:data:`MICRON_SIZES`) when every
+    cell of ``cells`` has them, else as they are (a single magnification needs no µm: the features are
+    standardised, so a constant pixel size changes nothing)."""
+    wanted = [MICRON_SIZES[f] for f in features if f in MICRON_SIZES]
+    if not wanted or len(cells) == 0 or any(
+            c not in cells.columns or not np.isfinite(cells[c].to_numpy(float)).all() for c in wanted):
+        return tuple(features), tuple(log_features)
+    return (tuple(MICRON_SIZES.get(f, f) for f in features), tuple(MICRON_SIZES.get(f, f) for f in log_features))
 
 
 def feature_matrix(cells: pd.DataFrame, features, log_features, *, source: str = "cells table") -> np.ndarray:
@@ -202,7 +218,7 @@ class AnomalyModel:
         """
         if not 0 < contamination < 0.5:
             raise AnomalyError(f"contamination must be between 0 and 0.5, not {contamination}")
-        features, log_features = design_features(design)
+        features, log_features = sizes_in_microns(cells, *design_features(design))
         pool = _fit_pool(cells, fit_on)
         values = feature_matrix(pool, features, log_features, source=source)
         finite = np.isfinite(values).all(axis=1)

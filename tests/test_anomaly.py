@@ -172,3 +172,28 @@ def test_the_junctions_design_finds_cells_whose_junctions_broke_though_their_sha
     assert set(with_junctions.card.features) >= {"junction_continuity", "linearity_mean", "n_vertices"}
     assert roc_auc_score(broken, with_junctions.score(cells)["anomaly_score"]) >= 0.95
     assert roc_auc_score(broken, shape_only) < 0.7
+
+
+def test_cells_of_an_image_at_another_magnification_compare_by_their_size_in_microns(population):
+    # Five images' worth at 0.5 µm/px, and one more at a third of the magnification (1.5 µm/px: every
+    # length a third in pixels). In µm they are one population; in pixels the last image's cells look tiny.
+    cells, truth, _ = population
+    high = cells.assign(image="10x.tif", pixel_size_um=0.5, area_um2=cells["area"] * 0.25,
+                        perimeter_um=cells["perimeter"] * 0.5, equivalent_diameter_um=cells["equivalent_diameter"] * 0.5)
+    low = high.iloc[:120].assign(image="3x.tif", pixel_size_um=1.5, area=lambda t: t["area"] / 9,
+                                 perimeter=lambda t: t["perimeter"] / 3,
+                                 equivalent_diameter=lambda t: t["equivalent_diameter"] / 3)
+    both = pd.concat([high, low], ignore_index=True)
+    model = AnomalyModel.fit(both, seed=0)
+    assert model.card.features[:5] == ["area_um2", "perimeter_um", "aspect_ratio", "extent", "equivalent_diameter_um"]
+    scored = model.score(both)
+    shares = scored.groupby("image")["is_anomaly"].mean()
+    assert abs(shares["3x.tif"] - shares["10x.tif"]) <= 0.05
+    assert roc_auc_score(truth[:120], scored.loc[scored["image"] == "3x.tif", "anomaly_score"]) >= 0.9
+    # With no pixel size for that image, sizes stay in pixels, and its cells are flagged for their size.
+    unknown = pd.concat([high, low.assign(pixel_size_um=np.nan, area_um2=np.nan, perimeter_um=np.nan,
+                                          equivalent_diameter_um=np.nan)], ignore_index=True)
+    in_pixels = AnomalyModel.fit(unknown, seed=0)
+    assert in_pixels.card.features[0] == "area"
+    by_image = in_pixels.score(unknown).groupby("image")["is_anomaly"].mean()
+    assert by_image["3x.tif"] > 3 * by_image["10x.tif"]
