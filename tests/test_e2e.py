@@ -40,6 +40,18 @@ def analyse_one(page, app_server: str, image) -> None:
     wait_idle(page)
 
 
+def analyse_sample_data(page, app_server: str) -> None:
+    """Open the app, load the five sample images on Upload & analyse and analyse them."""
+    page.goto(app_server, timeout=60_000)
+    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
+    go_to(page, "Upload & analyse")
+    page.get_by_role("button", name="Load sample data").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse 5 images").click()
+    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
+    wait_idle(page)
+
+
 def test_upload_analyse_see_download_and_visit_every_page(app_server, page, shared_data, tmp_path):
     image = shared_data / "bbb" / "unlabelled" / "bbb_rgb_01.jpg"
     analyse_one(page, app_server, image)  # the app opens on the experiment picker
@@ -159,14 +171,7 @@ def test_twenty_bad_files_give_twenty_messages_and_a_failure_count(app_server, p
 def test_the_demo_banner_survives_a_reload_and_an_excluded_image_leaves_every_compare_figure(app_server, page):
     import io
 
-    page.goto(app_server, timeout=60_000)
-    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
-    go_to(page, "Upload & analyse")
-    page.get_by_role("button", name="Load sample data").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Analyse 5 images").click()
-    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
-    wait_idle(page)
+    analyse_sample_data(page, app_server)
     expect(page.get_by_text("illustrative demo", exact=False).first).to_be_visible()
     assert "experiment=" in page.url
     page.reload()
@@ -460,14 +465,7 @@ def test_three_quick_edits_and_one_analyse_click_are_all_stored(app_server, page
 def test_plots_anomalies_after_a_reload_the_gallery_and_the_report_in_the_browser(app_server, page, tmp_path):
     import re
 
-    page.goto(app_server, timeout=60_000)
-    page.get_by_text("Experiments").first.wait_for(timeout=60_000)
-    go_to(page, "Upload & analyse")
-    page.get_by_role("button", name="Load sample data").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Analyse 5 images").click()
-    expect(page.get_by_text("Images analysed", exact=True)).to_be_visible(timeout=WAIT)
-    wait_idle(page)
+    analyse_sample_data(page, app_server)
     images = ["bbb_rgb_01.jpg", "bbb_rgb_02.jpg", "bbb_rgb_03.jpg", "bbb_rgb_04.jpg", "bbb_rgb_05.jpg"]
 
     # Plots: names with units on the axes, plain numbers on hover, one trace per image when coloured by image.
