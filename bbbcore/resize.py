@@ -22,30 +22,6 @@ def resize(image: np.ndarray, scale: float) -> np.ndarray:
     return resize_to(image, shape, antialias=scale < 1)
 
 
-#: Enlarging by this factor or more uses cubic interpolation (:func:`resize_for_network`).
-CUBIC_FROM = 2.0
-
-
-def resize_for_network(image: np.ndarray, scale: float) -> np.ndarray:
-    """Resize a 2-D float image for the network: area-averaged when shrinking (:func:`resize`), linear
-    when enlarging a little, cubic from :data:`CUBIC_FROM`.
-
-    Enlarged 4x, a border one pixel wide becomes a triangle 8 px across at its base with linear
-    interpolation (peak 0.875 of the line's, sides in steps of 0.25); cubic keeps its peak at 0.97 and
-    its sides steeper (0.32), nearer the sharp borders of the images the network learned from. bbb_rgb_02 at a third of its size (cells 20 px across, enlarged 4x): 84.8 % -> 90.9 % of its
-    cells within IoU 0.75 of those found at full size (benchmarks/zoom.py). Below 2x the two differ
-    little, and cubic from 1.3x (bbb_rgb_02 itself) moved the full-size cells the zoom table compares
-    with. Values stay within the image's own range (no ringing past it).
-    """
-    if scale < CUBIC_FROM:
-        return resize(image, scale)
-    from skimage.transform import resize as cubic_resize
-
-    shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-    return cubic_resize(np.asarray(image, np.float32), shape, order=3, mode="edge", anti_aliasing=False,
-                        preserve_range=True, clip=True).astype(np.float32)
-
-
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a labels image (pixel centres aligned)."""
     rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(int), labels.shape[0] - 1)

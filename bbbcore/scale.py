@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .instances import WatershedSettings, cells_from_boundary, touches_edge
-from .resize import resize_for_network
+from .resize import resize
 
 #: Zooms tried when the diameter is estimated (the right one lies within a factor 1.5 of one of them,
 #: and the cells drawn at the surest one correct it by up to that factor).
@@ -281,7 +281,7 @@ def _crop_maps(junction: np.ndarray, model, zoom: float, centre: tuple[int, int]
     left = int(np.clip(centre[1] - side // 2, 0, max(0, junction.shape[1] - side)))
     key = (top, left, side, zoom, quick)
     if key not in done:
-        crop = resize_for_network(junction[top:top + side, left:left + side], grid)
+        crop = resize(junction[top:top + side, left:left + side], grid)
         done[key] = model.predict_tiles(crop, context=32, flips=1) if quick else model.predict_tiles(crop)
     return done[key]
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import config
 from .errors import ModelCardError
-from .resize import resize_for_network, resize_to
+from .resize import resize, resize_to
 
 CARD_SUFFIX = ".card.json"
 #: Batch (N, H, W, C) axes mirrored for each of up to four flip-averaged copies.
@@ -269,7 +269,7 @@ class BoundaryModel:
         size unless ``working_scale`` is True.
         """
         self.card.check_image(junction, zoom, name=name)
-        maps = self.predict_tiles(resize_for_network(junction, self.card.input_scale * zoom), tile=tile)
+        maps = self.predict_tiles(resize(junction, self.card.input_scale * zoom), tile=tile)
         if working_scale:
             return {key: maps[..., i] for i, key in enumerate(self.card.outputs)}
         return {key: resize_to(maps[..., i], junction.shape) for i, key in enumerate(self.card.outputs)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bbbcore.resize import CUBIC_FROM, resize, resize_for_network, resize_labels, resize_to
+from bbbcore.resize import resize, resize_labels, resize_to
 
 
 def test_resize_block_mean_and_linear():
@@ -74,25 +74,3 @@ def test_block_mean_matches_numpy_mean_for_every_block_shape():
         expected = image.reshape(24 // block[0], block[0], 36 // block[1], block[1]).mean(axis=(1, 3))
         np.testing.assert_allclose(block_mean(image, block), expected, rtol=1e-6)
     assert block_mean(image, (3, 4)).shape == (8, 9) and block_mean(image, (3, 4)).dtype == np.float32
-
-
-def test_the_network_gets_shrunk_and_slightly_enlarged_images_as_resize_gives_them():
-    image = np.random.default_rng(0).random((40, 52)).astype(np.float32)
-    for scale in (0.25, 0.5, 1.0, 1.5, CUBIC_FROM - 0.01):
-        np.testing.assert_array_equal(resize_for_network(image, scale), resize(image, scale))
-
-
-def test_a_thin_border_enlarged_4x_stays_bright_and_sharp_and_in_range():
-    # A 1-px vertical line (a cell border at low magnification) enlarged 4x, as 20 px cells are for the network.
-    image = np.zeros((32, 32), np.float32)
-    image[:, 16] = 1.0
-    cubic, linear = resize_for_network(image, 4.0), resize(image, 4.0)
-    assert cubic.shape == linear.shape == (128, 128)
-    across_cubic, across_linear = cubic[64], linear[64]
-    # The same place: both peak at the line's centre (pixel 16's centre, 16.5 x 4 - 0.5 = 65.5).
-    assert abs(np.average(np.arange(128), weights=np.clip(across_cubic, 0, None)) - 65.5) < 0.5
-    assert abs(np.average(np.arange(128), weights=across_linear) - 65.5) < 0.5
-    # Brighter, with steeper sides, than the linear ridge (a triangle: peak 0.875, steps of 0.25).
-    assert across_cubic.max() > 0.95 > 0.875 == across_linear.max()
-    assert np.abs(np.diff(across_cubic)).max() > 0.3 > 0.25 == np.abs(np.diff(across_linear)).max()
-    assert cubic.min() >= 0.0 and cubic.max() <= 1.0  # no ringing beyond the image's own range
