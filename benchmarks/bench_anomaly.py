@@ -111,8 +111,10 @@ def real_population() -> pd.DataFrame | None:
         return None
     model = BoundaryModel.load(config.DEFAULT_MODEL)
     sheet = read_sample_sheet(folder / "samples.csv")
+    # Each image at its own pixel size (the sheet's, from its scale bar): bbb_rgb_02 is a 4x image.
     tables = [
-        segment_image(load_image(path), model, pixel_size_um=0.617, sample=sample_of(sheet, path.name)).cells
+        segment_image(load_image(path), model, pixel_size_um=sample_of(sheet, path.name).get("pixel_size_um"),
+                      sample=sample_of(sheet, path.name)).cells
         for path in sorted(folder.glob("*.jpg"))
     ]
     return pd.concat(tables, ignore_index=True)
