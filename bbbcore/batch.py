@@ -174,6 +174,14 @@ def worker_model(path: str, threads: int | None = None):
     return _MODELS[path]
 
 
+def _load_task_image(task: ImageTask, settings: BatchSettings):
+    """The task's image, read with its channels and the batch's projection (a worker's and the client's reads agree)."""
+    from .io import load_image
+
+    return load_image(task.path, name=task.name, max_projection=settings.max_projection,
+                      channel=task.options.get("channel"), nuclear_channel=task.options.get("nuclear_channel") or "auto")
+
+
 def run_image(task: ImageTask, settings: BatchSettings, cache: str) -> dict:
     """Segment one image into its cache folder (atomically); its row for the report.
 
@@ -184,14 +192,11 @@ def run_image(task: ImageTask, settings: BatchSettings, cache: str) -> dict:
     if (final / "record.json").exists():
         return {"name": task.name, "key": task.key, "skipped": True}
     from .export import image_outputs, labels_tiff_bytes
-    from .io import load_image
     from .pipeline import segment_image
 
     started = time.perf_counter()
     try:
-        image = load_image(task.path, name=task.name, max_projection=settings.max_projection,
-                           channel=task.options.get("channel"),
-                           nuclear_channel=task.options.get("nuclear_channel") or "auto")
+        image = _load_task_image(task, settings)
         result = segment_image(image, worker_model(settings.model), pixel_size_um=task.options.get("pixel_size_um"),
                                diameter_px=task.options.get("diameter_px"), use_nuclei=settings.use_nuclei,
                                sample=task.options.get("sample"), junction_threshold=settings.junction_threshold)
@@ -339,13 +344,11 @@ def cached_result(task: ImageTask, folder: Path, settings: BatchSettings):
     import pandas as pd
 
     from .export import read_labels_tiff
-    from .io import load_image
     from .pipeline import ImageResult
     from .unet import read_card
 
     record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
-    image = load_image(task.path, name=task.name, max_projection=settings.max_projection,
-                       channel=task.options.get("channel"), nuclear_channel=task.options.get("nuclear_channel") or "auto")
+    image = _load_task_image(task, settings)
     card = read_card(settings.model)
     quality = {k: record[k] for k in ("saturated_share", "focus_score") if k in record}
     interfaces = (pd.read_parquet(folder / "interfaces.parquet").assign(image=task.name)
