@@ -417,6 +417,7 @@ def test_three_quick_edits_and_one_analyse_click_are_all_stored(app_server, page
     from PIL import Image
 
     from bbbcore.junction_generator import generate
+    from bbbcore.metadata import read_sample_sheet
     from bbbcore.store import Store
 
     files = []
@@ -459,6 +460,12 @@ def test_three_quick_edits_and_one_analyse_click_are_all_stored(app_server, page
     # Fill down after the analysis: the empty dose below the typed one takes it, and is stored.
     fill_field(page, "dose", "", "Fill down")
     assert store.images(experiment)["dose"].tolist()[1:] == [2, 2]
+    # The sample sheet downloaded holds it all, the pixel sizes included (it reads back as it was).
+    with page.expect_download() as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download sample sheet").locator("button").click()
+    sheet = read_sample_sheet(download.value.path()).set_index("file")
+    assert sheet["pixel_size_um"].tolist() == [0.5, 0.5, 0.3] and sheet["dose"].tolist()[1:] == [2, 2]
+    assert sheet.loc["img0.png", "condition"] == "Tat 1"
     assert page.get_by_test_id("stException").count() == 0
 
 
