@@ -155,7 +155,7 @@ run = widgets.lasting_button(label, type="primary", disabled=not todo, icon=":ma
 status = st.empty()
 if run:
     with widgets.click_handled("analyse_run"), status.container():
-        if todo:  # (none when a run that finished them was not told so before a rerun)
+        if todo:  # none left when the run before finished them just as a rerun interrupted it
             model = state.load_model(settings.model)
             progress = st.progress(0.0, text="starting…")
             for step in session.analyse(model, todo):
