@@ -91,6 +91,11 @@ def mean_interval(values: np.ndarray, *, bounds: tuple[float | None, float | Non
     return (float(np.clip(low, bounds[0], bounds[1])), float(np.clip(high, bounds[0], bounds[1])))
 
 
+def looks_like_control(group: str) -> bool:
+    """Whether a group's name says it is the control ("control", "ctrl", "vehicle" ...): offered first."""
+    return str(group).lower().startswith(("control", "ctrl", "vehicle"))
+
+
 def group_labels(cells: pd.DataFrame, *, by_dose: bool = False) -> pd.Series:
     """The group of each row: the condition, optionally with its dose ("tat 80 ng")."""
     condition = cells["condition"].astype(object).where(cells["condition"].notna(), NO_CONDITION).astype(str) \

@@ -18,6 +18,7 @@ from .compare import (
     feature_range,
     group_labels,
     image_means,
+    looks_like_control,
     mean_interval,
     usable_cells,
 )
@@ -68,19 +69,16 @@ def _with_group(cells: pd.DataFrame, by_dose: bool = False, colour_by: str = "co
 def condition_colours(groups) -> dict:
     """One colour per condition (or image), the same on every page: the groups in sorted order, the
     control first, take the colour-blind-safe palette in turn."""
-    names = sorted({str(g) for g in groups}, key=lambda g: (not g.lower().startswith(("control", "ctrl",
-                                                                                     "vehicle")), g))
+    names = sorted({str(g) for g in groups}, key=lambda g: (not looks_like_control(g), g))
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
 
-
-_colours = condition_colours
 
 
 def histogram(cells: pd.DataFrame, feature: str, *, bins: int = 40, colour_by: str = "condition") -> go.Figure:
     """Histogram of a feature, one overlaid colour per condition (or per image)."""
     table = _with_group(cells, colour_by=colour_by)
     figure = px.histogram(table, x=feature, color="group", nbins=bins, barmode="overlay", opacity=0.6,
-                          color_discrete_map=_colours(table["group"]),
+                          color_discrete_map=condition_colours(table["group"]),
                           labels={**_labels(feature), "group": colour_by})
     return _numbers_readable(figure.update_layout(bargap=0.02))
 
@@ -89,7 +87,7 @@ def distribution(cells: pd.DataFrame, feature: str, *, kind: str = "box", by_dos
                  colour_by: str = "condition") -> go.Figure:
     """Box, violin or strip plot of a feature per condition (or condition and dose, or image)."""
     table = _with_group(cells, by_dose, colour_by)
-    colours = _colours(table["group"])
+    colours = condition_colours(table["group"])
     common = dict(x="group", y=feature, color="group", color_discrete_map=colours,
                   labels={**_labels(feature), "group": colour_by}, hover_data=["image", "cell_id"])
     if kind == "box":
@@ -107,12 +105,11 @@ def scatter(cells: pd.DataFrame, x: str, y: str, *, colour_by: str = "condition"
     """Scatter of two features, coloured by condition, by image, or by a third (numeric) column with a
     colour bar; hover names the cell."""
     if colour_by not in ("condition", "image"):
-        table = cells.assign(group="")
-        figure = px.scatter(table, x=x, y=y, color=colour_by, color_continuous_scale="Viridis", opacity=0.8,
+        figure = px.scatter(cells, x=x, y=y, color=colour_by, color_continuous_scale="Viridis", opacity=0.8,
                             hover_data=["image", "cell_id"], labels=_labels(x, y, colour_by))
         return _numbers_readable(figure)
     table = _with_group(cells, colour_by=colour_by)
-    figure = px.scatter(table, x=x, y=y, color="group", color_discrete_map=_colours(table["group"]),
+    figure = px.scatter(table, x=x, y=y, color="group", color_discrete_map=condition_colours(table["group"]),
                         opacity=0.7, hover_data=["image", "cell_id"], labels={**_labels(x, y), "group": colour_by})
     return _numbers_readable(figure)
 
@@ -121,7 +118,7 @@ def scatter_matrix(cells: pd.DataFrame, features: list[str], *, colour_by: str =
     """Pairwise scatter plots of chosen features, coloured by condition (or image)."""
     table = _with_group(cells, colour_by=colour_by)
     figure = px.scatter_matrix(table, dimensions=features, color="group",
-                               color_discrete_map=_colours(table["group"]), opacity=0.6,
+                               color_discrete_map=condition_colours(table["group"]), opacity=0.6,
                                labels={**_labels(*features), "group": colour_by})
     figure.update_traces(diagonal_visible=False, marker={"size": 4})
     return figure.update_layout(height=max(500, 160 * len(features)))
@@ -154,7 +151,7 @@ def compare_conditions(
     per_image = image_means(cells, feature, by_dose=by_dose, exclude_edge=exclude_edge)
     low_bound, high_bound = feature_range(cells, feature)
     groups = list(dict.fromkeys(order or [])) + [g for g in dict.fromkeys(table["group"]) if g not in (order or [])]
-    colours = _colours(groups)
+    colours = condition_colours(groups)
     figure = go.Figure()
     for group in groups:
         values = table.loc[table["group"] == group, feature]
@@ -230,7 +227,7 @@ def dose_response(values: pd.DataFrame, feature: str, *, rho: float | None = Non
     """Per-unit values against dose (the control at 0), coloured by condition."""
     table = values.assign(dose=values["dose"].fillna(0.0))
     figure = px.scatter(table, x="dose", y="value", color="condition", hover_data=["unit", "n_cells"],
-                        color_discrete_map=_colours(table["condition"]))
+                        color_discrete_map=condition_colours(table["condition"]))
     figure.update_traces(marker={"size": 12, "line": {"width": 1, "color": "black"}})
     title = f"{column_label(feature)}: per-unit values against dose"
     if rho is not None and np.isfinite(rho):

@@ -192,10 +192,8 @@ def stored_result(store, experiment_id: int, image: LoadedImage, original: bytes
     cells = cells[cells["image"] == found["name"]].reset_index(drop=True)
     cells["image"] = image.name
     interfaces = store.interfaces(experiment_id)
-    interfaces = interfaces[interfaces["image"] == found["name"]].reset_index(drop=True) if len(interfaces) else None
-    if interfaces is not None and len(interfaces):
-        interfaces["image"] = image.name
-    else:
-        interfaces = None  # none stored: measured when first needed
+    interfaces = interfaces[interfaces["image"] == found["name"]] if len(interfaces) else interfaces
+    # None stored for it: measured when first needed.
+    interfaces = interfaces.reset_index(drop=True).assign(image=image.name) if len(interfaces) else None
     return _stored_image_result(store, pd.Series(found), image, cells, interfaces=interfaces,
                                 source=f"{found['source']} (same file as {found['name']})")

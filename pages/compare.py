@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from bbbcore import config, plots
-from bbbcore.compare import MIN_INTERVAL_IMAGES, compare_table, group_labels, left_out
+from bbbcore.compare import MIN_INTERVAL_IMAGES, compare_table, group_labels, left_out, looks_like_control
 from bbbcore.export import table_csv_bytes
 from dashboard import state, widgets
 
@@ -27,7 +27,7 @@ if session.demo:
 cols = st.columns([2, 2, 1])
 by_dose = cols[2].checkbox("Split by dose", value=False, key="cmp_dose")
 groups = list(dict.fromkeys(group_labels(cells, by_dose=by_dose)))
-default = next((i for i, g in enumerate(groups) if g.lower().startswith(("control", "ctrl", "vehicle"))), 0)
+default = next((i for i, g in enumerate(groups) if looks_like_control(g)), 0)
 control = cols[0].selectbox("Control group", groups, index=default, key=f"cmp_control_{by_dose}")
 features = plots.feature_options(cells)
 feature = cols[1].selectbox("Feature", features, key="cmp_feature", format_func=plots.column_label)
