@@ -5,7 +5,10 @@ Images from ``bbbcore.junction_generator`` with seeds 900000 and up (training dr
 for the textures the shipped models were trained on (continuous, punctate, frayed) and for the one
 held out of training entirely (spiked: perpendicular junctions). Each is segmented with no setting
 touched (the diameter estimated) and scored against its labels: F1 at IoU 0.5 (and 0.75), the mean over
-the images of each diameter and texture group, with the lowest image.
+the images of each diameter and texture group, with the lowest image. Beside it, what the images allow:
+the share of borders an ideal observer could not see (``junction_generator.border_detectability`` under
+3) and the F1 at IoU 0.5 of the truth with the cells across those borders joined (``visible_cells``),
+an estimate of the best any segmentation could score.
 
     python benchmarks/generated_scores.py [--model models/bbb_unet.keras ...] [--diameters 20 45 100 150 250]
         [--per-texture 2]
@@ -25,33 +28,42 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bbbcore.io import LoadedImage  # noqa: E402
-from bbbcore.junction_generator import TEXTURES, generate  # noqa: E402
+from bbbcore.junction_generator import (  # noqa: E402
+    TEXTURES,
+    GeneratedImage,
+    border_detectability,
+    generate,
+    visible_cells,
+)
 from bbbcore.metrics import score_segmentation  # noqa: E402
 from bbbcore.pipeline import segment_image  # noqa: E402
 from bbbcore.training import TRAINING_TEXTURES  # noqa: E402
 
 DIAMETERS = (20, 45, 100, 150, 250)
 FIRST_SEED = 900_000
+VISIBLE_SNR = 3.0  # border_detectability under this: a border no one could see (visible_cells' default)
 
 
 def generated_image(diameter: float, texture: str, seed: int, *, nuclei: bool = False,
-                    ) -> tuple[LoadedImage, np.ndarray]:
-    """An 8-bit generated image large enough for a few dozen cells, and its labels; ``nuclei``: with its
-    DAPI-like channel (junctions green, nuclei blue, as a two-channel file is read)."""
+                    ) -> tuple[LoadedImage, GeneratedImage]:
+    """An 8-bit generated image large enough for a few dozen cells, and the generator's picture (labels in
+    ``.cells``); ``nuclei``: with its DAPI-like channel (junctions green, nuclei blue, as a two-channel file
+    is read)."""
     side = int(np.clip(7 * diameter, 448, 1600))
-    picture = generate((int(side * 0.8), side), diameter_px=diameter, texture=texture, seed=seed)
+    picture = generate((int(side * 0.8), side), diameter_px=diameter, texture=texture, seed=seed,
+                       keep_signal=True)
     raw = np.round(picture.junction * 255).astype(np.uint8)
     name = f"generated_{texture}_{diameter:g}px_{seed}.png"
     if not nuclei:
         image = LoadedImage(name=name, image_id=str(seed), raw=raw, junction=raw.astype(np.float32) / 255,
                             nuclei=None, pixel_size_um=None)
-        return image, picture.cells
+        return image, picture
     dapi = np.round(picture.nuclei * 255).astype(np.uint8)
     rgb = np.stack([np.zeros_like(raw), raw, dapi], axis=-1)
     image = LoadedImage(name=name, image_id=str(seed), raw=rgb, junction=raw.astype(np.float32) / 255,
                         nuclei=dapi.astype(np.float32) / 255, pixel_size_um=None, channel_names=["R", "G", "B"],
                         junction_channel=1, nuclear_channel=2)
-    return image, picture.cells
+    return image, picture
 
 
 def score_model(model, diameters, textures, per_texture: int, *, nuclei: bool = False) -> list[dict]:
@@ -61,21 +73,27 @@ def score_model(model, diameters, textures, per_texture: int, *, nuclei: bool = 
         for t_index, texture in enumerate(textures):
             for k in range(per_texture):
                 seed = FIRST_SEED + 1000 * int(diameter) + 10 * t_index + k
-                image, truth = generated_image(diameter, texture, seed, nuclei=nuclei)
+                image, picture = generated_image(diameter, texture, seed, nuclei=nuclei)
                 started = time.perf_counter()
                 result = segment_image(image, model, use_nuclei=nuclei)
-                scores = score_segmentation(truth, result.labels, n_bootstrap=0)
-                rows.append({"diameter": diameter, "texture": texture, "f1@0.5": scores["f1@0.5"],
+                seconds = time.perf_counter() - started
+                scores = score_segmentation(picture.cells, result.labels, n_bootstrap=0)
+                hidden = border_detectability(picture)["snr"] < VISIBLE_SNR
+                ceiling = score_segmentation(picture.cells, visible_cells(picture, min_snr=VISIBLE_SNR),
+                                             n_bootstrap=0)
+                rows.append({"diameter": diameter, "texture": texture, "seed": seed, "f1@0.5": scores["f1@0.5"],
                              "f1@0.75": scores["f1@0.75"], "estimated": result.diameter_estimated_px,
-                             "seconds": time.perf_counter() - started})
+                             "hidden": float(hidden.mean()) if hidden.size else 0.0,
+                             "ceiling": ceiling["f1@0.5"], "seconds": seconds})
     return rows
 
 
-def print_table(name: str, rows: list[dict], diameters) -> None:
+def print_table(name: str, rows: list[dict], diameters, *, verbose: bool = False) -> None:
     groups = {"trained textures": set(TRAINING_TEXTURES), "held out (spiked)": {"spiked"}}
     print(f"\n{name}")
     print(f"{'diameter':>9s} | {'group':18s} | {'images':>6s} | {'F1@0.5 mean (min)':>18s} | "
-          f"{'F1@0.75 mean':>12s} | {'estimated px (median)':>21s}")
+          f"{'F1@0.75 mean':>12s} | {'estimated px (median)':>21s} | {'hidden borders':>14s} | "
+          f"{'best possible F1@0.5 (min)':>26s}")
     for diameter in diameters:
         for group, members in groups.items():
             chosen = [r for r in rows if r["diameter"] == diameter and r["texture"] in members]
@@ -85,9 +103,17 @@ def print_table(name: str, rows: list[dict], diameters) -> None:
             estimates = [r["estimated"] for r in chosen if r["estimated"]]
             print(f"{diameter:7g}px | {group:18s} | {len(chosen):6d} | {np.mean(f1):11.3f} ({min(f1):.2f}) | "
                   f"{np.mean([r['f1@0.75'] for r in chosen]):12.3f} | "
-                  f"{statistics.median(estimates) if estimates else float('nan'):21.0f}")
-    print(f"all: F1@0.5 mean {np.mean([r['f1@0.5'] for r in rows]):.3f}; "
-          f"{sum(r['seconds'] for r in rows):.0f} s for {len(rows)} images")
+                  f"{statistics.median(estimates) if estimates else float('nan'):21.0f} | "
+                  f"{np.mean([r['hidden'] for r in chosen]):14.3f} | "
+                  f"{np.mean([r['ceiling'] for r in chosen]):19.3f} ({min(r['ceiling'] for r in chosen):.2f})")
+    print(f"all: F1@0.5 mean {np.mean([r['f1@0.5'] for r in rows]):.3f} (best possible "
+          f"{np.mean([r['ceiling'] for r in rows]):.3f}); {sum(r['seconds'] for r in rows):.0f} s for "
+          f"{len(rows)} images")
+    if verbose:
+        print("\nimage by image: diameter, texture, seed, F1@0.5, best possible, hidden borders")
+        for r in rows:
+            print(f"{r['diameter']:g} {r['texture']} {r['seed']} {r['f1@0.5']:.3f} {r['ceiling']:.3f} "
+                  f"{r['hidden']:.3f}")
 
 
 def main() -> None:
@@ -100,12 +126,13 @@ def main() -> None:
     parser.add_argument("--per-texture", type=int, default=2, help="images per texture and diameter")
     parser.add_argument("--nuclei", action="store_true",
                         help="give each image its DAPI channel and seed the cells from the nuclei (--nuclei-seeds)")
+    parser.add_argument("--each", action="store_true", help="also list the images one by one")
     args = parser.parse_args()
     for path in args.model or [ROOT / "models" / "bbb_unet.keras"]:
         model = BoundaryModel.load(path)
         rows = score_model(model, args.diameters, TEXTURES, args.per_texture, nuclei=args.nuclei)
         print_table(f"{path} (version {model.card.version}){' with nuclei seeds' if args.nuclei else ''}", rows,
-                    args.diameters)
+                    args.diameters, verbose=args.each)
 
 
 if __name__ == "__main__":

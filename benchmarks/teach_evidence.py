@@ -46,8 +46,8 @@ FOLD = config.MODELS_DIR / "folds" / "bbb_unet_train02.keras"
 
 def generated_f1(model, images) -> tuple[float, float]:
     """Mean and lowest F1 at IoU 0.5 over generated images, each segmented with its diameter estimated."""
-    scores = [score_segmentation(truth, segment_image(image, model).labels, n_bootstrap=0)["f1@0.5"]
-              for image, truth in images]
+    scores = [score_segmentation(picture.cells, segment_image(image, model).labels, n_bootstrap=0)["f1@0.5"]
+              for image, picture in images]
     return statistics.mean(scores), min(scores)
 
 
@@ -57,7 +57,7 @@ def domain_shift(args, work: Path) -> None:
     shipped = BoundaryModel.load(config.DEFAULT_MODEL)
     before, before_low = generated_f1(shipped, held)
     started = time.perf_counter()
-    examples = [Example(image, truth.astype(np.int32)) for image, truth in learn]
+    examples = [Example(image, picture.cells.astype(np.int32)) for image, picture in learn]
     report = finetune(config.DEFAULT_MODEL, examples, out=work / "generated.keras", steps=args.steps,
                       check_share=0.2, log=lambda line: None)
     seconds = time.perf_counter() - started

@@ -11,7 +11,14 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import filters, measure, segmentation
 
-from bbbcore.junction_generator import TEXTURES, GeneratedImage, generate, random_generated
+from bbbcore.junction_generator import (
+    TEXTURES,
+    GeneratedImage,
+    border_detectability,
+    generate,
+    random_generated,
+    visible_cells,
+)
 
 # No noise, no gaps, no JPEG: what is left is the drawing itself.
 CLEAN = {"gap_share": 0.0, "photons": 1e4, "read_noise": 0.0, "jpeg_quality": None}
@@ -217,3 +224,51 @@ def test_importing_the_generator_pulls_in_no_tensorflow_or_streamlit():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'streamlit', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_detectability_needs_the_kept_signal_and_leaves_the_image_unchanged():
+    plain = generate((96, 96), diameter_px=25, seed=4)
+    assert plain.border_signal is None and plain.junction_expected is None
+    with pytest.raises(ValueError, match="keep_signal"):
+        border_detectability(plain)
+    kept = generate((96, 96), diameter_px=25, seed=4, keep_signal=True)
+    np.testing.assert_array_equal(kept.junction, plain.junction)  # the same draws, only more returned
+    np.testing.assert_array_equal(kept.cells, plain.cells)
+
+
+def test_every_touching_pair_is_scored_and_more_light_makes_borders_surer():
+    dim = generate((160, 160), diameter_px=30, seed=5, keep_signal=True, photons=8.0, read_noise=0.0)
+    bright = generate((160, 160), diameter_px=30, seed=5, keep_signal=True, photons=500.0, read_noise=0.0)
+    scored = border_detectability(dim)
+    pairs = set()
+    for a, b in ((dim.cells[:, :-1], dim.cells[:, 1:]), (dim.cells[:-1], dim.cells[1:])):
+        differs = a != b
+        pairs |= set(zip(np.minimum(a, b)[differs].tolist(), np.maximum(a, b)[differs].tolist()))
+    assert set(zip(scored["cell_a"].tolist(), scored["cell_b"].tolist())) == pairs
+    assert (scored["length_px"] >= 1).all()
+    brighter = border_detectability(bright)
+    np.testing.assert_array_equal(brighter["cell_a"], scored["cell_a"])
+    # Photon noise only: 500 / 8 photons gives sqrt(62.5) ~ 7.9x the SNR where the clutter is small.
+    assert np.all(brighter["snr"] > scored["snr"])
+    assert np.median(brighter["snr"] / scored["snr"]) > 3
+
+
+def test_visible_cells_join_only_across_hidden_borders():
+    clear = generate((192, 192), diameter_px=30, seed=6, keep_signal=True, **CLEAN)
+    assert border_detectability(clear)["snr"].min() > 5
+    np.testing.assert_array_equal(visible_cells(clear), clear.cells)  # nothing hidden: the truth itself
+
+    # Faint punctate junctions in the dark under haze: many borders cannot be seen.
+    murky = generate((192, 192), diameter_px=30, texture="punctate", seed=6, keep_signal=True, photons=8.0,
+                     haze=0.4, gap_share=0.3, gap_residual=0.0, punctate_line_level=0.0)
+    visible = visible_cells(murky, min_snr=5)
+    assert 1 <= visible.max() < 0.8 * murky.cells.max()
+    # A visible cell is a union of whole true cells: no true cell is cut.
+    for label in np.unique(murky.cells):
+        assert len(np.unique(visible[murky.cells == label])) == 1
+    # Exactly the pairs under the threshold (and long enough) end up in one visible cell.
+    scored = border_detectability(murky)
+    for a, b, snr, length in zip(scored["cell_a"], scored["cell_b"], scored["snr"], scored["length_px"]):
+        if snr < 5 and length >= 0.1 * 30:
+            assert visible[murky.cells == a][0] == visible[murky.cells == b][0]
+    assert visible_cells(murky, min_snr=0).max() == murky.cells.max()
