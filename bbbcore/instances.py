@@ -55,7 +55,7 @@ class WatershedSettings:
     min_marker_area: float = 150
     min_cell_area: float = config.MIN_CELL_AREA_PX
     distance_threshold: float = 0.5
-    merge_threshold: float = 0.3
+    merge_threshold: float = 0.1
     empty_fraction: float = 0.15
     nucleus_merge_threshold: float = 0.5
     scale: float = 1.0

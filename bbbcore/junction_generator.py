@@ -306,8 +306,9 @@ def visible_cells(image: GeneratedImage, *, min_snr: float = 3.0, min_length_sha
     segmentation of the image could reach.
 
     An estimate, not a bound: cells are also told apart by what is not their border (a nucleus showing
-    through, a step in haze). At the Rose criterion's 5 the shipped network beat it on a generated image
-    (45 px punctate: F1 0.66 against 0.46); at the default 3 it did not on any of 40 (benchmarks/README.md).
+    through, a step in haze). On the 40 images of ``benchmarks/generated_scores.py`` the network 2.0 beat it
+    on 4 at the Rose criterion's 5 (all punctate; 45 px: F1 0.66 against 0.49) and on 1 at the default 3
+    (100 px punctate: 0.955 against 0.930).
 
     Cells that touch over less than ``min_length_share`` of the diameter (where several cells meet at a
     point) are never joined: other borders part them.

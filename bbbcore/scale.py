@@ -49,6 +49,11 @@ NUCLEI_CLEARLY_NEARER = 2.0
 #: The nuclei are counted in a centre window this large at most (hundreds of nuclei at 10x; a 48 MP
 #: image's would cost a second and say no more).
 NUCLEI_WINDOW_PX = 2048
+#: The diameter estimate joins neighbours across borders the network gives a mean probability under this,
+#: whatever the card's own ``merge_threshold``: spurious splits (perpendicular spikes read as borders) bias
+#: the median diameter down, and the estimator was validated at 0.3 (benchmarks/README.md, issue 15).
+#: The cells themselves are drawn with the card's setting (0.1 since model 2.1).
+ESTIMATE_MERGE_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def _first_choice(junction: np.ndarray, model, nuclei: np.ndarray | None, centre
     there, settled), settled when the zoom needs no refining (the training scale); None when no trial
     found a cell. ``done`` keeps maps by crop (and the nuclei's spacing, once found)."""
     card = model.card
-    settings = WatershedSettings.from_card(card).scaled(card.input_scale)
+    settings = _estimate_settings(card)
     target = card.diameter_px * card.input_scale
     trials = [(zoom, maps) for zoom in NEAR_ONE if (maps := _crop_maps(junction, model, zoom, centre, done)) is not None]
     if (diameter := _diameter_if_surest_at_one(trials, settings, target)) is not None:
@@ -186,7 +191,7 @@ def _refined(junction: np.ndarray, model, centre: tuple[int, int], done: dict, z
     """The zoom corrected by the cells drawn at it towards the training diameter (a ladder step at most),
     and once more from a trial at the corrected zoom."""
     card = model.card
-    settings = WatershedSettings.from_card(card).scaled(card.input_scale)
+    settings = _estimate_settings(card)
     target = card.diameter_px * card.input_scale
     for _ in range(2):
         zoom *= float(np.clip(target / diameter, 1 / 1.5, 1.5))
@@ -284,6 +289,11 @@ def _crop_maps(junction: np.ndarray, model, zoom: float, centre: tuple[int, int]
         crop = resize(junction[top:top + side, left:left + side], grid)
         done[key] = model.predict_tiles(crop, context=32, flips=1) if quick else model.predict_tiles(crop)
     return done[key]
+
+
+def _estimate_settings(card) -> WatershedSettings:
+    """The card's watershed settings on the network's grid, with the estimate's merge threshold."""
+    return WatershedSettings.from_card(card, {"merge_threshold": ESTIMATE_MERGE_THRESHOLD}).scaled(card.input_scale)
 
 
 def _median_diameter(maps: np.ndarray, settings: WatershedSettings) -> tuple[float | None, int]:

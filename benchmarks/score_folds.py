@@ -48,7 +48,9 @@ def score_pair(
         truth = read_truth_cells(DATA / truth_name)
         model = BoundaryModel.load(model_path)
         for n in flips:
-            flipped = BoundaryModel(model.keras_model, dataclasses.replace(model.card, flips=n))
+            # The loaded model's own forward pass (ONNX Runtime when installed), with the flips changed.
+            flipped = BoundaryModel(model.keras_model, dataclasses.replace(model.card, flips=n),
+                                    forward=model._forward, runtime=model.runtime)
             scores = score_segmentation(truth, segment_image(image, flipped, settings=settings).labels, n_bootstrap=n_bootstrap)
             rows.append({"held_out": held_out, "model": Path(model_path).name, "flips": n, **scores})
     return rows

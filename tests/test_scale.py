@@ -27,6 +27,26 @@ def test_a_given_diameter_sets_the_zoom_and_nothing_is_estimated(shipped_model):
     assert (scale.diameter_used_px, scale.diameter_estimated_px, scale.warning) == (41.0, None, None)
 
 
+def test_the_estimate_joins_weak_splits_whatever_the_cards_merge_threshold(shipped_model):
+    """The diameter is estimated with ESTIMATE_MERGE_THRESHOLD; the card's setting only draws the cells."""
+    import dataclasses
+
+    from bbbcore.scale import ESTIMATE_MERGE_THRESHOLD
+    from bbbcore.unet import BoundaryModel
+
+    image = load_image(SAMPLE_DATA_DIR / "bbb_rgb_03.jpg")
+    junction = image.junction[:512, :512]
+    estimates = []
+    for merge in (0.0, 0.6):
+        card = dataclasses.replace(shipped_model.card,
+                                   thresholds={**shipped_model.card.thresholds, "merge_threshold": merge})
+        model = BoundaryModel(shipped_model.keras_model, card, forward=shipped_model._forward,
+                              runtime=shipped_model.runtime)
+        estimates.append(choose_scale(junction, model).diameter_estimated_px)
+    assert estimates[0] == estimates[1] == choose_scale(junction, shipped_model).diameter_estimated_px
+    assert ESTIMATE_MERGE_THRESHOLD != shipped_model.card.thresholds["merge_threshold"]
+
+
 def test_a_blank_image_gets_one_line_about_the_diameter(shipped_model):
     scale = choose_scale(np.zeros((300, 400), np.float32), shipped_model, name="blank.png")
     assert scale.zoom == 1.0 and scale.diameter_estimated_px is None
