@@ -256,8 +256,9 @@ def border_detectability(image: GeneratedImage) -> dict[str, np.ndarray]:
     else (haze and its mottling, the perinuclear cloud, nuclei showing through) on the pair's border
     pixels, each side on its own so that a step in haze between the two cells does not count. This is
     what an observer who knew the line's exact shape and place would get; JPEG loss and the clutter's
-    grain are not counted. Real observers, people or networks, get less, so a border under about 5 (the
-    Rose criterion) is one nobody can draw from the image alone.
+    grain are not counted. Real observers, people or networks, get less from the line itself: by the Rose
+    criterion a feature needs about 5 to be seen surely, and a border under 3 is one they can rarely
+    draw from its own signal (though other cues, such as nuclei, may still part the two cells).
 
     Returns
     -------
@@ -302,13 +303,12 @@ def border_detectability(image: GeneratedImage) -> dict[str, np.ndarray]:
 
 def visible_cells(image: GeneratedImage, *, min_snr: float = 3.0, min_length_share: float = 0.1) -> np.ndarray:
     """The truth as far as the image shows it: cells joined across every border whose
-    :func:`border_detectability` is under ``min_snr``; scored against ``image.cells`` it estimates the most a
-    segmentation of the image could reach.
+    :func:`border_detectability` is under ``min_snr``. Scored against ``image.cells`` it says what the
+    visible borders alone allow a segmentation to reach.
 
-    An estimate, not a bound: cells are also told apart by what is not their border (a nucleus showing
-    through, a step in haze). On the 40 images of ``benchmarks/generated_scores.py`` the network 2.0 beat it
-    on 4 at the Rose criterion's 5 (all punctate; 45 px: F1 0.66 against 0.49) and on 1 at the default 3
-    (100 px punctate: 0.955 against 0.930).
+    Not a bound: cells are also told apart by what is not their border (nuclei showing through, a step in
+    haze), and networks do so on punctate junctions. On the 40 images of ``benchmarks/generated_scores.py``
+    model 2.1 beat it on 3 at the default 3 (all punctate; 45 px: F1 0.79 against 0.58), model 2.0 on 1.
 
     Cells that touch over less than ``min_length_share`` of the diameter (where several cells meet at a
     point) are never joined: other borders part them.
