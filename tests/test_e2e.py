@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -378,7 +379,9 @@ def test_a_model_taught_from_corrected_cells_in_the_browser_is_scored_listed_and
         page.get_by_role("button", name="Re-analyse every image with bbb_unet-taught-1").click()
         wait_idle(page)
         page.get_by_role("button", name="Analyse 1 image").click()
-        expect(page.get_by_text("bbb_rgb_04.jpg: model bbb_unet-taught-1 2.0+ft")).to_be_visible(timeout=WAIT)
+        shipped_version = json.loads((ROOT / "models" / "bbb_unet.card.json").read_text())["version"]
+        expect(page.get_by_text(f"bbb_rgb_04.jpg: model bbb_unet-taught-1 {shipped_version}+ft")).to_be_visible(
+            timeout=WAIT)
         wait_idle(page)
         experiment = int(page.url.split("experiment=")[1].split("&")[0])
         assert Store().images(experiment)["model_name"].tolist() == ["bbb_unet-taught-1"]

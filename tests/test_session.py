@@ -474,7 +474,7 @@ def test_accepted_and_corrected_cells_are_what_the_model_is_taught_from(shipped_
     from bbbcore.instances import shared_borders
 
     store, session, name = one_image_analysed(shipped_model, tmp_path)
-    assert session.teaching_examples() == [] and session.models_used() == {"bbb_unet 2.0": 1}
+    assert session.teaching_examples() == [] and session.models_used() == {f"bbb_unet {shipped_model.card.version}": 1}
     labels = session.results.results[name].labels
     pairs, _, length = shared_borders(labels, None)
     a, b = (int(i) for i in pairs[np.argmax(length)])
