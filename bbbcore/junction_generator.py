@@ -195,8 +195,8 @@ def generate(
     value only: the other parameters and the tessellation stay as the seed makes them, except those whose
     range scales with it (the border width's cap with ``elongation``; the punctate dot length and the
     frayed zig-zag with ``border_width_px``). Overrides are used as given, not capped (a 9 px border on
-    20 px cells is drawn if asked for). ``keep_signal`` also returns the border's noiseless signal and the
-    noise variance (see :class:`GeneratedImage`).
+    20 px cells is drawn if asked for). ``keep_signal`` also returns the noiseless junction channel and the
+    line's part of it (see :class:`GeneratedImage`, :func:`border_detectability`).
 
     Raises
     ------
@@ -263,8 +263,7 @@ def border_detectability(image: GeneratedImage) -> dict[str, np.ndarray]:
     Returns
     -------
     dict of equal-length arrays, one entry per pair of 4-connected touching cells: ``cell_a`` < ``cell_b``,
-    ``length_px`` (the pair's border pixels / 2)
-    and ``snr``.
+    ``length_px`` (the pair's border pixels / 2) and ``snr``.
 
     Raises
     ------
