@@ -50,6 +50,8 @@ def _add_train(sub) -> None:
                    help="also train on N generated images (their cells at the training diameter, drawn at native "
                         "diameters of 15-300 px)")
     g.add_argument("--generated-share", type=float, default=0.25, help="share of training patches from them")
+    g.add_argument("--generated-diameters", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="native cell diameters the generated images are drawn at, px, log-uniform (default 15 300)")
     g.add_argument("--generated-textures", nargs="+", default=None, metavar="TEXTURE",
                    help="junction textures to draw (default: all but 'spiked', held out for scoring)")
     g = p.add_argument_group("self-training on unannotated images")
@@ -114,7 +116,7 @@ def _cmd_train(args) -> int:
 
 def _with_generated(images, args, *, training_diameter: float):
     """``images`` plus --generated generated images weighted to --generated-share of the patches, and a card line."""
-    from .training import TRAINING_TEXTURES, generated_dataset
+    from .training import GENERATED_NATIVE_DIAMETERS, TRAINING_TEXTURES, generated_dataset
 
     if not 0 < args.generated_share < 1:
         raise BBBError(f"--generated-share must lie between 0 and 1, got {args.generated_share}")
@@ -123,14 +125,17 @@ def _with_generated(images, args, *, training_diameter: float):
     textures = tuple(args.generated_textures or TRAINING_TEXTURES)
     if unknown := [t for t in textures if t not in TEXTURES]:
         raise BBBError(f"--generated-textures: no texture {', '.join(unknown)}; choose from {', '.join(TEXTURES)}")
+    low, high = args.generated_diameters or GENERATED_NATIVE_DIAMETERS
+    if not 0 < low <= high:
+        raise BBBError(f"--generated-diameters: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
     generated = generated_dataset(args.generated, training_diameter=training_diameter, input_scale=args.input_scale,
-                                  seed=args.seed + 1, textures=textures)
+                                  seed=args.seed + 1, textures=textures, native_diameters=(low, high))
     others = sum(float(im.known.sum()) * im.weight for im in images)
     drawn = sum(float(im.known.sum()) for im in generated)
     for im in generated:
         im.weight = args.generated_share / (1 - args.generated_share) * others / drawn
     note = (f"plus {len(generated)} generated junction images (bbbcore.junction_generator, seed {args.seed + 1}, "
-            f"textures {', '.join(textures)}; native cell diameters 15-300 px brought to the training diameter), "
+            f"textures {', '.join(textures)}; native cell diameters {low:g}-{high:g} px brought to the training diameter), "
             f"{args.generated_share:.0%} of patches")
     return images + generated, note
 

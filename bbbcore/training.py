@@ -236,10 +236,11 @@ def generated_dataset(
     seed: int = 0,
     textures: tuple[str, ...] = TRAINING_TEXTURES,
     shape: tuple[int, int] = (320, 320),
+    native_diameters: tuple[float, float] = GENERATED_NATIVE_DIAMETERS,
 ) -> list[TrainingImage]:
     """Generated junction images with exact labels (:mod:`bbbcore.junction_generator`), ``shape`` at the working scale.
 
-    Each image is drawn at a native cell diameter log-uniform in :data:`GENERATED_NATIVE_DIAMETERS`
+    Each image is drawn at a native cell diameter log-uniform in ``native_diameters`` (px)
     (above 1.5 x ``training_diameter`` it is drawn at that, with a line as thin as the native one would
     be once shrunk: the same picture for less work), normalised as the pipeline normalises, resized so
     its cells have about ``training_diameter`` px (small cells arrive enlarged and soft, large ones
@@ -254,7 +255,7 @@ def generated_dataset(
     full = (round(shape[0] / input_scale), round(shape[1] / input_scale))  # at the annotated images' scale
     items = []
     for index in range(n_images):
-        native = float(np.exp(rng.uniform(*np.log(GENERATED_NATIVE_DIAMETERS))))
+        native = float(np.exp(rng.uniform(*np.log(native_diameters))))
         wanted = training_diameter * float(np.exp(rng.uniform(*np.log(GENERATED_WORKING_SPREAD))))
         drawn = min(native, 1.5 * wanted)
         zoom = wanted / drawn

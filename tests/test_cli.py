@@ -163,9 +163,12 @@ def test_train_with_generated_images_from_a_models_weights(tmp_path, shared_data
     assert "--generated-share must lie between 0 and 1" in capsys.readouterr().err
     assert main(args + ["--generated-textures", "dotted"]) == 2
     assert "--generated-textures: no texture dotted; choose from continuous, punctate" in capsys.readouterr().err
-    assert main(args + ["--generated-textures", "punctate"]) == 0
+    assert main(args + ["--generated-diameters", "40", "20"]) == 2
+    assert "--generated-diameters: expected 0 < LOW <= HIGH, got 40 20" in capsys.readouterr().err
+    assert main(args + ["--generated-textures", "punctate", "--generated-diameters", "12", "60"]) == 0
     card = read_card(out)
     assert "3 generated junction images" in card.training["data"] and "textures punctate" in card.training["data"]
+    assert "native cell diameters 12-60 px" in card.training["data"]
     assert card.training["images"] == ["bbb_02.png", "3 generated images"]
     assert card.training["started_from"] == str(start)
     assert card.cell_diameter_px == read_card(start).cell_diameter_px  # the scale the network knows

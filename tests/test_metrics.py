@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bbbcore.metrics import evaluable_predictions, match_cells, score_segmentation
+from bbbcore.metrics import evaluable_predictions, inner_truth, match_cells, score_segmentation
 
 
 def grid(n=4, size=20):
@@ -48,3 +48,21 @@ def test_one_to_one_matching():
     pairs = match_cells(truth, shifted, iou_threshold=0.5)
     assert len({p[0] for p in pairs}) == len(pairs) == len({p[1] for p in pairs})
     assert all(0.5 <= p[2] < 1 for p in pairs)
+
+
+def test_inner_truth_leaves_edge_slivers_unjudged_but_still_judges_inner_merges():
+    truth = grid(5)
+    truth[:, :2] = 99  # a sliver two pixels wide along the left edge: a cell cut by the frame
+    predicted = truth.copy()
+    predicted[predicted == 99] = 1  # the sliver swallowed by its neighbour, as a segmentation does
+    predicted[predicted == 8] = 7  # and two inner cells merged
+    everything = score_segmentation(truth, predicted, n_bootstrap=0)
+    inner = score_segmentation(inner_truth(truth), predicted, n_bootstrap=0)
+    # The sliver moved the left column's cells off the frame: inner are rows 2-4, columns 1-4 of the grid.
+    assert everything["n_truth"] == 26 and inner["n_truth"] == 12
+    # The edge cells are left out of the scores; the merged inner pair still counts against the segmentation.
+    assert inner["recall@0.75"] == pytest.approx(10 / 12, abs=1e-4)
+    assert inner["n_predicted_evaluable"] == 11
+    assert everything["recall@0.75"] == pytest.approx(22 / 26, abs=1e-4)
+    inner_ids = {6, 7, 8, 9, 11, 12, 13, 14, 16, 17, 18, 19}
+    assert inner_truth(truth).dtype == truth.dtype and set(np.unique(inner_truth(truth))) == {0} | inner_ids

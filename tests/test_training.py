@@ -176,6 +176,9 @@ def test_generated_images_reach_the_network_at_the_training_diameter_with_exact_
     again = generated_dataset(6, training_diameter=120, input_scale=0.5, seed=4, textures=("punctate", "frayed"),
                               shape=(192, 224))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(images, again))  # reproducible from the seed
+    small = generated_dataset(6, training_diameter=120, input_scale=0.5, seed=4, shape=(96, 96),
+                              native_diameters=(12, 30))
+    assert all(12 <= float(im.name.split(", ")[1].split(" px")[0]) <= 30 for im in small)
 
 
 def test_the_border_target_lies_on_the_generated_junction_line():
