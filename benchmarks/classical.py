@@ -73,6 +73,7 @@ def classical_segment(
         smoothing_sigma=p["smoothing_sigma"], merge_threshold=p["merge_threshold"],
         empty_fraction=0.0,  # tuned without the empty-region step
         nucleus_merge_threshold=WatershedSettings.nucleus_merge_threshold if p["nucleus_check"] else 0.0,
+        nucleus_max_boundary=1.0,  # the ridge map is no probability: nuclei light it up too
     )
     image = LoadedImage(name="classical", image_id="", raw=junction if raw is None else raw, junction=junction,
                         nuclei=None, pixel_size_um=None)

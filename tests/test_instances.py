@@ -245,6 +245,7 @@ def test_nucleus_free_merge_spares_edge_cells_and_images_without_nuclei():
     probability[30:60, 49:51] = 0.1  # the faint line between 5 and its piece
     nuclei = np.zeros(labels.shape, bool)
     nuclei[40:50, 35:42] = True
+    probability[40:50, 35:42] = 0.0  # inside a cell the network sees no border
     merged = merge_nucleus_free(labels, probability, nuclei, 0.5)
     assert (merged[30:60, 30:60] == merged[45, 38]).all()  # the piece joined the cell with the nucleus
     assert len(np.unique(merged)) == 9  # nucleus-free edge cells keep their shape: theirs may lie outside
@@ -253,6 +254,17 @@ def test_nucleus_free_merge_spares_edge_cells_and_images_without_nuclei():
     assert np.array_equal(merge_nucleus_free(labels, probability, np.zeros_like(nuclei), 0.5), labels)
     # Nor does a piece behind a sure border (above the threshold) join.
     assert np.array_equal(merge_nucleus_free(labels, probability + 0.5, nuclei, 0.5), labels)
+    # A mask whose blobs lie mostly on borders (where the network sees a line: thick junction vertices, the dots
+    # of punctate ZO-1 enlarged from small cells) shows no nuclei: nothing merges, though the piece holds none.
+    vertices = nuclei.copy()
+    on_border = probability.copy()
+    for y, x in ((27, 27), (27, 57)):
+        vertices[y:y + 6, x:x + 6] = True
+        on_border[y:y + 6, x:x + 6] = 0.6
+    assert np.array_equal(merge_nucleus_free(labels, on_border, vertices, 0.5), labels)
+    # For a map that is no probability (the classical baseline's ridge filter) every blob counts.
+    assert np.array_equal(merge_nucleus_free(labels, on_border, vertices, 0.5, max_nucleus_boundary=1.0), merged)
+    assert WatershedSettings.from_dict({"nucleus_max_boundary": 1.0}).nucleus_max_boundary == 1.0
 
 
 def test_a_colour_image_without_captions_or_saturation_masks_nothing():
