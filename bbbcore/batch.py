@@ -19,7 +19,6 @@ duplicates. Workers never touch the store: with an experiment, the client writes
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -131,26 +130,55 @@ def _is_image(path: Path, suffixes) -> bool:
     return path.suffix.lower() in suffixes and not path.name.startswith(".")
 
 
-def plan(files: list[Path], settings: BatchSettings, samples, *, options_for: Callable[[dict], dict],
-         ) -> tuple[list[ImageTask], dict[str, str]]:
-    """One task per image (a file's scenes each), keyed by content, scene and settings; problems by name."""
+@dataclass
+class BatchInputs:
+    """A batch's inputs read once: the image files, each one's image names and content hash, and the problems.
+
+    Listing opens every file (its scenes, its hash); the command, the sample sheet and the plan all use this
+    one listing, so a batch of thousands of files reads each file's header once.
+    """
+
+    files: list[Path]
+    names: dict[str, list[str]]
+    hashes: dict[str, str]
+    problems: dict[str, str]
+    missing: list[str]
+
+    @property
+    def image_names(self) -> list[str]:
+        """Every image's name (``file #scene`` for scenes), file by file."""
+        return [name for path in self.files for name in self.names.get(str(path), [])]
+
+
+def list_inputs(inputs: list[str | Path]) -> BatchInputs:
+    """The images of files, folders and globs (:func:`expand_inputs`), each file opened once."""
     from .errors import display_name
     from .io import image_names
+
+    files, missing = expand_inputs(inputs)
+    names, hashes, problems = {}, {}, {}
+    for path in files:
+        try:
+            names[str(path)] = image_names(path)
+            hashes[str(path)] = _file_hash(path) if path.is_file() else _folder_hash(path)
+        except (BBBError, OSError) as exc:
+            names.pop(str(path), None)
+            problems[display_name(path.name)] = str(exc)
+    return BatchInputs(files, names, hashes, problems, missing)
+
+
+def plan(listing: BatchInputs, settings: BatchSettings, samples, *, options_for: Callable[[dict], dict],
+         ) -> list[ImageTask]:
+    """One task per image (a file's scenes each), keyed by content, scene and settings."""
     from .metadata import sample_of
 
     digest = settings.digest()
-    tasks, problems = [], {}
-    for path in files:
-        try:
-            names = image_names(path)
-            content = _file_hash(path) if path.is_file() else _folder_hash(path)
-        except (BBBError, OSError) as exc:
-            problems[display_name(path.name)] = str(exc)
-            continue
-        for scene, name in enumerate(names):
-            key = f"{content[:16]}-{scene}-{digest}"
+    tasks = []
+    for path in listing.files:
+        for scene, name in enumerate(listing.names.get(str(path), [])):
+            key = f"{listing.hashes[str(path)][:16]}-{scene}-{digest}"
             tasks.append(ImageTask(str(path), name, key, options_for(sample_of(samples, name))))
-    return tasks, problems
+    return tasks
 
 
 def _folder_hash(folder: Path) -> str:
@@ -263,7 +291,7 @@ def start_client(*, workers: int | None = None, threads_per_worker: int | None =
 
 
 def run_batch(
-    inputs: list[str | Path],
+    inputs: list[str | Path] | BatchInputs,
     out: str | Path,
     settings: BatchSettings,
     *,
@@ -279,7 +307,8 @@ def run_batch(
     say: Callable[[str], None] = print,
     on_result: Callable[[ImageTask, Path], None] | None = None,
 ) -> BatchReport:
-    """Segment every image of ``inputs`` into ``out``, skipping those already done; see the module.
+    """Segment every image of ``inputs`` (paths, or their :func:`list_inputs`) into ``out``, skipping those
+    already done; see the module.
 
     ``samples``: the run's sample sheet (default: from the file names); ``options_for(sample row)``: the
     image's channel, pixel size, diameter and sample fields (default: the settings'). ``on_result(task,
@@ -292,18 +321,12 @@ def run_batch(
     out = Path(out)
     cache = out / CACHE_FOLDER
     cache.mkdir(parents=True, exist_ok=True)
-    files, missing = expand_inputs(inputs)
-    for line in missing:
+    listing = inputs if isinstance(inputs, BatchInputs) else list_inputs(inputs)
+    for line in listing.missing:
         say(f"error: {line}")
-    names = []
-    for path in files:
-        with contextlib.suppress(BBBError, OSError):
-            from .io import image_names
-
-            names += image_names(path)
-    samples = samples if samples is not None else sample_sheet_for(names)
-    tasks, problems = plan(files, settings, samples, options_for=options_for or _default_options(settings))
-    report = BatchReport(failed=dict(problems), out=out)
+    samples = samples if samples is not None else sample_sheet_for(listing.image_names)
+    tasks = plan(listing, settings, samples, options_for=options_for or _default_options(settings))
+    report = BatchReport(failed=dict(listing.problems), out=out)
     todo = [t for t in tasks if not (cache / t.key / "record.json").exists()]
     report.skipped = [t.name for t in tasks if t not in todo]
     own_client = client is None and todo

@@ -34,21 +34,14 @@ def add_batch(sub, add_segment_options) -> None:
 
 
 def cmd_batch(args, samples_for, channels_for, diameter_for, pixel_size_for) -> int:
-    from .batch import BatchSettings, expand_inputs, run_batch
-    from .io import image_names
+    from .batch import BatchSettings, list_inputs, run_batch
 
     settings = BatchSettings(model=str(args.model), channel=args.channel, pixel_size_um=args.pixel_size,
                              diameter_px=args.diameter, use_nuclei=args.nuclei_seeds,
                              junction_threshold=args.junction_threshold, max_projection=args.max_projection,
                              exports=args.exports)
-    files, _ = expand_inputs(args.inputs)
-    names = []
-    for path in files:
-        try:
-            names += image_names(path)
-        except Exception:  # noqa: BLE001 - the batch names it, once, with its reason
-            pass
-    samples = samples_for(args, names)
+    listing = list_inputs(args.inputs)  # each file opened once, for the sample sheet and the plan
+    samples = samples_for(args, listing.image_names)
 
     def options(sample: dict) -> dict:
         return {**channels_for(args, sample), "pixel_size_um": pixel_size_for(args, sample),
@@ -77,7 +70,7 @@ def cmd_batch(args, samples_for, channels_for, diameter_for, pixel_size_for) -> 
 
     cluster_options = {"cores": args.cores, "memory": args.memory, "queue": args.queue, "walltime": args.walltime,
                        "jobs": args.jobs} if args.cluster else None
-    report = run_batch(args.inputs, args.out, settings, samples=samples, options_for=options, workers=args.workers,
+    report = run_batch(listing, args.out, settings, samples=samples, options_for=options, workers=args.workers,
                        threads_per_worker=args.threads_per_worker, scheduler=args.scheduler, cluster=args.cluster,
                        cluster_options=cluster_options, progress=not args.no_progress, on_result=on_result)
     print(report.line())

@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bbbcore.batch import CACHE_FOLDER, BatchSettings, plan, run_batch, start_client  # noqa: E402
+from bbbcore.batch import CACHE_FOLDER, BatchSettings, list_inputs, plan, run_batch, start_client  # noqa: E402
 from bbbcore.io import load_image  # noqa: E402
 
 SOURCES = [*sorted((ROOT.parent / "shared" / "data" / "bbb" / "unlabelled").glob("*.jpg")),
@@ -148,9 +148,8 @@ def overhead(count: int, work: Path) -> tuple[float, float]:
     client = start_client(workers=2, threads_per_worker=1)
     try:
         started = time.perf_counter()
-        files = sorted(folder.glob("*.png"))
-        names = [p.name for p in files]
-        tasks, _ = plan(files, BatchSettings(), sample_sheet_for(names), options_for=lambda sample: {})
+        listing = list_inputs([folder])
+        tasks = plan(listing, BatchSettings(), sample_sheet_for(listing.image_names), options_for=lambda sample: {})
         futures = client.map(_stub, tasks, settings=BatchSettings(), cache=str(work / "cache"),
                              key=[f"bbb-{i}-{t.key}" for i, t in enumerate(tasks)], pure=False)
         for future in as_completed(futures):

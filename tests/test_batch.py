@@ -54,6 +54,26 @@ def test_inputs_are_files_folders_and_globs_once_each(images, tmp_path):
     assert expand_inputs([folder])[0] == found
 
 
+def test_the_listing_opens_each_file_once_and_the_plan_reads_nothing_again(images, monkeypatch):
+    import bbbcore.io
+    from bbbcore.batch import list_inputs, plan
+
+    folder, paths = images
+    opened = []
+    real = bbbcore.io.image_names
+    monkeypatch.setattr(bbbcore.io, "image_names", lambda path, **kw: opened.append(path) or real(path, **kw))
+    listing = list_inputs([folder])
+    assert sorted(map(str, opened)) == sorted(map(str, listing.files))  # each file once
+    # The text file named like an image fails when its task loads it, alone (the next test).
+    assert listing.image_names == [p.name for p in sorted([*paths, folder / "notes.png"], key=str)]
+    assert not listing.problems and not listing.missing
+    from bbbcore.metadata import sample_sheet_for
+
+    tasks = plan(listing, BatchSettings(), sample_sheet_for(listing.image_names), options_for=lambda sample: {})
+    assert len(opened) == len(listing.files)  # planning reads nothing again
+    assert [t.name for t in tasks] == listing.image_names and len({t.key for t in tasks}) == 4
+
+
 def test_a_batch_gives_segment_s_cells_fails_a_bad_file_alone_and_resumes_without_recomputing(images, client,
                                                                                                 tmp_path):
     folder, paths = images
