@@ -288,18 +288,25 @@ def report_json(report: FinetuneReport) -> str:
     return json.dumps(data, allow_nan=True)
 
 
+#: What a teaching job's folder records of it (name, model path, process id), for a reloaded page to find it.
+JOB_FILE = "job.json"
+
+
 @dataclass
 class TeachingJob:
     """A fine-tuning running in its own process (``python -m bbbcore finetune``), at a lower priority, so
     that the sessions of a shared server go on analysing; its progress and report are read from its folder.
 
-    Start it with :meth:`start`; :meth:`state` says how far it is; :meth:`cancel` stops it.
+    Start it with :meth:`start`; :meth:`state` says how far it is; :meth:`cancel` stops it. A page reload
+    starts a new session: :meth:`latest_running` finds the job again from its folder (``process`` None, the
+    process known by ``pid`` alone).
     """
 
     folder: Path
     name: str
     model_path: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | None
+    pid: int = 0
     cancelled: bool = False
 
     @classmethod
@@ -336,12 +343,48 @@ class TeachingJob:
         log = open(folder / "log.txt", "w")  # noqa: SIM115 - the child writes it; closed when it ends
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        return cls(folder=folder, name=out.stem, model_path=out, process=process)
+        (folder / JOB_FILE).write_text(json.dumps({"name": out.stem, "model_path": str(out), "pid": process.pid}),
+                                       encoding="utf-8")
+        return cls(folder=folder, name=out.stem, model_path=out, process=process, pid=process.pid)
+
+    @classmethod
+    def latest_running(cls, data_folder: str | Path | None = None) -> TeachingJob | None:
+        """The most recently started fine-tuning still running in the registry of ``data_folder``, if any.
+
+        A reloaded page (a new session) shows its progress and can cancel it; on a shared server it may be
+        another member's, as the registry is the lab's.
+        """
+        from .registry import registry_folder
+
+        records = sorted((registry_folder(data_folder) / "jobs").glob(f"*/{JOB_FILE}"),
+                         key=lambda path: path.stat().st_mtime, reverse=True)
+        for record in records:
+            try:
+                data = json.loads(record.read_text(encoding="utf-8"))
+                job = cls(folder=record.parent, name=str(data["name"]), model_path=Path(data["model_path"]),
+                          process=None, pid=int(data["pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a job folder half written or edited by hand is no job to show
+            if job._alive():
+                return job
+        return None
+
+    def _alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        import psutil
+
+        try:
+            # The pid may have been reused since: only the process writing this job's progress file counts.
+            found = psutil.Process(self.pid)
+            return found.status() != psutil.STATUS_ZOMBIE and str(self.folder / "progress.json") in found.cmdline()
+        except psutil.Error:
+            return False
 
     def state(self) -> dict:
         """``{"running", "stage", "fraction", "report", "problem"}``: how far it is, the report when done
         (:class:`FinetuneReport` as a dict), or the one line saying why it stopped."""
-        running = self.process.poll() is None
+        running = self._alive()
         try:
             progress = json.loads((self.folder / "progress.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -353,7 +396,8 @@ class TeachingJob:
             else:
                 lines = [line for line in (self.folder / "log.txt").read_text(errors="replace").splitlines()
                          if line.startswith("error: ")]
-                problem = lines[-1][7:] if lines else f"the fine-tuning stopped (exit code {self.process.returncode})"
+                code = f" (exit code {self.process.returncode})" if self.process is not None else ""
+                problem = lines[-1][7:] if lines else f"the fine-tuning stopped{code}"
         return {"running": running, "stage": progress.get("stage", "starting"),
                 "fraction": float(progress.get("fraction", 0.0)), "report": progress.get("report"),
                 "problem": problem}
@@ -363,17 +407,31 @@ class TeachingJob:
         import os
         import signal
 
-        if self.process.poll() is None:
+        if self._alive():
             self.cancelled = True
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                os.killpg(self.pid, signal.SIGTERM)  # its own process group (start_new_session), by id
+            if not self._wait(20):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self._wait(None)
         if self.cancelled:  # a process killed mid-way cleans nothing up itself
             for leftover in (self.model_path, self.model_path.with_suffix(".card.json"),
                              self.model_path.with_suffix(".onnx")):
                 leftover.unlink(missing_ok=True)
             shutil.rmtree(self.model_path.with_suffix(".ckpt"), ignore_errors=True)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait for the process to end (``timeout`` seconds at most); True when it has."""
+        import psutil
+
+        try:
+            if self.process is not None:
+                self.process.wait(timeout=timeout)
+            else:
+                psutil.Process(self.pid).wait(timeout=timeout)  # not our child: psutil polls it
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            return False
+        except psutil.NoSuchProcess:
+            pass
+        return True

@@ -28,11 +28,13 @@ else:
     st.info("No cells corrected or accepted yet: on **Correct cells**, fix the model's mistakes, or select cells "
             "it drew right and press **Accept**.", icon=":material/edit:")
 
+folder = state.store().folder if state.store() is not None else None
+if session.teaching is None:  # a reloaded page is a new session: find the fine-tuning under way again
+    session.teaching = TeachingJob.latest_running(folder)
 job = session.teaching
 running = job is not None and job.state()["running"]
 if not running:
     parent = Path(session.settings.model)
-    folder = state.store().folder if state.store() is not None else None
     cols = st.columns([3, 1, 1])
     name = cols[0].text_input("Name of the new model", value=suggested_name(parent.stem, folder), key="teach_name")
     steps = cols[1].number_input("Training steps", min_value=20, max_value=5000, value=DEFAULT_STEPS, step=50,

@@ -206,9 +206,14 @@ def test_a_teaching_job_runs_in_its_own_process_reports_and_can_be_cancelled(tin
     slow = TeachingJob.start(tiny_base, examples, name="lab-slow", data_folder=tmp_path, steps=100_000)
     while slow.state()["stage"] != "training" and time.time() < deadline:
         time.sleep(0.2)
-    slow.cancel()
-    assert slow.state() == {"running": False, "stage": "training", "fraction": slow.state()["fraction"],
-                            "report": None, "problem": "cancelled: nothing was kept"}
+    # A reloaded page (a new session) finds the job under way by its folder, and can cancel it by its id.
+    found = TeachingJob.latest_running(tmp_path)
+    assert found is not None and found.process is None and (found.name, found.pid) == ("lab-slow", slow.process.pid)
+    assert found.state()["running"] and found.state()["stage"] == "training"
+    found.cancel()
+    assert slow.process.poll() is not None and TeachingJob.latest_running(tmp_path) is None
+    assert found.state() == {"running": False, "stage": "training", "fraction": found.state()["fraction"],
+                             "report": None, "problem": "cancelled: nothing was kept"}
     assert not slow.model_path.exists() and slow.model_path not in registered_models(tmp_path)
     with pytest.raises(FinetuneError, match="no image has cells corrected or accepted"):
         TeachingJob.start(tiny_base, [], name="lab-none", data_folder=tmp_path)
