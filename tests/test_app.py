@@ -562,6 +562,41 @@ def test_teach_page_lists_what_the_model_learns_from_and_compare_says_when_model
     session.results.results[name] = result
 
 
+def test_a_reloaded_teach_page_shows_the_fine_tuning_under_way_and_cancels_it(demo, data_folder):
+    import subprocess
+    import sys
+
+    from bbbcore.finetune import JOB_FILE
+    from bbbcore.registry import registry_folder
+
+    # A stand-in for `python -m bbbcore finetune`, started as the job starts it (its own process group): a
+    # process whose command line names the job's progress file, as the real one does.
+    job_folder = registry_folder(data_folder) / "jobs" / "lab-reload-20261202-010000"
+    job_folder.mkdir(parents=True)
+    progress = job_folder / "progress.json"
+    progress.write_text(json.dumps({"stage": "training", "fraction": 0.3}))
+    (job_folder / "log.txt").write_text("")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--progress", str(progress)],
+                             start_new_session=True)
+    session = demo.session_state["session"]
+    try:
+        (job_folder / JOB_FILE).write_text(json.dumps({"name": "lab-reload", "pid": child.pid,
+                                                       "model_path": str(registry_folder(data_folder) / "x.keras")}))
+        session.teaching = None  # what a reload gives: a new session that started nothing
+        at = demo.switch_page("pages/teach.py").run()
+        assert not at.exception and session.teaching is not None and session.teaching.pid == child.pid
+        assert at.get("progress")[0].proto.text == "lab-reload: training (30%)"
+        assert not [b for b in at.button if b.label == "Teach"]  # one fine-tuning at a time
+        click(at, "Cancel")
+        assert child.wait(timeout=30) is not None  # stopped by its id
+        assert not at.exception and [b for b in at.button if b.label == "Teach"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        session.teaching = None
+
+
 def test_a_taught_model_is_offered_beside_the_shipped_ones(demo, data_folder):
     import shutil
 
