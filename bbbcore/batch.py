@@ -134,8 +134,8 @@ def _is_image(path: Path, suffixes) -> bool:
 class BatchInputs:
     """A batch's inputs read once: the image files, each one's image names and content hash, and the problems.
 
-    Listing opens every file (its scenes, its hash); the command, the sample sheet and the plan all use this
-    one listing, so a batch of thousands of files reads each file's header once.
+    Listing reads every file for its scenes and for its hash; the command, the sample sheet and the plan all
+    use this one listing, so a batch of thousands of files is not read again for each of them.
     """
 
     files: list[Path]
