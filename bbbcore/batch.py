@@ -221,6 +221,7 @@ def run_image(task: ImageTask, settings: BatchSettings, cache: str) -> dict:
         return {"name": task.name, "key": task.key, "skipped": True}
     from .export import image_outputs, labels_tiff_bytes
     from .pipeline import segment_image
+    from .scale import diameter_source
 
     started = time.perf_counter()
     try:
@@ -246,7 +247,7 @@ def run_image(task: ImageTask, settings: BatchSettings, cache: str) -> dict:
               "warnings": result.warnings, "seconds": round(time.perf_counter() - started, 3),
               "pixel_size_source": "given" if task.options.get("pixel_size_um") else
               ("file" if image.pixel_size_um else None),
-              "diameter_source": "given" if task.options.get("diameter_px") else "estimated"}
+              "diameter_source": diameter_source(task.options.get("diameter_px"), result.diameter_estimated_px)}
     (partial / "record.json").write_text(json.dumps(record, default=_plain), encoding="utf-8")
     try:
         os.replace(partial, final)  # atomic: the folder is whole or absent

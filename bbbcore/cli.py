@@ -362,6 +362,7 @@ def _cmd_segment(args) -> int:
     from .io import file_bytes, load_image
     from .metadata import sample_of
     from .pipeline import finish_segmentation, predict_scaled
+    from .scale import diameter_source
     from .unet import BoundaryModel
 
     failed: list[str] = []
@@ -402,7 +403,7 @@ def _cmd_segment(args) -> int:
                                "pixel_size_source": "given" if given_size is not None else
                                ("file" if image.pixel_size_um else None),
                                "diameter_used_px": result.diameter_used_px,
-                               "diameter_source": "given" if _diameter(args, sample) is not None else "estimated"})
+                               "diameter_source": diameter_source(_diameter(args, sample), result.diameter_estimated_px)})
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             if store is not None:
@@ -410,7 +411,7 @@ def _cmd_segment(args) -> int:
                           "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
                           "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
                 store.save(result, file_bytes(path), params, sample)
-            how = "given" if result.diameter_estimated_px is None else "estimated"
+            how = diameter_source(_diameter(args, sample), result.diameter_estimated_px)
             print(f"{display_name(name)}: {len(result.cells)} cells "
                   f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter "
                   f"{result.diameter_used_px:.0f} px ({how}), {result.seconds:.2f} s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
+import logging
 import re
 import threading
 import warnings
@@ -34,6 +35,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".czi", ".nd2", ".li
 UNREADABLE = ("not a readable image (expected PNG, JPEG, TIFF, CZI, ND2, LIF or zipped OME-Zarr): save it as TIFF "
               "from the microscope software or Fiji")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
+
+# A malformed TIFF makes tifffile log its own line ("<tifffile.TiffFile 'Unnamed binary stream'> contains no
+# pages"), which Python prints to stderr when nothing handles logging (the command line), once per read: the
+# reader below says what is wrong in one line naming the file. An application that handles logging still
+# gets tifffile's lines in its log.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 

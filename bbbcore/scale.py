@@ -74,6 +74,14 @@ class Scale:
     warning: str | None = None
 
 
+def diameter_source(given_px: float | None, estimated_px: float | None) -> str:
+    """Where an image's cell diameter came from: ``"given"``, ``"estimated"``, or ``"model default"``
+    (nothing given and no cells to estimate from: a blank image, or one the model finds nothing in)."""
+    if given_px is not None and given_px > 0:
+        return "given"
+    return "estimated" if estimated_px is not None else "model default"
+
+
 def zoom_for(card, diameter_px: float) -> float:
     """The zoom that brings cells of ``diameter_px`` to the card's training diameter."""
     return card.diameter_px / float(diameter_px)

@@ -12,6 +12,7 @@ import tifffile
 
 from bbbcore import config
 from bbbcore.cli import main
+from bbbcore.unet import BoundaryModel
 from tests.conftest import ROOT, need
 
 pytestmark = [pytest.mark.shared, pytest.mark.model]
@@ -100,6 +101,21 @@ def test_scale_bar_is_not_a_cell(segmented):
     labels = tifffile.imread(out / "bbb_rgb_01.labels.tif")
     # The white scale-bar box sits at rows ~990-1012, columns ~1170-1330.
     assert (labels[995:1008, 1180:1320] == 0).mean() > 0.9
+
+
+def test_a_blank_image_says_its_diameter_is_the_models_default_not_given(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    Image.fromarray(np.full((300, 400), 90, np.uint8)).save(tmp_path / "blank.png")
+    assert main(["segment", str(tmp_path / "blank.png"), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr()
+    diameter = BoundaryModel.load(config.DEFAULT_MODEL).card.diameter_px
+    assert f"blank.png: 0 cells (0 at the edge), cell diameter {diameter:.0f} px (model default)" in printed.out
+    assert printed.err.count("blank.png: no cells: the image is blank") == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["images"][0]["diameter_source"] == "model default"
 
 
 def test_evaluate_scores_against_outline(tmp_path, shared_data, capsys):

@@ -239,3 +239,19 @@ def test_a_stack_too_large_to_project_is_refused_before_reading():
                                              r"0.003 megapixels in all; the limit is 0.002\)$"):
         load_image(data, name="s.tif", max_projection=True, max_megapixels=0.0001)
     assert load_image(data, name="s.tif", max_projection=True, max_megapixels=0.001).shape == (8, 8)
+
+
+def test_a_tiff_without_pages_is_one_line_naming_the_file_and_nothing_else():
+    """tifffile's own log line about it (no file name, printed by Python's last-resort handler where nothing
+    handles logging, as on the command line) stays out of stderr. A fresh interpreter: pytest handles logging."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("from bbbcore.errors import ImageReadError\nfrom bbbcore.io import load_image\n"
+            "try:\n    load_image(b'II*\\x00' + bytes(50), name='nopages.tif')\n"
+            "except ImageReadError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "nopages.tif: TIFF holds no image"
+    assert proc.stderr == ""

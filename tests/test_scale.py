@@ -10,7 +10,7 @@ import pytest
 from bbbcore.io import LoadedImage, load_image
 from bbbcore.pipeline import segment_image
 from bbbcore.resize import resize_labels
-from bbbcore.scale import SNAP, ZOOM_RANGE, choose_scale, nuclei_spacing_px, zoom_for
+from bbbcore.scale import SNAP, ZOOM_RANGE, choose_scale, diameter_source, nuclei_spacing_px, zoom_for
 from bbbcore.session import SAMPLE_DATA_DIR
 from tests.conftest import ROOT
 
@@ -51,6 +51,13 @@ def test_a_blank_image_gets_one_line_about_the_diameter(shipped_model):
     scale = choose_scale(np.zeros((300, 400), np.float32), shipped_model, name="blank.png")
     assert scale.zoom == 1.0 and scale.diameter_estimated_px is None
     assert scale.warning.startswith("blank.png: the cell diameter could not be estimated") and "--diameter" in scale.warning
+
+
+def test_the_diameter_source_is_given_estimated_or_the_models_default():
+    assert diameter_source(150.0, None) == "given"
+    assert diameter_source(150.0, 62.0) == "given"
+    assert diameter_source(None, 62.0) == diameter_source(0, 62.0) == "estimated"
+    assert diameter_source(None, None) == "model default"  # a blank image: nothing given, nothing to estimate from
 
 
 def test_half_size_image_gives_the_same_cells_and_areas(shipped_model):
