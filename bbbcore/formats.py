@@ -120,7 +120,8 @@ def read_scene(fmt: str, data: bytes, label: str, scene: int | None, limits: Lim
                                     "run the README's install command again") from None
     except Exception as exc:  # the vendor readers raise many types for broken files
         first = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise ImageReadError(label, f"{fmt} file could not be read ({first})") from None
+        raise ImageReadError(label, f"{fmt} file could not be read ({first}): it may be damaged or cut short; copy "
+                                    "it again, or open it in Fiji (Bio-Formats) and save it as OME-TIFF") from None
     found.format = fmt
     return found
 

@@ -250,11 +250,14 @@ def _check_size(label: str, height: int, width: int, max_megapixels: float) -> N
     if height == 0 or width == 0:
         raise ImageReadError(label, f"image has zero size ({width} x {height} px)")
     if height * width > max_megapixels * 1e6:
-        raise ImageReadError(label, _too_large(height * width, max_megapixels) + f": {width} x {height} px")
+        raise ImageReadError(label, _too_large(height * width, max_megapixels, size=f"{width} x {height} px"))
 
 
-def _too_large(pixels: float, max_megapixels: float, what: str = "image") -> str:
-    return f"{what} is too large ({_megapixels(pixels, max_megapixels)} megapixels; the limit is {max_megapixels:g})"
+def _too_large(pixels: float, max_megapixels: float, what: str = "image", size: str = "") -> str:
+    """The line for an image over the limit (``size``: its "W x H px", when known), with what to do."""
+    return (f"{what} is too large ({_megapixels(pixels, max_megapixels)} megapixels; the limit is {max_megapixels:g})"
+            f"{': ' + size if size else ''}; crop it into smaller fields, or bin it (Fiji: Image > Transform > "
+            "Bin), first")
 
 
 #: Pillow's own decompression-bomb limit is a module global; it is lifted only
@@ -303,7 +306,7 @@ def _read_pillow(data: bytes, label: str, meta: dict, max_megapixels: float) -> 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
     except Image.DecompressionBombError:
-        raise ImageReadError(label, _too_large(width * height, max_megapixels) + f": {width} x {height} px") from None
+        raise ImageReadError(label, _too_large(width * height, max_megapixels, size=f"{width} x {height} px")) from None
     except OSError as exc:
         problem = "file is truncated" if "truncated" in str(exc).lower() else f"image data is corrupt ({exc})"
         raise ImageReadError(label, problem) from None
@@ -375,7 +378,8 @@ def _check_stack_size(label: str, shape: tuple, axes: str, max_megapixels: float
     if pixels > MAX_STACK_FACTOR * max_megapixels * 1e6:
         raise ImageReadError(label, f"stack is too large ({planes} planes and channels, "
                                     f"{_megapixels(pixels, MAX_STACK_FACTOR * max_megapixels)} megapixels in all; "
-                                    f"the limit is {MAX_STACK_FACTOR * max_megapixels:g})")
+                                    f"the limit is {MAX_STACK_FACTOR * max_megapixels:g}); save the planes you "
+                                    "need, or their maximum projection (Fiji: Image > Stacks > Z Project), first")
 
 
 #: Pages of a TIFF whose axes are not named that are read as channels (more: a stack of planes).

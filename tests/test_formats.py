@@ -115,6 +115,7 @@ def test_broken_vendor_files_give_one_line(magic, fmt, tmp_path):
         load_image(path)
     message = str(caught.value)
     assert message.startswith(f"broken.{fmt.lower()}: {fmt} file could not be read (") and "\n" not in message
+    assert message.endswith("copy it again, or open it in Fiji (Bio-Formats) and save it as OME-TIFF")  # what to do
 
 
 @pytest.mark.parametrize("fmt", ["ND2", "LIF"])

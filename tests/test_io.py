@@ -155,7 +155,8 @@ def test_too_many_megapixels():
     big = np.zeros((6000, 10000), np.uint8)
     data = png_bytes(big, compress_level=9)
     with pytest.raises(ImageReadError,
-                       match=r"^big\.png: image is too large \(60 megapixels; the limit is 50\): 10000 x 6000 px$"):
+                       match=r"^big\.png: image is too large \(60 megapixels; the limit is 50\): 10000 x 6000 px; crop it into "
+                             r"smaller fields, or bin it \(Fiji: Image > Transform > Bin\), first$"):
         load_image(data, name="big.png")
 
 
@@ -204,7 +205,8 @@ def test_a_png_bomb_is_too_large_not_unreadable():
     limit = PILImage.MAX_IMAGE_PIXELS
     with pytest.raises(ImageReadError) as info:
         load_image(_png_claiming(50_000, 50_000), name="bomb.png")
-    assert str(info.value) == "bomb.png: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px"
+    assert str(info.value) == ("bomb.png: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px; "
+                               "crop it into smaller fields, or bin it (Fiji: Image > Transform > Bin), first")
     assert PILImage.MAX_IMAGE_PIXELS == limit  # Pillow's own limit is left as it was
 
 
@@ -215,7 +217,7 @@ def test_a_png_over_pillows_warning_size_but_under_ours_is_read_from_the_header(
 
 
 def test_the_megapixels_shown_never_round_down_to_the_limit():
-    with pytest.raises(ImageReadError, match=r"too large \(50.1 megapixels; the limit is 50\): 10020 x 5000 px$"):
+    with pytest.raises(ImageReadError, match=r"too large \(50.1 megapixels; the limit is 50\): 10020 x 5000 px; crop"):
         load_image(_png_claiming(10_020, 5_000), name="p.png")
 
 
@@ -229,14 +231,16 @@ def test_a_tiff_bomb_is_too_large():
         data[tags[code].valueoffset:tags[code].valueoffset + 4] = struct.pack("<I", 50_000)
     with pytest.raises(ImageReadError) as info:
         load_image(bytes(data), name="bomb.tif")
-    assert str(info.value) == "bomb.tif: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px"
+    assert str(info.value) == ("bomb.tif: image is too large (2500 megapixels; the limit is 50): 50000 x 50000 px; "
+                               "crop it into smaller fields, or bin it (Fiji: Image > Transform > Bin), first")
 
 
 def test_a_stack_too_large_to_project_is_refused_before_reading():
     data = tiff_bytes(np.zeros((40, 8, 8), np.uint8), imagej=True, metadata={"axes": "ZYX"})
     # Limit 0.0001 megapixels = 100 px: each 64-px plane fits, 40 planes exceed 20 x 100 px.
     with pytest.raises(ImageReadError, match=r"^s\.tif: stack is too large \(40 planes and channels, "
-                                             r"0.003 megapixels in all; the limit is 0.002\)$"):
+                                             r"0.003 megapixels in all; the limit is 0.002\); save the planes you need, or their "
+                                             r"maximum projection \(Fiji: Image > Stacks > Z Project\), first$"):
         load_image(data, name="s.tif", max_projection=True, max_megapixels=0.0001)
     assert load_image(data, name="s.tif", max_projection=True, max_megapixels=0.001).shape == (8, 8)
 
