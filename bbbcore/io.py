@@ -34,6 +34,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".czi", ".nd2", ".li
 #: The problem, and what to do, for a file that is no image the loader knows.
 UNREADABLE = ("not a readable image (expected PNG, JPEG, TIFF, CZI, ND2, LIF or zipped OME-Zarr): save it as TIFF "
               "from the microscope software or Fiji")
+#: The warning for a file none of whose channels shows anything (flat, noise only, or a few specks).
+NO_SIGNAL = ("no channel holds signal (each is flat, noise only, or a few specks): check the channels and the "
+             "exposure; cells found in it are not to be trusted")
 _RGB_NAMES = {"red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2}
 
 # A malformed TIFF makes tifffile log its own line ("<tifffile.TiffFile 'Unnamed binary stream'> contains no
@@ -531,7 +534,7 @@ def choose_channels(
     how = f"by {pick.how} ({pick.reason})" if auto_junction and nuclear_channel == "auto" else "as set"
     if how.startswith("by content"):
         # The content's own best pick: checking it against the content again would cost 0.07 s for nothing.
-        lines = ["no channel holds signal (every channel is empty)"] if "is empty" in pick.reason else []
+        lines = [NO_SIGNAL] if "is empty" in pick.reason else []
     else:  # set by a person, or by names (which can be wrong)
         lines = check_pick(array, junction, nuclear, channel_names)
     warnings = tuple(f"{name}: {line}" for line in lines)

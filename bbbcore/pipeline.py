@@ -23,7 +23,7 @@ from . import config
 from .export import read_labels_tiff, write_labels_tiff  # noqa: F401  (re-exported)
 from .features import image_record, measure_cells
 from .instances import WatershedSettings, labels_from_maps
-from .io import LoadedImage, normalise
+from .io import NO_SIGNAL, LoadedImage, normalise
 from .metadata import output_stem
 from .resize import resize_to
 
@@ -229,7 +229,10 @@ def finish_segmentation(
                                 junction_threshold=junction_threshold, diameter_px=scale.diameter_used_px)
     measured = time.perf_counter()
     timings = {**prepared.timings, "postprocess_s": labelled - started, "measure_s": measured - labelled}
-    warnings = list(image.warnings) + (blank_warning(image, cells) or ([scale.warning] if scale.warning else []))
+    blank = blank_warning(image, cells)
+    # A blank image's own line says more than "no channel holds signal": one line for one problem.
+    warnings = [line for line in image.warnings if not (blank and line.endswith(NO_SIGNAL))]
+    warnings += blank or ([scale.warning] if scale.warning else [])
     return ImageResult(image, labels, cells, size, model_name=card.name, model_version=card.version,
                        source=f"model {card.name} {card.version}", seconds=sum(timings.values()),
                        timings=timings, maps=prepared.maps, warnings=warnings,

@@ -259,3 +259,12 @@ def test_a_tiff_without_pages_is_one_line_naming_the_file_and_nothing_else():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "nopages.tif: TIFF holds no image"
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise"])
+def test_a_colour_image_whose_channels_show_nothing_says_so_in_one_line(kind):
+    from bbbcore.io import NO_SIGNAL
+
+    rng = np.random.default_rng(0)
+    raw = np.full((200, 240, 3), 50, np.uint8) if kind == "flat" else (rng.random((200, 240, 3)) * 255).astype(np.uint8)
+    assert load_image(png_bytes(raw), name=f"{kind}.png").warnings == [f"{kind}.png: {NO_SIGNAL}"]

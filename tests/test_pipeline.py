@@ -67,3 +67,19 @@ def test_a_labels_file_makes_the_same_result_type(sample_image):
         result_from_labels(sample_image, b"", "empty.tif")
     with pytest.raises(ImageReadError, match="notes.tif: not a readable labels TIFF"):
         result_from_labels(sample_image, b"plain text", "notes.tif")
+
+
+def test_a_blank_colour_image_gets_one_line_and_a_noise_image_its_own(shipped_model):
+    """A flat RGB image: its channels show nothing and it is blank, one problem said once, by the more
+    specific line. A noise image is not blank: it keeps the line saying no channel holds signal."""
+    from bbbcore.io import NO_SIGNAL, LoadedImage
+
+    def rgb(name: str, raw: np.ndarray) -> LoadedImage:
+        return LoadedImage(name=name, image_id=name, raw=raw, junction=raw[..., 1].astype(np.float32) / 255,
+                           nuclei=None, pixel_size_um=None, channel_names=["R", "G", "B"], junction_channel=1,
+                           warnings=[f"{name}: {NO_SIGNAL}"])
+
+    flat = segment_image(rgb("flat.png", np.full((200, 240, 3), 50, np.uint8)), shipped_model)
+    assert len(flat.warnings) == 1 and flat.warnings[0].startswith("flat.png: no cells: the image is blank")
+    noise = (np.random.default_rng(0).random((200, 240, 3)) * 255).astype(np.uint8)
+    assert f"noise.png: {NO_SIGNAL}" in segment_image(rgb("noise.png", noise), shipped_model).warnings
