@@ -4,6 +4,7 @@ evaluate | train | experiments``."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def _add_train(sub) -> None:
     p.add_argument("--base-width", type=int, default=8)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--input-scale", type=float, default=0.5, help="resize factor from the data's scale to the network's")
-    p.add_argument("--pixel-size", type=float, default=config.TRAINING_PIXEL_SIZE_UM,
+    p.add_argument("--pixel-size", type=positive_number("µm per pixel"), default=config.TRAINING_PIXEL_SIZE_UM,
                    help="µm/px of the training images")
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--zoom-range", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),
@@ -204,6 +205,19 @@ def _channels(args, sample: dict) -> dict:
     return {"channel": channel, "nuclear_channel": nuclear}
 
 
+def positive_number(what: str):
+    """An argparse type: a finite number above 0 (``what`` it measures, for the message)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text.replace(",", "."))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({what})") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a positive number ({what}), got {text}")
+        return value
+    return parse
+
+
 def _diameter(args, sample: dict) -> float | None:
     """The typical cell diameter (px) of one image: --diameter, else its sample sheet row's, else None (estimated)."""
     return args.diameter if args.diameter is not None else sample.get("diameter_px")
@@ -314,10 +328,10 @@ def add_segment_options(p) -> None:
     """The options of how images are segmented (``segment`` and ``batch`` share them)."""
     p.add_argument("--model", type=Path, default=config.DEFAULT_MODEL, help="a .keras model with its card")
     p.add_argument("--channel", default=None, help="junction channel: index, colour (green) or name (ZO-1)")
-    p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
+    p.add_argument("--pixel-size", type=positive_number("µm per pixel"), default=config.DEFAULT_PIXEL_SIZE_UM,
                    help="µm per pixel, for the µm columns only (default: from the file, else the sample sheet; "
                         "without one, no µm columns)")
-    p.add_argument("--diameter", type=float, default=None, metavar="PX",
+    p.add_argument("--diameter", type=positive_number("cell diameter in pixels"), default=None, metavar="PX",
                    help="typical cell diameter in pixels (default: the sample sheet's diameter_px, else estimated "
                         "per image); each image is resized so its cells match the model's training diameter")
     p.add_argument("--nuclei-seeds", action="store_true", help="seed cells from the nuclear (DAPI) channel")
@@ -433,7 +447,7 @@ def _add_measure(sub) -> None:
                    help="the matching images, in the same order (adds junction and nuclei columns)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--channel", default=None, help="junction channel of the images")
-    p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM,
+    p.add_argument("--pixel-size", type=positive_number("µm per pixel"), default=config.DEFAULT_PIXEL_SIZE_UM,
                    help="µm per pixel (default: from the image file, else none)")
     _add_sample_options(p)
     add_experiment_option(p)
@@ -497,7 +511,8 @@ def _add_import(sub) -> None:
                    help="the annotated images (matched by file name): their size, junction and nuclei columns")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--channel", default=None, help="junction channel of the images")
-    p.add_argument("--pixel-size", type=float, default=config.DEFAULT_PIXEL_SIZE_UM, help="µm per pixel")
+    p.add_argument("--pixel-size", type=positive_number("µm per pixel"), default=config.DEFAULT_PIXEL_SIZE_UM,
+                   help="µm per pixel")
     _add_sample_options(p)
 
 

@@ -442,7 +442,7 @@ def _tiff_pixel_size(tif, index: int = 0) -> float | None:
             except ValueError:
                 break
             factor = _UNIT_TO_UM.get(element.get("PhysicalSizeXUnit", "µm").lower())
-            if factor and size > 0:
+            if factor and size > 0 and np.isfinite(size):
                 return size * factor
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
@@ -453,7 +453,7 @@ def _tiff_pixel_size(tif, index: int = 0) -> float | None:
             numerator, denominator = tag.value
             if numerator > 0:
                 size = denominator / numerator * factor
-                if size > 0 and size != 1.0 * factor:  # 1 px/unit means "not calibrated"
+                if size > 0 and np.isfinite(size) and size != 1.0 * factor:  # 1 px/unit means "not calibrated"
                     return size
     return None
 

@@ -37,10 +37,10 @@ SAMPLE_FIELDS: dict[str, str] = {
     "dose_unit": "unit of the dose: ng, µM, …",
     "replicate": "biological replicate (the unit of statistics when given)",
     "well": "well or dish",
-    "pixel_size_um": "µm per pixel (empty: from the file, else unknown: no µm columns)",
+    "pixel_size_um": "µm per pixel (empty or 0: from the file, else unknown: no µm columns)",
     "channel": "junction channel: an index, a colour (green) or a name (ZO-1); empty: automatic",
     "nuclear_channel": "nuclear channel, as for channel; empty: automatic",
-    "diameter_px": "typical cell diameter in pixels (empty: estimated)",
+    "diameter_px": "typical cell diameter in pixels (empty or 0: estimated)",
 }
 #: Sample fields holding numbers (floats; the others are text).
 NUMERIC_SAMPLE_FIELDS = ("dose", "pixel_size_um", "diameter_px")
@@ -195,7 +195,20 @@ def read_sample_sheet(source: str | Path | bytes, *, name: str | None = None) ->
             hint = " (put the unit in dose_unit)" if column == "dose" else ""
             raise SampleSheetError(f"{label}: row {int(sheet.index[row]) + 2}: {column} "
                                    f"{display_name(repr(sheet[column].iloc[row]))} is not a number{hint}")
-        sheet[column] = numeric.astype(float)
+        numeric = numeric.astype(float)
+        if column == "dose":
+            wrong, must = ~(np.isfinite(numeric) & (numeric >= 0)), "zero or more"
+        else:  # 0 leaves it unset, as the app's fields do
+            numeric = numeric.mask(numeric == 0)
+            wrong, must = ~(np.isfinite(numeric) & (numeric > 0)), (
+                "a positive number of µm per pixel (leave it empty to use the file's)" if column == "pixel_size_um"
+                else "a positive number of pixels (leave it empty to estimate it)")
+        wrong &= numeric.notna()
+        if wrong.any():
+            row = int(np.flatnonzero(wrong.to_numpy())[0])
+            raise SampleSheetError(f"{label}: row {int(sheet.index[row]) + 2}: {column} "
+                                   f"{display_name(repr(sheet[column].iloc[row]))} must be {must}")
+        sheet[column] = numeric
     duplicated = sheet["file"].str.lower().duplicated()
     if duplicated.any():
         raise SampleSheetError(f"{label}: file {display_name(repr(sheet['file'][duplicated].iloc[0]))} is listed twice")

@@ -309,6 +309,10 @@ def measure(
             f"{image.shape[1]}x{image.shape[0]} px",
         )
     size = pixel_size_um if pixel_size_um is not None else (image.pixel_size_um if image is not None else None)
+    if size is not None and not (np.isfinite(size) and size > 0):
+        raise ImageReadError(name or (image.name if image is not None else "image"),
+                             f"pixel size {size!r} µm/px is not a positive number: give the right one, or none "
+                             "(no µm columns)")
     return measure_cells(
         labels,
         junction=image.junction_raw if image is not None else None,

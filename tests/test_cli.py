@@ -118,6 +118,16 @@ def test_a_blank_image_says_its_diameter_is_the_models_default_not_given(tmp_pat
     assert manifest["images"][0]["diameter_source"] == "model default"
 
 
+@pytest.mark.parametrize("option, value", [("--pixel-size", "-1"), ("--pixel-size", "nan"), ("--pixel-size", "0"),
+                                           ("--diameter", "-5"), ("--diameter", "inf")])
+def test_a_pixel_size_or_diameter_that_is_no_positive_number_is_one_line_before_any_work(option, value, tmp_path,
+                                                                                        capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), option, value])
+    assert stop.value.code == 2 and not (tmp_path / "out").exists()
+    assert f"error: argument {option}: must be a positive number" in capsys.readouterr().err
+
+
 def test_evaluate_scores_against_outline(tmp_path, shared_data, capsys):
     from bbbcore.annotations import read_truth_cells
     from bbbcore.pipeline import write_labels_tiff

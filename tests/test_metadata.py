@@ -66,6 +66,13 @@ def test_sheet_read_with_excel_habits(tmp_path):
     (b"condition,dose\ncontrol,0\n", "plate.csv: missing column 'file'"),
     (b"file,dose\na.tif,eighty\n", "plate.csv: row 2: dose 'eighty' is not a number"),
     (b"file,dose\na.tif,1\nA.TIF,2\n", "plate.csv: file 'A.TIF' is listed twice"),
+    (b"file,dose\na.tif,-3\n", "plate.csv: row 2: dose '-3' must be zero or more"),
+    (b"file,pixel_size_um\na.tif,0.6\nb.tif,-1\n",
+     "plate.csv: row 3: pixel_size_um '-1' must be a positive number of µm per pixel (leave it empty to use "
+     "the file's)"),
+    (b"file,diameter_px\na.tif,inf\n",
+     "plate.csv: row 2: diameter_px 'inf' must be a positive number of pixels (leave it empty to estimate it)"),
+    (b"file,pixel_size_um\na.tif,nan\n", "plate.csv: row 2: pixel_size_um 'nan' is not a number"),
 ])
 def test_bad_sheets_say_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "plate.csv"
@@ -143,3 +150,10 @@ def test_output_stem_names_files_once():
     assert output_stem("y/a.png", image_id="abcdefgh99", used=used) == "a-abcdefgh"
     assert output_stem("z/a.png", used=used) == "a-2"
     assert used == {"a", "a-abcdefgh", "a-2"}
+
+
+def test_a_zero_pixel_size_or_diameter_in_a_sheet_leaves_it_unset_as_in_the_app(tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_text("file,dose,pixel_size_um,diameter_px\na.tif,0,0,0\n", encoding="utf-8")
+    fields = sample_of(read_sample_sheet(path), "a.tif")
+    assert fields["dose"] == 0.0 and fields["pixel_size_um"] is None and fields["diameter_px"] is None

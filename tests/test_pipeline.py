@@ -83,3 +83,11 @@ def test_a_blank_colour_image_gets_one_line_and_a_noise_image_its_own(shipped_mo
     assert len(flat.warnings) == 1 and flat.warnings[0].startswith("flat.png: no cells: the image is blank")
     noise = (np.random.default_rng(0).random((200, 240, 3)) * 255).astype(np.uint8)
     assert f"noise.png: {NO_SIGNAL}" in segment_image(rgb("noise.png", noise), shipped_model).warnings
+
+
+@pytest.mark.parametrize("size", [-1.0, 0.0, float("nan"), float("inf")])
+def test_measuring_with_a_pixel_size_that_is_no_positive_number_names_the_image(size):
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:20, 5:20] = 1
+    with pytest.raises(ImageReadError, match=r"^cells\.tif: pixel size .* µm/px is not a positive number"):
+        measure_labels(labels, name="cells.tif", pixel_size_um=size)
