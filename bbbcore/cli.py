@@ -178,9 +178,10 @@ def _add_sample_options(p) -> None:
                    help="regular expression with named groups (condition, dose, dose_unit, replicate, well) "
                         "read from file names; default: the study's names, e.g. tat3b_80ng_frame02.tif")
     g.add_argument("--condition", default=None, help="condition written into every row")
-    g.add_argument("--dose", type=float, default=None, help="dose written into every row")
+    g.add_argument("--dose", type=positive_number("the dose", zero=True), default=None,
+                   help="dose written into every row")
     g.add_argument("--dose-unit", default=None, help="unit of --dose (ng, µM, ...)")
-    g.add_argument("--junction-threshold", type=float, default=None,
+    g.add_argument("--junction-threshold", type=positive_number("an intensity", zero=True), default=None,
                    help="background-subtracted junction intensity from which the junction counts as present "
                         "(default: 1.5 x each cell's cytoplasm)")
 
@@ -205,15 +206,17 @@ def _channels(args, sample: dict) -> dict:
     return {"channel": channel, "nuclear_channel": nuclear}
 
 
-def positive_number(what: str):
-    """An argparse type: a finite number above 0 (``what`` it measures, for the message)."""
-    def parse(text: str) -> float:
+def positive_number(what: str, *, integer: bool = False, zero: bool = False):
+    """An argparse type: a finite number above 0 (or 0 too, with ``zero``; a whole one with ``integer``);
+    ``what`` it gives, for the message."""
+    def parse(text: str) -> float | int:
         try:
-            value = float(text.replace(",", "."))
+            value = int(text) if integer else float(text.replace(",", "."))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({what})") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be a positive number ({what}), got {text}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if integer else ''}number ({what})") from None
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            raise argparse.ArgumentTypeError(f"must be {'zero or more' if zero else 'a positive number'} ({what}), "
+                                             f"got {text}")
         return value
     return parse
 
@@ -665,7 +668,8 @@ def _add_stats(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="the statistics table to write (CSV)")
     p.add_argument("--features", nargs="*", default=None, help="features to test (default: the original five)")
     p.add_argument("--statistic", choices=["mean", "median"], default="mean", help="per-unit summary of the cells")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the effect-size interval")
+    p.add_argument("--bootstrap", type=positive_number("resamples", integer=True, zero=True), default=2000,
+                   help="bootstrap resamples for the effect-size interval")
 
 
 def _cmd_stats(args) -> int:
@@ -700,7 +704,8 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a labels image against an outline annotation")
     p.add_argument("labels", type=Path, help="labels TIFF (as written by segment)")
     p.add_argument("--truth", type=Path, required=True, help="outline annotation PNG (1-px polygons)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the F1 intervals")
+    p.add_argument("--bootstrap", type=positive_number("resamples", integer=True, zero=True), default=1000,
+                   help="bootstrap resamples for the F1 intervals")
     p.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
 
 

@@ -8,6 +8,11 @@ from .cli_experiments import add_experiment_option
 
 
 def add_batch(sub, add_segment_options) -> None:
+    from functools import partial
+
+    from .cli import positive_number  # here: bbbcore.cli imports this module
+
+    count = partial(positive_number, integer=True)
     p = sub.add_parser(
         "batch", help="segment many images on Dask (this machine, a running scheduler or a SLURM/PBS/LSF cluster); "
                       "run it again to finish what is left",
@@ -20,15 +25,15 @@ def add_batch(sub, add_segment_options) -> None:
     p.add_argument("--exports", action="store_true",
                    help="also write each image's ROI zip, GeoJSON and overlay PNG (the labels TIFF always)")
     g = p.add_argument_group("where it runs (default: worker processes on this machine)")
-    g.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
-    g.add_argument("--threads-per-worker", type=int, default=None, help="inference threads per worker")
+    g.add_argument("--workers", type=count("worker processes"), default=None, help="worker processes (default: one per core)")
+    g.add_argument("--threads-per-worker", type=count("threads"), default=None, help="inference threads per worker")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS", help="join a running Dask scheduler")
     g.add_argument("--cluster", choices=["slurm", "pbs", "lsf"], default=None, help="start dask-jobqueue workers")
-    g.add_argument("--cores", type=int, default=4, help="cores per cluster job")
+    g.add_argument("--cores", type=count("cores"), default=4, help="cores per cluster job")
     g.add_argument("--memory", default="8GB", help="memory per cluster job")
     g.add_argument("--queue", default=None, help="the cluster's queue / partition")
     g.add_argument("--walltime", default="02:00:00", help="time limit per cluster job")
-    g.add_argument("--jobs", type=int, default=1, help="cluster jobs to start")
+    g.add_argument("--jobs", type=count("cluster jobs"), default=1, help="cluster jobs to start")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
     add_experiment_option(p)
 

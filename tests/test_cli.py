@@ -118,14 +118,28 @@ def test_a_blank_image_says_its_diameter_is_the_models_default_not_given(tmp_pat
     assert manifest["images"][0]["diameter_source"] == "model default"
 
 
-@pytest.mark.parametrize("option, value", [("--pixel-size", "-1"), ("--pixel-size", "nan"), ("--pixel-size", "0"),
-                                           ("--diameter", "-5"), ("--diameter", "inf")])
-def test_a_pixel_size_or_diameter_that_is_no_positive_number_is_one_line_before_any_work(option, value, tmp_path,
-                                                                                        capsys):
+@pytest.mark.parametrize("command, option, value, problem", [
+    ("segment", "--pixel-size", "-1", "must be a positive number (µm per pixel), got -1"),
+    ("segment", "--pixel-size", "nan", "must be a positive number (µm per pixel), got nan"),
+    ("segment", "--pixel-size", "0", "must be a positive number"),
+    ("segment", "--diameter", "-5", "must be a positive number (cell diameter in pixels), got -5"),
+    ("segment", "--diameter", "inf", "must be a positive number"),
+    ("segment", "--dose", "-1", "must be zero or more (the dose), got -1"),
+    ("segment", "--junction-threshold", "nan", "must be zero or more (an intensity), got nan"),
+    ("measure", "--pixel-size", "-0.5", "must be a positive number"),
+    ("batch", "--workers", "0", "must be a positive number (worker processes), got 0"),
+    ("batch", "--threads-per-worker", "two", "'two' is not a whole number (threads)"),
+    ("evaluate", "--bootstrap", "-1", "must be zero or more (resamples), got -1"),
+])
+def test_a_number_out_of_its_range_is_one_line_before_any_work(command, option, value, problem, tmp_path, capsys):
+    """Before: -1 or nan as a pixel size was a traceback, -5 as a diameter a silent estimate, 0 infinite
+    densities, -1 resamples an IndexError."""
+    argv = {"evaluate": ["evaluate", str(tmp_path / "a.tif"), "--truth", str(tmp_path / "t.png")]}.get(
+        command, [command, str(tmp_path / "a.png"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as stop:
-        main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), option, value])
+        main([*argv, option, value])
     assert stop.value.code == 2 and not (tmp_path / "out").exists()
-    assert f"error: argument {option}: must be a positive number" in capsys.readouterr().err
+    assert f"error: argument {option}: {problem}" in capsys.readouterr().err
 
 
 def test_evaluate_scores_against_outline(tmp_path, shared_data, capsys):
