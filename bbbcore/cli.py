@@ -415,20 +415,20 @@ def _cmd_segment(args) -> int:
             image = result.image
             output.add(image.name, result.labels, result.cells, image_id=image.image_id, junction=image.junction,
                        pixel_size_um=result.pixel_size_um, result=result)
-            given_size = _pixel_size(args, sample)
+            given_size, given_diameter = _pixel_size(args, sample), _diameter(args, sample)
+            how = diameter_source(given_diameter, result.diameter_estimated_px)
             run_images.append({"image": image.name, "file": str(path), "pixel_size_um": result.pixel_size_um,
                                "pixel_size_source": "given" if given_size is not None else
                                ("file" if image.pixel_size_um else None),
                                "diameter_used_px": result.diameter_used_px,
-                               "diameter_source": diameter_source(_diameter(args, sample), result.diameter_estimated_px)})
+                               "diameter_source": how})
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             if store is not None:
                 params = {"model": str(args.model), "channel": _channels(args, sample)["channel"],
                           "use_nuclei": args.nuclei_seeds, "junction_threshold": args.junction_threshold,
-                          "pixel_size_um": result.pixel_size_um, "diameter_px": _diameter(args, sample)}
+                          "pixel_size_um": result.pixel_size_um, "diameter_px": given_diameter}
                 store.save(result, file_bytes(path), params, sample)
-            how = diameter_source(_diameter(args, sample), result.diameter_estimated_px)
             print(f"{display_name(name)}: {len(result.cells)} cells "
                   f"({int(result.cells['touches_edge'].sum())} at the edge), cell diameter "
                   f"{result.diameter_used_px:.0f} px ({how}), {result.seconds:.2f} s")
