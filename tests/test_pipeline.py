@@ -69,6 +69,7 @@ def test_a_labels_file_makes_the_same_result_type(sample_image):
         result_from_labels(sample_image, b"plain text", "notes.tif")
 
 
+@pytest.mark.model
 def test_a_blank_colour_image_gets_one_line_and_a_noise_image_its_own(shipped_model):
     """A flat RGB image: its channels show nothing and it is blank, one problem said once, by the more
     specific line. A noise image is not blank: it keeps the line saying no channel holds signal."""
